@@ -1,0 +1,236 @@
+"""Compose a project's spec with Hydra, and say where every key came from.
+
+The search path is: the project's ``conf/`` (primary), the framework's own ``conf/`` shipped
+inside the package, then the directories plugins return from ``specloop_add_conf_dirs``.
+It is handed to Hydra as a ``hydra.searchpath`` override, so the same composition works for
+the Compose API (``run``, ``plan``) and for ``hydra.main`` (multirun).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def framework_conf_dir() -> str:
+    """The framework's own config groups, as shipped inside the installed package."""
+    return str(resources.files("specloop.conf"))
+
+
+def searchpath_override(dirs: list[str]) -> str:
+    """The ``hydra.searchpath=[...]`` override that puts ``dirs`` on Hydra's search path."""
+    quoted = ",".join("'file://" + d.replace("\\", "/").replace("'", "\\'") + "'" for d in dirs)
+    return f"hydra.searchpath=[{quoted}]"
+
+
+@dataclass
+class Provenance:
+    """Where each key of a composed spec was set: a file, or the command line."""
+
+    project_dir: Path
+    conf_dirs: list[Path]
+    choices: dict[str, str | None] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    _primary: Any = None
+
+    @property
+    def primary_file(self) -> Path:
+        """The project's ``conf/config.yaml``."""
+        return self.project_dir / "conf" / "config.yaml"
+
+    def _display(self, path: Path) -> str:
+        try:
+            return os.path.relpath(path)
+        except ValueError:  # pragma: no cover - another drive on Windows
+            return str(path)
+
+    def group_file(self, group: str) -> Path | None:
+        """The option file selected for ``group`` (``conf/model/rf.yaml``), if any."""
+        choice = self.choices.get(group)
+        if not choice:
+            return None
+        for d in self.conf_dirs:
+            candidate = d / group / f"{choice}.yaml"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def where(self, key: str) -> str:
+        """Name where ``key`` (dotted) was set, most specific source first."""
+        for ov in self.overrides:
+            name = ov.split("=", 1)[0].lstrip("+~")
+            if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+                return f"command line: {ov}"
+        if self._primary is None:
+            self._primary = _read_yaml_quiet(self.primary_file)
+        node = self._primary
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                node = _MISSING
+                break
+            node = node[part]
+        if node is not _MISSING:
+            return self._display(self.primary_file)
+        group = key.split(".", 1)[0]
+        path = self.group_file(group)
+        if path is not None:
+            return f"{self._display(path)} (group {group!r}, option {self.choices[group]!r})"
+        return self._display(self.primary_file)
+
+
+_MISSING = object()
+
+
+def _read_yaml_quiet(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except Exception:
+        return {}
+
+
+@dataclass
+class Composed:
+    """A composed spec (plain containers, interpolations resolved) and its provenance."""
+
+    config: dict
+    provenance: Provenance
+    choices: dict[str, str | None]
+    overrides: list[str]
+
+
+def conf_search_dirs(project_dir: Path, plugin_dirs: list[str]) -> list[str]:
+    """Framework and plugin config directories, in search order (after the project's)."""
+    return [framework_conf_dir(), *plugin_dirs]
+
+
+def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> Composed:
+    """Compose ``project_dir/conf/config.yaml`` with ``overrides``.
+
+    Args:
+        project_dir: The project folder (holds ``conf/config.yaml``).
+        overrides: Hydra overrides from the command line.
+        plugin_dirs: Config directories contributed by plugins.
+
+    Returns:
+        The composed spec.
+
+    Raises:
+        ConfigError: for a missing project, malformed YAML, an unknown option or a bad
+            override, naming the file or the override.
+    """
+    project_dir = Path(project_dir).resolve()
+    conf = project_dir / "conf"
+    if not (conf / "config.yaml").is_file():
+        raise ConfigError(
+            f"no spec found in {str(project_dir)!r}", file=str(conf / "config.yaml"),
+            expected="a project folder with conf/config.yaml",
+            fix="pass --project DIR pointing at a project, or run from inside one")
+    search = conf_search_dirs(project_dir, plugin_dirs)
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base=None, job_name="specloop"):
+            cfg = hydra_compose("config", overrides=[*overrides, searchpath_override(search)],
+                                return_hydra_config=True)
+    except Exception as exc:
+        raise translate_hydra_error(exc, project_dir, overrides) from None
+    finally:
+        GlobalHydra.instance().clear()
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/")}
+    task_overrides = list(cfg.hydra.overrides.task)
+    return from_hydra_config(cfg, project_dir, search, choices, task_overrides)
+
+
+def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
+                      choices: dict[str, str | None], overrides: list[str]) -> Composed:
+    """Turn a Hydra-composed config (Compose API or a multirun job) into :class:`Composed`."""
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices,
+                      overrides)
+    cfg = cfg.copy()
+    if "hydra" in cfg:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or None
+        raise ConfigError(
+            "cannot resolve an interpolation", key=key,
+            file=prov.where(key) if key else None, got=None,
+            expected="an interpolation that points at an existing key",
+            fix="check the ${...} reference", extra=[("detail", _first_line(exc))]) from None
+    return Composed(plain, prov, choices, overrides)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def translate_hydra_error(exc: BaseException, project_dir: Path,
+                          overrides: list[str]) -> ConfigError:
+    """Render Hydra's and YAML's composition errors as a :class:`ConfigError`."""
+    import yaml
+
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        file = mark.name if mark is not None else None
+        where = f"{os.path.relpath(file)}, line {mark.line + 1}, column {mark.column + 1}" \
+            if mark is not None and file else None
+        problem = getattr(exc, "problem", None) or _first_line(exc)
+        return ConfigError(f"malformed YAML: {problem}", file=where,
+                           expected="valid YAML", fix="fix the syntax at that line")
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    text = str(exc).strip()
+    if isinstance(exc, OverrideParseException):
+        bad = next((o for o in overrides if o in text), None) or ", ".join(overrides)
+        return ConfigError("bad override", file=f"command line: {bad}", got=None,
+                           expected="key=value in Hydra's override grammar",
+                           fix="quote values with special characters, e.g. key='a,b'; "
+                               "use [a,b] for lists",
+                           extra=[("detail", text.splitlines()[0])])
+    if isinstance(exc, MissingConfigException):
+        missing = getattr(exc, "missing_cfg_file", "") or ""
+        group = missing.split("/")[0] if "/" in missing else None
+        options = list(getattr(exc, "options", None) or [])
+        extra = [("available", ", ".join(options))] if options else []
+        if options and missing:
+            import difflib
+
+            close = difflib.get_close_matches(missing.split("/")[-1], options, n=1)
+            if close:
+                extra.append(("did you mean", close[0]))
+        ov = next((o for o in overrides if group and o.lstrip("+~").startswith(group + "=")), None)
+        return ConfigError(
+            f"unknown option {missing.split('/')[-1]!r} for config group {group!r}"
+            if group else f"config {missing!r} not found",
+            key=group, file=f"command line: {ov}" if ov else
+            os.path.relpath(project_dir / "conf" / "config.yaml"),
+            expected=f"an option of group {group!r}" if group else "an existing config file",
+            fix=f"pick one of the available options, or add conf/{missing}.yaml",
+            extra=extra)
+    first, _, rest = text.partition("\n")
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None) if cause is not None else None
+    bad = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in first), None)
+    fix = rest.strip() or "check the override against the spec (specloop validate)"
+    if "Could not override" in first and bad and not bad.startswith("+"):
+        fix = f"the key does not exist in the spec; to add it use +{bad}"
+    return ConfigError(first.rstrip("."), key=key,
+                       file=f"command line: {bad}" if bad else None,
+                       expected="an override of an existing key", fix=fix)

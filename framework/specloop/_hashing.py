@@ -1,0 +1,33 @@
+"""Content hashes: cache keys of stages and fingerprints of data files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def cache_key(*parts: Any) -> str:
+    """SHA-256 (hex, first 32 characters) of the canonical JSON of ``parts``."""
+    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:32]
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """MD5 of a file's bytes, as DVC records it for a file output."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def files_fingerprint(paths: list[Path]) -> dict[str, str]:
+    """``{path: md5}`` for each file, in sorted path order."""
+    return {str(p): file_md5(p) for p in sorted(paths)}

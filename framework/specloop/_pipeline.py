@@ -1,0 +1,383 @@
+"""The stage loop of ``specloop run`` and ``specloop plan``.
+
+Stages: ``data → split → train → evaluate → register → deploy``. Each has a cache key made of
+its component (kind and version), its resolved config and its inputs' keys; an unchanged
+stage is taken from the store. Keys are computed from config and file fingerprints alone, so
+deciding that everything is cached imports neither pandas nor scikit-learn. Outputs of cached
+stages are loaded only when a later stage actually has to run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._context import RunContext
+from ._hashing import cache_key
+from ._manifest import Manifest, latest_manifest
+from ._spec import Resolved, _plain
+from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
+from .errors import ConfigError, SpecloopError, StageError
+
+STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
+# which spec node provides the component of each stage
+COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "register": "gate",
+                "deploy": "deploy"}
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"a.b": 1}`` from ``{"a": {"b": 1}}`` (lists are leaves)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+@dataclass
+class StagePlan:
+    """What ``plan`` says of one stage."""
+
+    name: str
+    component: Resolved | None
+    key: str | None
+    cached: bool
+    reason: str
+    config: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """A JSON-able summary."""
+        comp = self.component
+        return {"stage": self.name, "component": comp.spec.name if comp else "engine",
+                "distribution": comp.spec.distribution if comp else None, "key": self.key,
+                "action": "cached" if self.cached else "run", "reason": self.reason}
+
+
+class Pipeline:
+    """Plans and runs the stages of one project for one run context."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self._components: dict[str, Any] = {}
+        self._loaded: dict[str, Any] = {}
+
+    # -- components --------------------------------------------------------------------------
+    def component(self, stage: str) -> Any:
+        """The built component of ``stage`` (built once per run)."""
+        if stage not in self._components:
+            self._components[stage] = self.spec.components[stage].build()
+        return self._components[stage]
+
+    # -- planning ----------------------------------------------------------------------------
+    def plan(self) -> list[StagePlan]:
+        """Compute every stage's key and whether it is cached, with the reason."""
+        ctx, spec = self.ctx, self.spec
+        store, seed = ctx.store, spec.project.seed
+        previous = latest_manifest(store)
+        prev_stages = (previous or {}).get("stages", {})
+        comps = spec.components
+        data = comps["data"]
+        try:
+            source = self.component("data").fingerprint(ctx)
+        except SpecloopError:
+            raise
+        except Exception as exc:
+            raise StageError(f"the data component failed to fingerprint its source: {exc}",
+                             stage="data", component=data.spec.name,
+                             distribution=data.spec.distribution) from exc
+        plans: list[StagePlan] = []
+
+        def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str],
+                extra: Any = None, cached: Callable[[str], bool] | None = None) -> StagePlan:
+            key = cache_key(name, comp.spec.kind if comp else None,
+                            comp.spec.version if comp else None, config, inputs, extra)
+            is_cached = (cached or store.has)(key)
+            reason = "unchanged" if is_cached else _reason(prev_stages.get(name), key, config,
+                                                           inputs)
+            plan = StagePlan(name, comp, key, is_cached, reason, config, inputs)
+            plans.append(plan)
+            return plan
+
+        data_cfg = flatten("data", _plain(data.node))
+        data_cfg.update({f"data file {p}": md5 for p, md5 in source.items()})
+        p_data = add("data", data, data_cfg, {})
+        split_cfg = {"project.seed": seed, **{k: v for k, v in data_cfg.items()
+                                              if not k.startswith("data file ")}}
+        p_split = add("split", None, split_cfg, {"data": p_data.key})
+        model = comps["model"]
+        p_train = add("train", model, {"project.seed": seed, **flatten("model", _plain(model.node))},
+                      {"split": p_split.key})
+        metrics = comps["metrics"]
+        p_eval = add("evaluate", metrics, flatten("metrics", _plain(metrics.node)),
+                     {"train": p_train.key, "split": p_split.key})
+        gate = comps.get("gate")
+        registered = None
+        try:
+            registered = ctx.registry.find_by_key(ctx.model_name, p_train.key)
+        except SpecloopError:
+            raise
+        reg = StagePlan("register", gate, p_train.key, registered is not None,
+                        f"already registered as version {registered['version']}" if registered
+                        else "new model version", flatten("gate", _plain(gate.node)) if gate else {},
+                        {"train": p_train.key, "evaluate": p_eval.key})
+        plans.append(reg)
+        deploy = comps.get("deploy")
+        if deploy is not None:
+            champion = ctx.registry.resolve(ctx.model_name, "champion")
+            after = champion["model_key"] if champion else None
+            if not reg.cached:
+                after = None  # depends on whether the new version is promoted
+            dep_cfg = flatten("deploy", _plain(deploy.node))
+            key = cache_key("deploy", deploy.spec.kind, deploy.spec.version, dep_cfg, after)
+            ok = after is not None and store.has(key) and self._deployed_ok(key)
+            reason = "unchanged" if ok else (
+                "deploys the champion if the new version is promoted" if after is None
+                else _reason(prev_stages.get("deploy"), key, dep_cfg, {"champion": after}))
+            plans.append(StagePlan("deploy", deploy, key, ok, reason, dep_cfg,
+                                   {"champion": after} if after else {}))
+        return plans
+
+    def _deployed_ok(self, key: str) -> bool:
+        try:
+            result = json.loads(self.ctx.store.get(key, "result.json"))
+            return bool(self.component("deploy").verify(result, self.ctx))
+        except Exception:
+            return False
+
+    # -- loading cached outputs --------------------------------------------------------------
+    def load(self, stage: str, plan: StagePlan) -> Any:
+        """The output of ``stage`` (from this run, or from the store)."""
+        if stage in self._loaded:
+            return self._loaded[stage]
+        store = self.ctx.store
+        if stage == "data":
+            out = from_parquet(store.get(plan.key, "frame.parquet"))
+        elif stage == "split":
+            out = {"train": from_parquet(store.get(plan.key, "train.parquet")),
+                   "test": from_parquet(store.get(plan.key, "test.parquet")),
+                   "columns": json.loads(store.get(plan.key, "columns.json"))}
+        elif stage == "train":
+            out = {"model": self.component("model").loads(store.get(plan.key, "model.bin")),
+                   "signature": json.loads(store.get(plan.key, "signature.json"))}
+        elif stage == "evaluate":
+            out = json.loads(store.get(plan.key, "metrics.json"))
+        else:  # pragma: no cover - register/deploy are never loaded
+            raise KeyError(stage)
+        self._loaded[stage] = out
+        return out
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, manifest: Manifest) -> list[dict]:
+        """Run every stage that is not cached; return the per-stage rows."""
+        plans = {p.name: p for p in self.plan()}
+        manifest.record_plan(plans.values())
+        for p in plans.values():  # preflight: heavy validation, still before anything runs
+            owner = COMPONENT_OF.get(p.name)
+            if not p.cached and owner and self.spec.components.get(owner) is not None:
+                check = getattr(self.component(owner), "preflight", None)
+                if callable(check):
+                    check(self.ctx)
+        rows = []
+        for name in STAGES:
+            plan = plans.get(name)
+            if plan is None:
+                continue
+            comp = plan.component
+            spec = comp.spec if comp else None
+            hook = self.ctx.pm.hook
+            hook.specloop_before_stage(stage=name, component=spec, run=self.ctx, cached=plan.cached)
+            start = time.perf_counter()
+            try:
+                if not plan.cached:
+                    getattr(self, f"_run_{name}")(plan, plans, manifest)
+                elif name == "register":
+                    manifest.model_version = self.ctx.registry.find_by_key(
+                        self.ctx.model_name, plan.key)["version"]
+            except BaseException as exc:
+                hook.specloop_on_stage_error(stage=name, component=spec, run=self.ctx, error=exc)
+                manifest.stage_done(name, plan, time.perf_counter() - start, failed=True)
+                if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)):
+                    raise
+                raise StageError(f"stage {name!r} failed", stage=name,
+                                 component=spec.name if spec else "engine",
+                                 distribution=spec.distribution if spec else "specloop",
+                                 run_id=self.ctx.run_id) from exc
+            duration = time.perf_counter() - start
+            manifest.stage_done(name, plan, duration)
+            hook.specloop_after_stage(stage=name, component=spec, run=self.ctx,
+                                      cached=plan.cached, duration=duration, key=plan.key)
+            rows.append({"stage": name, "action": "cached" if plan.cached else "ran",
+                         "seconds": duration, "component": spec.name if spec else "engine"})
+        return rows
+
+    def _run_data(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        frame = self.component("data").load(self.ctx)
+        columns_for(frame, self.spec.components["data"].config, self.spec.provenance.where)
+        self.ctx.store.put(plan.key, {"frame.parquet": to_parquet(frame)},
+                           {"stage": "data", "rows": len(frame)})
+        self._loaded["data"] = frame
+
+    def _run_split(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        frame = self.load("data", plans["data"])
+        conf = self.spec.components["data"].config
+        columns = columns_for(frame, conf, self.spec.provenance.where)
+        train, test = split_frame(frame, columns, conf.split, self.spec.project.seed)
+        if len(train) == 0 or len(test) == 0:
+            raise ConfigError("the split leaves no training or no test rows", key="data.split",
+                              expected="enough rows for both sides",
+                              fix="change data.split.test_size or add data")
+        self.ctx.store.put(plan.key, {"train.parquet": to_parquet(train),
+                                      "test.parquet": to_parquet(test),
+                                      "columns.json": json.dumps(columns).encode()},
+                           {"stage": "split", "train_rows": len(train), "test_rows": len(test)})
+        self._loaded["split"] = {"train": train, "test": test, "columns": columns}
+
+    def _run_train(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        split = self.load("split", plans["split"])
+        model_c = self.component("model")
+        cols = split["columns"]
+        X, y = split["train"][cols["features"]], split["train"][cols["target"]]
+        fitted = model_c.fit(X, y, categorical=cols["categorical"], task=cols["task"],
+                             seed=self.spec.project.seed)
+        sig = signature(split["train"], cols)
+        self.ctx.store.put(plan.key, {"model.bin": model_c.dumps(fitted),
+                                      "signature.json": json.dumps(sig).encode()},
+                           {"stage": "train", "component": self.spec.components["model"].spec.name,
+                            "format": getattr(model_c, "format", "bytes")})
+        self._loaded["train"] = {"model": fitted, "signature": sig}
+
+    def _run_evaluate(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        split = self.load("split", plans["split"])
+        trained = self.load("train", plans["train"])
+        cols = split["columns"]
+        metrics = self.component("metrics").compute(
+            trained["model"], split["test"][cols["features"]], split["test"][cols["target"]],
+            task=cols["task"])
+        self.ctx.store.put(plan.key, {"metrics.json": json.dumps(metrics).encode()},
+                           {"stage": "evaluate"})
+        self._loaded["evaluate"] = metrics
+
+    def _run_register(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        ctx = self.ctx
+        metrics = self.load("evaluate", plans["evaluate"])
+        split = self.load("split", plans["split"])
+        cols = split["columns"]
+        metrics_c = self.component("metrics")
+        champion = ctx.registry.resolve(ctx.model_name, "champion")
+        champion_metrics = None
+        if champion is not None:  # judge both on the same test rows
+            try:
+                champ_model = self.component("model").loads(
+                    ctx.store.get(champion["model_key"], "model.bin"))
+                champion_metrics = metrics_c.compute(
+                    champ_model, split["test"][cols["features"]], split["test"][cols["target"]],
+                    task=cols["task"])
+            except Exception as exc:  # another feature set or model kind: use its record
+                ctx.say(f"note: champion v{champion['version']} could not be re-scored on "
+                        f"this test set ({type(exc).__name__}); comparing recorded metrics")
+                champion_metrics = champion["metrics"]
+        gate = judge(self.spec, self._components, metrics, champion_metrics, metrics_c)
+        version = ctx.registry.register(
+            ctx.model_name, model_key=plans["train"].key, metrics=metrics,
+            reference_key=plans["split"].key, data_fingerprint=plans["data"].key,
+            run_id=ctx.run_id, config=self.spec.raw, gate=gate,
+            source={"kind": "run", "overrides": self.spec.overrides})
+        manifest.model_version = version["version"]
+        if gate["passed"]:
+            prev = ctx.registry.set_alias(ctx.model_name, "champion", version["version"],
+                                          reason=gate["summary"], gate=gate, run_id=ctx.run_id)
+            manifest.alias_changes.append({"alias": "champion", "from": prev,
+                                           "to": version["version"]})
+        manifest.gate = gate
+
+    def _run_deploy(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        ctx = self.ctx
+        champion = ctx.registry.resolve(ctx.model_name, "champion")
+        if champion is None:
+            ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")
+            return
+        deploy(ctx, self.spec, self.component("deploy"), champion, manifest)
+
+
+def judge(spec: Any, components: dict, metrics: dict, champion_metrics: dict | None,
+          metrics_c: Any) -> dict:
+    """Run the spec's gate (or pass, when the spec has none)."""
+    gate_r = spec.components.get("gate")
+    if gate_r is None:
+        return {"passed": True, "checks": [], "summary": "no gate declared"}
+    if "gate" not in components:
+        components["gate"] = gate_r.build()
+    return components["gate"].check(metrics, champion_metrics, primary=metrics_c.primary,
+                                    greater_is_better=metrics_c.greater_is_better)
+
+
+def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: Any) -> dict:
+    """Deploy ``version`` with the deploy component and record the result as an artifact."""
+    comp = spec.components["deploy"]
+    dep_cfg = flatten("deploy", _plain(comp.node))
+    key = cache_key("deploy", comp.spec.kind, comp.spec.version, dep_cfg, version["model_key"])
+    bundle = {
+        "name": ctx.model_name,
+        "version": version,
+        "model": ctx.store.get(version["model_key"], "model.bin"),
+        "model_meta": ctx.store.meta(version["model_key"]),
+        "signature": json.loads(ctx.store.get(version["model_key"], "signature.json")),
+        "description": spec.project.description,
+    }
+    result = component.deploy(bundle, ctx)
+    ctx.store.put(key, {"result.json": json.dumps(result, default=str).encode()},
+                  {"stage": "deploy", "version": version["version"]})
+    if manifest is not None:
+        manifest.deployment = result
+    return result
+
+
+def _reason(prev: dict | None, key: str, config: dict, inputs: dict) -> str:
+    if prev is None:
+        return "not in the cache"
+    if prev.get("key") == key:
+        return "output missing from the store"
+    old_cfg = prev.get("config", {})
+    changed = [k for k in sorted(set(old_cfg) | set(config)) if old_cfg.get(k) != config.get(k)]
+    if changed:
+        shown = []
+        for k in changed[:3]:
+            if k.startswith("data file "):
+                shown.append(f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → "
+                             f"{str(config.get(k))[:8]})")
+            else:
+                shown.append(f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}")
+        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+        return "; ".join(shown) + more
+    changed_inputs = [k for k in inputs if prev.get("inputs", {}).get(k) != inputs[k]]
+    if changed_inputs:
+        return "input " + ", ".join(repr(k) for k in changed_inputs) + " changed"
+    return "component version changed"
+
+
+def execute(ctx: RunContext, command: str = "run") -> dict:
+    """Run the pipeline with a manifest and the lifecycle hooks; return the manifest."""
+    from ._manifest import Manifest
+
+    from ._context import thread_limits
+
+    manifest = Manifest(ctx, command)
+    pipe = Pipeline(ctx)
+    try:
+        with thread_limits(ctx.spec.project.threads):
+            rows = pipe.run(manifest)
+        metrics = json.loads(ctx.store.get(manifest.doc["stages"]["evaluate"]["key"],
+                                           "metrics.json"))
+    except BaseException as exc:
+        doc = manifest.finish("failed", exc)
+        ctx.pm.hook.specloop_after_run(run=ctx, manifest=doc)
+        raise
+    doc = manifest.finish("succeeded", metrics=metrics)
+    doc["rows"] = rows
+    ctx.pm.hook.specloop_after_run(run=ctx, manifest=doc)
+    return doc

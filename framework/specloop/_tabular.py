@@ -1,0 +1,113 @@
+"""Tabular plumbing the engine owns: feature selection, splitting, signatures, frames as
+Parquet bytes. Every data component hands the engine a DataFrame; what happens next is the
+same for all of them. pandas is imported only when a stage runs."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from .errors import ConfigError, StageError
+
+
+def to_parquet(frame) -> bytes:
+    """A DataFrame as Parquet bytes."""
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def from_parquet(data: bytes):
+    """Parquet bytes as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def columns_for(frame, conf: Any, where: Any, key: str = "data") -> dict[str, Any]:
+    """Decide target, features, categorical columns and task from a data config.
+
+    Raises:
+        ConfigError: if the target or a named column is not in the data, or it is empty.
+    """
+    import pandas as pd
+
+    cols = list(frame.columns)
+    if len(frame) == 0:
+        raise ConfigError("the data set is empty", key=key, file=where(key),
+                          expected="at least one row", fix="check the data file or its filters")
+    if conf.target not in cols:
+        raise ConfigError(f"target column {conf.target!r} is not in the data", key=f"{key}.target",
+                          file=where(f"{key}.target"), got=conf.target,
+                          expected="one of the columns: " + ", ".join(map(str, cols[:30])),
+                          fix=f"set {key}.target to the label column")
+    for list_key in ("features", "drop", "categorical"):
+        missing = [c for c in (getattr(conf, list_key) or []) if c not in cols]
+        if missing:
+            raise ConfigError(f"{key}.{list_key} names columns that are not in the data",
+                              key=f"{key}.{list_key}", file=where(f"{key}.{list_key}"),
+                              got=missing, expected="columns of the data: " + ", ".join(cols[:30]),
+                              fix="fix the column names")
+    excluded = {conf.target, *conf.drop, *([conf.time_column] if conf.time_column else [])}
+    features = list(conf.features) if conf.features else [c for c in cols if c not in excluded]
+    if not features:
+        raise ConfigError("no feature columns are left", key=f"{key}.features",
+                          file=where(f"{key}.features"), expected="at least one feature",
+                          fix="list features, or drop fewer columns")
+    categorical = list(conf.categorical) if conf.categorical is not None else [
+        c for c in features if not pd.api.types.is_numeric_dtype(frame[c])
+        or pd.api.types.is_bool_dtype(frame[c])]
+    task = conf.task
+    if task == "auto":
+        y = frame[conf.target]
+        task = "classification" if (not pd.api.types.is_float_dtype(y) or y.nunique() <= 20) \
+            else "regression"
+    return {"target": conf.target, "features": features, "categorical": categorical,
+            "task": task, "time_column": conf.time_column}
+
+
+def split_frame(frame, columns: dict, split: Any, seed: int):
+    """Split into (train, test) frames keeping features, target and the time column."""
+    from sklearn.model_selection import train_test_split
+
+    keep = [*columns["features"], columns["target"]]
+    if columns["time_column"] and columns["time_column"] not in keep:
+        keep.append(columns["time_column"])
+    frame = frame[keep].reset_index(drop=True)
+    if split.method == "time":
+        if not columns["time_column"]:
+            raise ConfigError("a time split needs data.time_column", key="data.split.method",
+                              expected="data.time_column set", fix="set data.time_column, or "
+                              "use data.split.method=stratified")
+        frame = frame.sort_values(columns["time_column"], kind="stable").reset_index(drop=True)
+        cut = int(round(len(frame) * (1 - split.test_size)))
+        return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
+    stratify = None
+    if split.method == "stratified" and columns["task"] == "classification":
+        counts = frame[columns["target"]].value_counts()
+        if counts.min() >= 2:
+            stratify = frame[columns["target"]]
+    try:
+        train, test = train_test_split(frame, test_size=split.test_size, random_state=seed,
+                                       stratify=stratify)
+    except ValueError as exc:
+        raise StageError(f"cannot split the data: {exc}", stage="split") from exc
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def signature(frame, columns: dict) -> dict:
+    """The model's input signature: feature names, types and (categorical) values seen."""
+    import pandas as pd
+
+    fields = []
+    for name in columns["features"]:
+        s = frame[name]
+        if name in columns["categorical"]:
+            kind = "string" if not pd.api.types.is_numeric_dtype(s) else "integer"
+            values = sorted(map(str, s.dropna().unique()))[:200]
+            fields.append({"name": name, "type": kind, "categorical": True, "values": values})
+        else:
+            kind = "integer" if pd.api.types.is_integer_dtype(s) else \
+                "boolean" if pd.api.types.is_bool_dtype(s) else "number"
+            fields.append({"name": name, "type": kind, "categorical": False})
+    return {"inputs": fields, "target": columns["target"], "task": columns["task"]}

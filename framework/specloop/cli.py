@@ -1,0 +1,376 @@
+"""The ``specloop`` command line: thin wrappers over the engine.
+
+Exit codes: 0 success; 2 a user error (bad spec, bad override, missing file, unknown kind),
+printed without a traceback unless ``SPECLOOP_FULL_ERROR=1``; 1 a stage or plugin failure,
+naming the stage, the component and its distribution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import SpecloopError
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _context(args: argparse.Namespace):
+    from ._session import make_context
+
+    return make_context(args.project, args.overrides, echo=_out)
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    """``specloop run``: the pipeline up to deploy (``-m``: a Hydra multirun)."""
+    if args.multirun:
+        from ._multirun import multirun
+
+        results = multirun(Path(args.project), args.overrides)
+        rows = [{"job": i, "overrides": " ".join(r["overrides"]), "status": r["status"],
+                 **({k: f"{v:.4f}" for k, v in (r.get("metrics") or {}).items()}),
+                 "version": r.get("model_version")} for i, r in enumerate(results)]
+        metric_cols = sorted({k for r in results for k in (r.get("metrics") or {})})
+        _out(_table(rows, ["job", "overrides", "status", *metric_cols, "version"]))
+        return 0 if all(r["status"] == "succeeded" for r in results) else 1
+    from ._pipeline import execute
+
+    ctx = _context(args)
+    try:
+        doc = execute(ctx)
+    finally:
+        ctx.close()
+    _out(f"run {doc['run_id']}")
+    _out(_table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
+                ["stage", "action", "seconds", "component"]))
+    if doc.get("metrics"):
+        _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in doc["metrics"].items()))
+    if doc.get("gate"):
+        _out(f"gate: {doc['gate']['summary']}")
+    for change in doc.get("alias_changes", []):
+        _out(f"alias {change['alias']}: v{change['from']} → v{change['to']}"
+             if change["from"] else f"alias {change['alias']}: → v{change['to']}")
+    if doc.get("deployment"):
+        _out(f"deployed v{doc['deployment']['version']} to {doc['deployment']['location']}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``specloop plan``: what ``run`` would do, and why; nothing executes."""
+    from ._pipeline import Pipeline
+
+    ctx = _context(args)
+    try:
+        plans = Pipeline(ctx).plan()
+    finally:
+        ctx.close()
+    rows = [p.row() for p in plans]
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return 0
+    _out(_table(rows, ["stage", "component", "action", "reason"]))
+    todo = [r["stage"] for r in rows if r["action"] == "run"]
+    _out(f"{len(todo)} stage(s) would run" + (f": {', '.join(todo)}" if todo else
+                                               " (everything is cached)"))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``specloop validate``: compose and validate only."""
+    ctx = _context(args)
+    comps = [(k, r) for k, r in ctx.spec.components.items() if r is not None]
+    _out(f"spec OK: {ctx.spec.project.name} — " + ", ".join(
+        f"{k}={r.spec.kind}" for k, r in comps))
+    if args.show:
+        import yaml
+
+        _out(yaml.safe_dump(ctx.spec.raw, sort_keys=False).rstrip())
+    return 0
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    """``specloop loop``: process the incoming batches."""
+    from ._loop import Loop
+
+    ctx = _context(args)
+    try:
+        records = Loop(ctx).run(limit=args.limit)
+    finally:
+        ctx.close()
+    retrains = sum(1 for r in records if r["retrain"])
+    promoted = sum(1 for r in records if r.get("outcome") == "promoted")
+    _out(f"processed {len(records)} batch(es): {retrains} retrain(s), {promoted} promotion(s)")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """``specloop plugins``: installed plugins and the components each provides."""
+    from ._manager import make_plugin_manager
+
+    pm = make_plugin_manager()
+    table = pm.component_table()
+    by_plugin: dict[str, list] = {}
+    for spec in table.specs.values():
+        by_plugin.setdefault(spec.plugin, []).append(spec)
+    if args.json:
+        doc = [{**row, "components": [{"stage": str(s.stage), "kind": s.kind,
+                                       "version": s.version, "description": s.description,
+                                       "missing": s.missing_requirements()}
+                                      for s in by_plugin.get(row["name"], [])]}
+               for row in pm.plugin_rows()]
+        _out(json.dumps(doc, indent=2))
+        return 0
+    for row in pm.plugin_rows():
+        _out(f"{row['name']}  ({row['distribution']})  {row['status']}")
+        for s in sorted(by_plugin.get(row["name"], []), key=lambda s: (str(s.stage), s.kind)):
+            missing = s.missing_requirements()
+            note = f"  [needs: {s.install_hint or ', '.join(missing)}]" if missing else ""
+            _out(f"    {str(s.stage) + '/' + s.kind:<24} {s.description}{note}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``specloop runs list|show``."""
+    from ._manifest import list_manifests
+
+    ctx = _context(args)
+    manifests = list_manifests(ctx.store)
+    if args.runs_cmd == "show":
+        match = [m for m in manifests if m["run_id"] == args.run_id]
+        if not match:
+            from .errors import RegistryError
+
+            raise RegistryError(f"no run {args.run_id!r} in {ctx.store.root}",
+                                fix="list runs with 'specloop runs list'")
+        m = match[0]
+        if args.json:
+            _out(json.dumps(m, indent=2, default=str))
+            return 0
+        _out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
+        _out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
+        git = m.get("git") or {}
+        _out(f"git: {git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}")
+        _out(_table([{"stage": k, **v} for k, v in m["stages"].items()],
+                    ["stage", "component", "status", "seconds", "key"]))
+        if m.get("metrics"):
+            _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items()))
+        _out(f"model version: {m.get('model_version') or '-'}")
+        if m.get("error"):
+            _out(f"error: {m['error']}")
+        return 0
+    rows = [{"run": m["run_id"], "command": m["command"], "status": m["status"],
+             "started": m["started"], "version": m.get("model_version"),
+             "overrides": " ".join(m.get("overrides", []))} for m in manifests]
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+    else:
+        _out(_table(rows, ["run", "command", "status", "started", "version", "overrides"]))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    """``specloop registry list|show|promote|rollback|history``."""
+    ctx = _context(args)
+    reg, name = ctx.registry, ctx.model_name
+    sub = args.registry_cmd
+    try:
+        if sub == "list":
+            versions = reg.versions(name)
+            rows = [{"version": v["version"], "aliases": ",".join(v["aliases"]),
+                     "created": v["created_at"], "run": v["run_id"],
+                     **{k: f"{x:.4f}" for k, x in list(v["metrics"].items())[:3]},
+                     "gate": "passed" if (v.get("gate") or {}).get("passed") else "failed"}
+                    for v in versions]
+            if args.json:
+                _out(json.dumps(versions, indent=2, default=str))
+            else:
+                metric_cols = list(versions[0]["metrics"])[:3] if versions else []
+                _out(_table(rows, ["version", "aliases", "created", *metric_cols, "gate", "run"]))
+        elif sub == "show":
+            version = args.version if args.version is not None else (
+                reg.aliases(name).get("champion"))
+            if version is None:
+                from .errors import RegistryError
+
+                raise RegistryError(f"model {name!r} has no champion",
+                                    fix="give a version: specloop registry show VERSION")
+            v = reg.get(name, version)
+            if args.json:
+                _out(json.dumps(v, indent=2, default=str))
+                return 0
+            _out(f"{name} v{v['version']}  aliases: {', '.join(v['aliases']) or '-'}")
+            _out(f"created {v['created_at']} in run {v['run_id']}; data {v['data_fingerprint']}")
+            _out("metrics: " + ", ".join(f"{k}={x:.4f}" for k, x in v["metrics"].items()))
+            _out(f"gate: {(v.get('gate') or {}).get('summary', '-')}")
+            _out(f"source: {json.dumps(v.get('source'))}")
+        elif sub == "promote":
+            reason = args.reason or "promoted from the command line"
+            prev = reg.set_alias(name, args.alias, args.version, reason=reason)
+            _out(f"{args.alias}: v{prev} → v{args.version}" if prev else
+                 f"{args.alias}: → v{args.version}")
+        elif sub == "rollback":
+            old, new = reg.rollback(name, args.alias, reason=args.reason or "rollback")
+            _out(f"{args.alias}: v{old} → v{new} (rolled back)")
+        elif sub == "history":
+            hist = reg.alias_history(name)
+            audit = reg.audit(name)
+            if args.json:
+                _out(json.dumps({"aliases": hist, "audit": audit}, indent=2, default=str))
+                return 0
+            _out("alias history:")
+            _out(_table([{"at": h["at"], "alias": h["alias"], "from": h["previous"],
+                          "to": h["version"], "reason": h["reason"]} for h in hist],
+                        ["at", "alias", "from", "to", "reason"]))
+            _out("\naudit log:")
+            _out(_table([{"at": a["at"], "action": a["action"], "version": a["version"],
+                          "alias": a["alias"], "reason": a["reason"]} for a in audit],
+                        ["at", "action", "version", "alias", "reason"]))
+    finally:
+        ctx.close()
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
+    p.add_argument("--project", default=".", metavar="DIR",
+                   help="project folder holding conf/config.yaml (default: current folder)")
+    if overrides:
+        p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                       help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
+
+
+def build_parser(pm: Any = None) -> argparse.ArgumentParser:
+    """The argument parser, with the sub-commands plugins add."""
+    parser = argparse.ArgumentParser(
+        prog="specloop", description="The MLOps loop as a declarative spec.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the pipeline up to deploy")
+    _common(p)
+    p.add_argument("-m", "--multirun", action="store_true", help="Hydra multirun (sweep)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("plan", help="show what run would do, and why")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_plan)
+
+    p = sub.add_parser("validate", help="compose and validate the spec")
+    _common(p)
+    p.add_argument("--show", action="store_true", help="print the composed spec")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("loop", help="score, monitor and retrain on incoming batches")
+    _common(p)
+    p.add_argument("--limit", type=int, default=None, help="process at most N batches")
+    p.set_defaults(handler=cmd_loop)
+
+    p = sub.add_parser("plugins", help="installed plugins and their components")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_plugins)
+
+    runs = sub.add_parser("runs", help="recorded runs")
+    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
+    p = rsub.add_parser("list", help="every run, oldest first")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("show", help="one run's manifest")
+    p.add_argument("run_id")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=cmd_runs)
+
+    reg = sub.add_parser("registry", help="model versions and aliases")
+    gsub = reg.add_subparsers(dest="registry_cmd", metavar="list|show|promote|rollback|history",
+                              required=True)
+    p = gsub.add_parser("list", help="every version")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = gsub.add_parser("show", help="one version (default: the champion)")
+    p.add_argument("version", nargs="?", type=int)
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = gsub.add_parser("promote", help="point an alias (default champion) at a version")
+    p.add_argument("version", type=int)
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--reason", default=None)
+    _common(p)
+    p = gsub.add_parser("rollback", help="move an alias back to its previous version")
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--reason", default=None)
+    _common(p)
+    p = gsub.add_parser("history", help="alias history and the audit log")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    reg.set_defaults(handler=cmd_registry)
+
+    if pm is not None:
+        pm.hook.specloop_add_cli_commands(subparsers=sub)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"specloop {__version__}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _err(f"specloop: warning: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``specloop`` command."""
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    warnings.showwarning = _show_warning
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from ._manager import make_plugin_manager
+
+    needs_plugins = any(a in argv for a in ("-h", "--help")) or not argv or \
+        argv[0] not in ("run", "plan", "validate", "loop", "plugins", "runs", "registry")
+    parser = build_parser(make_plugin_manager() if needs_plugins else None)
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except SpecloopError as exc:
+        if os.environ.get("SPECLOOP_FULL_ERROR"):
+            traceback.print_exc()
+        _err(exc.render())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("specloop: interrupted (the store and the registry are consistent; run again "
+             "to resume)")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Tabular data sources for specloop: ``csv``, ``parquet`` and ``sklearn_dataset``.
+
+This module is what the ``specloop.plugins`` entry point loads: it only declares components
+(schemas and lazy factory paths) and is cheap to import; pandas loads when data is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from specloop import ComponentSpec, DataConf, Options, Stage, hookimpl, param
+
+
+@dataclass
+class FileDataConf(DataConf):
+    """A file, or a glob of files, of tabular data."""
+
+    path: str = param("???", help="file path or glob, relative to the project folder (required)")
+    options: dict = param(default_factory=dict, help="passed to pandas' reader")
+
+
+@dataclass
+class SklearnDatasetConf(DataConf):
+    """A data set that ships with scikit-learn (no download)."""
+
+    name: str = param("breast_cancer", check=Options("breast_cancer", "iris", "wine", "diabetes",
+                                                     "digits"), help="the bundled data set")
+    target: str = param("target")
+
+
+@hookimpl
+def specloop_register_components():
+    """Register the tabular data sources."""
+    return [
+        ComponentSpec(Stage.DATA, "csv", "specloop_tabular._sources:CsvSource", FileDataConf,
+                      description="CSV file(s); a glob makes one batch per file"),
+        ComponentSpec(Stage.DATA, "parquet", "specloop_tabular._sources:ParquetSource",
+                      FileDataConf, requires=("pyarrow",), install_hint="pip install pyarrow",
+                      description="Parquet file(s); a glob makes one batch per file"),
+        ComponentSpec(Stage.DATA, "sklearn_dataset", "specloop_tabular._sources:SklearnDataset",
+                      SklearnDatasetConf, description="a data set bundled with scikit-learn"),
+    ]
+
+
+@hookimpl
+def specloop_add_conf_dirs():
+    """Ship the ``data/`` presets."""
+    return [str(Path(__file__).parent / "conf")]
