@@ -22,6 +22,23 @@ def framework_conf_dir() -> str:
     return str(resources.files("specloop.conf"))
 
 
+def hydra_overrides(overrides: list[str]) -> list[str]:
+    """The user's overrides as handed to Hydra: ``a.b=v`` becomes ``++a.b=v``.
+
+    A component's schema has defaults for keys its preset YAML does not mention
+    (``data.split.method``); plain Hydra would refuse to override those. Adding-or-overriding
+    every dotted key lets any schema field be set from the command line, while unknown keys
+    are still refused, by schema validation, with a "did you mean".
+    """
+    out = []
+    for ov in overrides:
+        key = ov.split("=", 1)[0]
+        if "=" in ov and "." in key and not key.startswith(("+", "~", "hydra.")):
+            ov = "++" + ov
+        out.append(ov)
+    return out
+
+
 def searchpath_override(dirs: list[str]) -> str:
     """The ``hydra.searchpath=[...]`` override that puts ``dirs`` on Hydra's search path."""
     quoted = ",".join("'file://" + d.replace("\\", "/").replace("'", "\\'") + "'" for d in dirs)
@@ -140,15 +157,15 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf), version_base=None, job_name="specloop"):
-            cfg = hydra_compose("config", overrides=[*overrides, searchpath_override(search)],
+            cfg = hydra_compose("config", overrides=[*hydra_overrides(overrides),
+                                                     searchpath_override(search)],
                                 return_hydra_config=True)
     except Exception as exc:
         raise translate_hydra_error(exc, project_dir, overrides) from None
     finally:
         GlobalHydra.instance().clear()
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/")}
-    task_overrides = list(cfg.hydra.overrides.task)
-    return from_hydra_config(cfg, project_dir, search, choices, task_overrides)
+    return from_hydra_config(cfg, project_dir, search, choices, overrides)
 
 
 def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
@@ -157,6 +174,8 @@ def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
+    overrides = [o[2:] if o.startswith("++") else o for o in overrides
+                 if not o.startswith("hydra.")]
     prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices,
                       overrides)
     cfg = cfg.copy()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._config import conf_search_dirs, searchpath_override
+from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
 
 
@@ -29,8 +29,8 @@ class SweepJob:
         from ._session import make_context
         from .errors import SpecloopError
 
-        overrides = list(HydraConfig.get().overrides.task)
-        overrides = [o for o in overrides if not o.startswith("hydra.")]
+        overrides = [o[2:] if o.startswith("++") else o
+                     for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
         try:
             ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
             try:
@@ -54,7 +54,7 @@ def multirun(project_dir: Path, overrides: list[str]) -> list[dict]:
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     job = SweepJob(project_dir)
-    argv = ["specloop", "--multirun", *overrides, searchpath_override(search),
+    argv = ["specloop", "--multirun", *hydra_overrides(overrides), searchpath_override(search),
             f"hydra.sweep.dir={project_dir / '.specloop' / 'sweeps'}/"
             "${now:%Y%m%d-%H%M%S-%f}",
             "hydra.job.chdir=False"]
