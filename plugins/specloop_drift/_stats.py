@@ -4,13 +4,13 @@ Pure numpy / scipy / pandas; nothing here imports from the rest of specloop.
 
 Test selection mirrors Evidently's data-drift defaults:
 
-=========================  ============================  ===========================
-column                     reference rows <= small_sample  reference rows > small_sample
-=========================  ============================  ===========================
-numeric                    Kolmogorov-Smirnov (p < 0.05)  Wasserstein / std (>= 0.1)
-categorical, <= 2 values   proportions Z-test (p < 0.05)  Jensen-Shannon (>= 0.1)
-categorical, > 2 values    chi-square (p < 0.05)          Jensen-Shannon (>= 0.1)
-=========================  ============================  ===========================
+========================  ==============================  ==============================
+column                    reference rows <= small_sample  reference rows > small_sample
+========================  ==============================  ==============================
+numeric                   Kolmogorov-Smirnov (p < 0.05)   Wasserstein / std (>= 0.1)
+categorical, <= 2 values  proportions Z-test (p < 0.05)   Jensen-Shannon (>= 0.1)
+categorical, > 2 values   chi-square (p < 0.05)           Jensen-Shannon (>= 0.1)
+========================  ==============================  ==============================
 
 A numeric column with at most 5 distinct values (reference and current
 together) is tested like a categorical one, again as Evidently does.  The

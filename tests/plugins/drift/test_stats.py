@@ -444,3 +444,10 @@ def test_forced_z_with_many_categories_tests_first_sorted_category():
     r = column_drift(ref, cur, categorical=True, method="z")
     assert r["statistic"] == pytest.approx(1.0)  # share of "a" is unchanged
     assert r["drifted"] is False
+
+
+def test_object_column_of_numbers_is_numeric(rng):
+    ref = rng.normal(size=300).astype(object)
+    ref[:5] = None
+    r = column_drift(pd.Series(ref), rng.normal(size=300), categorical=False)
+    assert r["type"] == "numeric" and r["method"] == "ks" and r["n_reference"] == 295
