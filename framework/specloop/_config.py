@@ -33,7 +33,8 @@ def hydra_overrides(overrides: list[str]) -> list[str]:
     out = []
     for ov in overrides:
         key = ov.split("=", 1)[0]
-        if "=" in ov and "." in key and not key.startswith(("+", "~", "hydra.")):
+        if "=" in ov and ("." in key or key == "allow_python_targets") and \
+                not key.startswith(("+", "~", "hydra.")):
             ov = "++" + ov
         out.append(ov)
     return out
@@ -81,6 +82,8 @@ class Provenance:
         """Name where ``key`` (dotted) was set, most specific source first."""
         for ov in self.overrides:
             name = ov.split("=", 1)[0].lstrip("+~")
+            if "." not in name and name in self.choices and key != name:
+                continue  # a group choice: keys inside it come from the option's file
             if key == name or key.startswith(name + ".") or name.startswith(key + "."):
                 return f"command line: {ov}"
         if self._primary is None:
@@ -250,6 +253,18 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
     fix = rest.strip() or "check the override against the spec (specloop validate)"
     if "Could not override" in first and bad and not bad.startswith("+"):
         fix = f"the key does not exist in the spec; to add it use +{bad}"
+        from ._spec import ROOT_KEYS
+
+        root = bad.split("=", 1)[0].lstrip("~").split(".", 1)[0]
+        if root not in ROOT_KEYS:  # adding it would only fail validation
+            import difflib
+
+            close = difflib.get_close_matches(root, ROOT_KEYS, n=1)
+            return ConfigError(f"unknown top-level key {root!r}", key=root,
+                               file=f"command line: {bad}",
+                               expected="one of: " + ", ".join(ROOT_KEYS),
+                               fix=f"rename it to {close[0]!r}" if close else "remove it",
+                               extra=[("did you mean", close[0])] if close else [])
     return ConfigError(first.rstrip("."), key=key,
                        file=f"command line: {bad}" if bad else None,
                        expected="an override of an existing key", fix=fix)

@@ -19,8 +19,10 @@ from .components import ComponentTable
 
 
 def new_run_id() -> str:
-    """A sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxxxx``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """A sortable, unique run id: ``YYYYmmdd-HHMMSS-<ms><hex>``."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}" + \
+        secrets.token_hex(2)
 
 
 @dataclass

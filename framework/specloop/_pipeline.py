@@ -103,17 +103,17 @@ class Pipeline:
             plans.append(plan)
             return plan
 
-        data_cfg = flatten("data", _plain(data.node))
+        node_cfg = flatten("data", _plain(data.config))
+        data_cfg = {k: v for k, v in node_cfg.items() if not k.startswith("data.split.")}
         data_cfg.update({f"data file {p}": md5 for p, md5 in source.items()})
         p_data = add("data", data, data_cfg, {})
-        split_cfg = {"project.seed": seed, **{k: v for k, v in data_cfg.items()
-                                              if not k.startswith("data file ")}}
+        split_cfg = {"project.seed": seed, **node_cfg}
         p_split = add("split", None, split_cfg, {"data": p_data.key})
         model = comps["model"]
-        p_train = add("train", model, {"project.seed": seed, **flatten("model", _plain(model.node))},
+        p_train = add("train", model, {"project.seed": seed, **flatten("model", _plain(model.config))},
                       {"split": p_split.key})
         metrics = comps["metrics"]
-        p_eval = add("evaluate", metrics, flatten("metrics", _plain(metrics.node)),
+        p_eval = add("evaluate", metrics, flatten("metrics", _plain(metrics.config)),
                      {"train": p_train.key, "split": p_split.key})
         gate = comps.get("gate")
         registered = None
@@ -123,7 +123,7 @@ class Pipeline:
             raise
         reg = StagePlan("register", gate, p_train.key, registered is not None,
                         f"already registered as version {registered['version']}" if registered
-                        else "new model version", flatten("gate", _plain(gate.node)) if gate else {},
+                        else "new model version", flatten("gate", _plain(gate.config)) if gate else {},
                         {"train": p_train.key, "evaluate": p_eval.key})
         plans.append(reg)
         deploy = comps.get("deploy")
@@ -132,7 +132,7 @@ class Pipeline:
             after = champion["model_key"] if champion else None
             if not reg.cached:
                 after = None  # depends on whether the new version is promoted
-            dep_cfg = flatten("deploy", _plain(deploy.node))
+            dep_cfg = flatten("deploy", _plain(deploy.config))
             key = cache_key("deploy", deploy.spec.kind, deploy.spec.version, dep_cfg, after)
             ok = after is not None and store.has(key) and self._deployed_ok(key)
             reason = "unchanged" if ok else (
@@ -172,16 +172,22 @@ class Pipeline:
         return out
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, manifest: Manifest) -> list[dict]:
-        """Run every stage that is not cached; return the per-stage rows."""
-        plans = {p.name: p for p in self.plan()}
-        manifest.record_plan(plans.values())
-        for p in plans.values():  # preflight: heavy validation, still before anything runs
+    def preflight(self, plans: list[StagePlan]) -> None:
+        """Heavy validation (e.g. estimator parameters) of every stage that will run."""
+        for p in plans:
             owner = COMPONENT_OF.get(p.name)
             if not p.cached and owner and self.spec.components.get(owner) is not None:
                 check = getattr(self.component(owner), "preflight", None)
                 if callable(check):
                     check(self.ctx)
+
+    def run(self, manifest: Manifest, plans: list[StagePlan] | None = None) -> list[dict]:
+        """Run every stage that is not cached; return the per-stage rows."""
+        if plans is None:
+            plans = self.plan()
+            self.preflight(plans)
+        plans = {p.name: p for p in plans}
+        manifest.record_plan(plans.values())
         rows = []
         for name in STAGES:
             plan = plans.get(name)
@@ -190,9 +196,10 @@ class Pipeline:
             comp = plan.component
             spec = comp.spec if comp else None
             hook = self.ctx.pm.hook
-            hook.specloop_before_stage(stage=name, component=spec, run=self.ctx, cached=plan.cached)
             start = time.perf_counter()
             try:
+                hook.specloop_before_stage(stage=name, component=spec, run=self.ctx,
+                                           cached=plan.cached)
                 if not plan.cached:
                     getattr(self, f"_run_{name}")(plan, plans, manifest)
                 elif name == "register":
@@ -319,7 +326,7 @@ def judge(spec: Any, components: dict, metrics: dict, champion_metrics: dict | N
 def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: Any) -> dict:
     """Deploy ``version`` with the deploy component and record the result as an artifact."""
     comp = spec.components["deploy"]
-    dep_cfg = flatten("deploy", _plain(comp.node))
+    dep_cfg = flatten("deploy", _plain(comp.config))
     key = cache_key("deploy", comp.spec.kind, comp.spec.version, dep_cfg, version["model_key"])
     bundle = {
         "name": ctx.model_name,
@@ -366,11 +373,13 @@ def execute(ctx: RunContext, command: str = "run") -> dict:
 
     from ._context import thread_limits
 
-    manifest = Manifest(ctx, command)
     pipe = Pipeline(ctx)
+    plans = pipe.plan()
+    pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
+    manifest = Manifest(ctx, command)
     try:
         with thread_limits(ctx.spec.project.threads):
-            rows = pipe.run(manifest)
+            rows = pipe.run(manifest, plans)
         metrics = json.loads(ctx.store.get(manifest.doc["stages"]["evaluate"]["key"],
                                            "metrics.json"))
     except BaseException as exc:

@@ -300,7 +300,12 @@ class Registry:
 def open_registry(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Registry:
     """Open the registry named by ``store.registry`` (default: next to a local store)."""
     if url is None:
-        root = Path(store_root) if store_local else base_dir / ".specloop"
-        return Registry(root / "registry.db")
+        if store_local:
+            return Registry(Path(store_root) / "registry.db")
+        # one local registry per remote store, so two stores never share model versions
+        import hashlib
+
+        tag = hashlib.sha256(store_root.encode()).hexdigest()[:12]
+        return Registry(base_dir / ".specloop" / f"registry-{tag}.db")
     return Registry(sqlite_path(url, base_dir))
 

@@ -103,6 +103,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``specloop validate``: compose and validate only."""
     ctx = _context(args)
     comps = [(k, r) for k, r in ctx.spec.components.items() if r is not None]
+    for _name, resolved in comps:  # the heavy checks too (e.g. estimator parameters)
+        check = getattr(resolved.build(), "preflight", None)
+        if callable(check):
+            check(ctx)
     _out(f"spec OK: {ctx.spec.project.name} — " + ", ".join(
         f"{k}={r.spec.kind}" for k, r in comps))
     if args.show:

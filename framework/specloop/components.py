@@ -169,7 +169,7 @@ class ComponentTable:
         for bp in self.broken:
             extra.append(("note", f"plugin {bp.name!r} ({bp.distribution}) failed to import "
                                   f"and may provide it: {bp.error}"))
-        fix = (f"set {key or stage}.kind to {close[0]!r}" if close else
+        fix = (f"set {key or str(stage) + '.kind'} to {close[0]!r}" if close else
                f"use one of the available kinds, or install the plugin that provides {kind!r}")
         raise UnknownKindError(f"unknown {stage} kind {kind!r}", key=key or f"{stage}.kind",
                                file=where, expected=f"a {stage} kind", fix=fix, extra=extra)
