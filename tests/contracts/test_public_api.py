@@ -1,0 +1,113 @@
+"""The public API: a snapshot of ``specloop.__all__``, documented, and the only thing plugins
+import from specloop."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import specloop
+import specloop.testing
+import specloop.testing.suites
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Changing this list changes the public API: update it deliberately, with the changelog.
+PUBLIC = [
+    "ArtifactError",
+    "ComponentSpec",
+    "ConfigError",
+    "DataConf",
+    "Decision",
+    "Interval",
+    "Observation",
+    "Options",
+    "PluginError",
+    "RegistryError",
+    "RetrainConf",
+    "SpecloopError",
+    "SplitConf",
+    "Stage",
+    "StageError",
+    "UnknownKindError",
+    "__version__",
+    "file_md5",
+    "hookimpl",
+    "hookspec",
+    "param",
+]
+
+
+def test_all_snapshot():
+    assert sorted(specloop.__all__) == sorted(PUBLIC)
+
+
+def test_all_names_exist():
+    for module in (specloop, specloop.testing, specloop.testing.suites):
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert missing == [], f"{module.__name__}.__all__ names missing objects: {missing}"
+
+
+def _documentable(module):
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            yield f"{module.__name__}.{name}", obj
+
+
+PUBLIC_OBJECTS = dict(o for m in (specloop, specloop.testing, specloop.testing.suites)
+                      for o in _documentable(m))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_OBJECTS))
+def test_public_object_has_docstring(name):
+    obj = PUBLIC_OBJECTS[name]
+    assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, o in PUBLIC_OBJECTS.items() if inspect.isclass(o)))
+def test_public_methods_have_docstrings(name):
+    cls = PUBLIC_OBJECTS[name]
+    undocumented = [attr for attr, value in vars(cls).items()
+                    if not attr.startswith("_") and (inspect.isfunction(value)
+                                                    or isinstance(value, property))
+                    and not (inspect.getdoc(value) or "").strip()]
+    assert undocumented == [], f"{name}: methods without a docstring: {undocumented}"
+
+
+PLUGIN_FILES = sorted(p for p in (ROOT / "plugins").glob("specloop_*/**/*.py")
+                      if "tests" not in p.relative_to(ROOT / "plugins").parts)
+
+
+def _imported_modules(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+    return out
+
+
+def test_there_are_builtin_plugins():
+    assert len(PLUGIN_FILES) >= 6
+
+
+@pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_builtin_plugins_import_only_public_specloop(path):
+    bad = []
+    for line, name in _imported_modules(path):
+        parts = name.split(".")
+        if parts[0] != "specloop":
+            continue
+        # ``from specloop import X`` and ``from specloop.testing import X`` are public;
+        # any ``_private`` part, or another submodule, is not.
+        if any(p.startswith("_") for p in parts[1:]) or (
+                len(parts) > 2 and parts[1] != "testing"):
+            bad.append(f"line {line}: {name}")
+        elif len(parts) == 2 and parts[1] not in specloop.__all__ and parts[1] != "testing":
+            bad.append(f"line {line}: {name} (not in specloop.__all__)")
+    assert bad == [], f"{path.name} imports specloop internals: {bad}"
