@@ -253,18 +253,11 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
     fix = rest.strip() or "check the override against the spec (specloop validate)"
     if "Could not override" in first and bad and not bad.startswith("+"):
         fix = f"the key does not exist in the spec; to add it use +{bad}"
-        from ._spec import ROOT_KEYS
+        from ._spec import ROOT_KEYS, unknown_root_key
 
         root = bad.split("=", 1)[0].lstrip("~").split(".", 1)[0]
         if root not in ROOT_KEYS:  # adding it would only fail validation
-            import difflib
-
-            close = difflib.get_close_matches(root, ROOT_KEYS, n=1)
-            return ConfigError(f"unknown top-level key {root!r}", key=root,
-                               file=f"command line: {bad}",
-                               expected="one of: " + ", ".join(ROOT_KEYS),
-                               fix=f"rename it to {close[0]!r}" if close else "remove it",
-                               extra=[("did you mean", close[0])] if close else [])
+            return unknown_root_key(root, f"command line: {bad}")
     return ConfigError(first.rstrip("."), key=key,
                        file=f"command line: {bad}" if bad else None,
                        expected="an override of an existing key", fix=fix)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._context import RunContext
 from ._hashing import cache_key
-from ._pipeline import Pipeline, deploy, execute, judge
+from ._pipeline import Pipeline, deploy, execute, judge, run_stage
 from ._tabular import from_parquet, signature, split_frame, to_parquet
 from .errors import ConfigError, RegistryError, StageError
 from .schema import SplitConf
@@ -198,24 +198,7 @@ class Loop:
         return key
 
     def _stage(self, name: str, comp: Any, fn: Any) -> Any:
-        import time
-
-        hook, spec = self.ctx.pm.hook, comp.spec if comp else None
-        hook.specloop_before_stage(stage=name, component=spec, run=self.ctx, cached=False)
-        start = time.perf_counter()
-        try:
-            out = fn()
-        except BaseException as exc:
-            hook.specloop_on_stage_error(stage=name, component=spec, run=self.ctx, error=exc)
-            if isinstance(exc, (StageError, ConfigError, KeyboardInterrupt, SystemExit)):
-                raise
-            raise StageError(f"stage {name!r} failed", stage=name,
-                             component=spec.name if spec else "engine",
-                             distribution=spec.distribution if spec else "specloop",
-                             run_id=self.ctx.run_id) from exc
-        hook.specloop_after_stage(stage=name, component=spec, run=self.ctx, cached=False,
-                                  duration=time.perf_counter() - start, key=None)
-        return out
+        return run_stage(self.ctx, name, comp.spec if comp else None, fn)[0]
 
     def _retrain(self, batch_id: str, batch_key: str, champion: dict, done: dict,
                  columns: dict) -> dict:

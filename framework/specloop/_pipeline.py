@@ -116,11 +116,7 @@ class Pipeline:
         p_eval = add("evaluate", metrics, flatten("metrics", _plain(metrics.config)),
                      {"train": p_train.key, "split": p_split.key})
         gate = comps.get("gate")
-        registered = None
-        try:
-            registered = ctx.registry.find_by_key(ctx.model_name, p_train.key)
-        except SpecloopError:
-            raise
+        registered = ctx.registry.find_by_key(ctx.model_name, p_train.key)
         reg = StagePlan("register", gate, p_train.key, registered is not None,
                         f"already registered as version {registered['version']}" if registered
                         else "new model version", flatten("gate", _plain(gate.config)) if gate else {},
@@ -193,31 +189,21 @@ class Pipeline:
             plan = plans.get(name)
             if plan is None:
                 continue
-            comp = plan.component
-            spec = comp.spec if comp else None
-            hook = self.ctx.pm.hook
-            start = time.perf_counter()
-            try:
-                hook.specloop_before_stage(stage=name, component=spec, run=self.ctx,
-                                           cached=plan.cached)
+            spec = plan.component.spec if plan.component else None
+
+            def step(name: str = name, plan: StagePlan = plan) -> None:
                 if not plan.cached:
                     getattr(self, f"_run_{name}")(plan, plans, manifest)
                 elif name == "register":
                     manifest.model_version = self.ctx.registry.find_by_key(
                         self.ctx.model_name, plan.key)["version"]
-            except BaseException as exc:
-                hook.specloop_on_stage_error(stage=name, component=spec, run=self.ctx, error=exc)
-                manifest.stage_done(name, plan, time.perf_counter() - start, failed=True)
-                if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)):
-                    raise
-                raise StageError(f"stage {name!r} failed", stage=name,
-                                 component=spec.name if spec else "engine",
-                                 distribution=spec.distribution if spec else "specloop",
-                                 run_id=self.ctx.run_id) from exc
-            duration = time.perf_counter() - start
+
+            def failed(seconds: float, name: str = name, plan: StagePlan = plan) -> None:
+                manifest.stage_done(name, plan, seconds, failed=True)
+
+            _, duration = run_stage(self.ctx, name, spec, step, cached=plan.cached,
+                                    key=plan.key, on_error=failed)
             manifest.stage_done(name, plan, duration)
-            hook.specloop_after_stage(stage=name, component=spec, run=self.ctx,
-                                      cached=plan.cached, duration=duration, key=plan.key)
             rows.append({"stage": name, "action": "cached" if plan.cached else "ran",
                          "seconds": duration, "component": spec.name if spec else "engine"})
         return rows
@@ -309,6 +295,35 @@ class Pipeline:
             ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")
             return
         deploy(ctx, self.spec, self.component("deploy"), champion, manifest)
+
+
+def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
+              cached: bool = False, key: str | None = None,
+              on_error: Callable[[float], None] | None = None) -> tuple[Any, float]:
+    """Run one stage between the lifecycle hooks; return ``(result, seconds)``.
+
+    An exception that is not already a specloop error is wrapped in a :class:`StageError`
+    naming the stage, the component and its distribution.
+    """
+    hook = ctx.pm.hook
+    start = time.perf_counter()
+    try:
+        hook.specloop_before_stage(stage=name, component=spec, run=ctx, cached=cached)
+        out = fn()
+    except BaseException as exc:
+        hook.specloop_on_stage_error(stage=name, component=spec, run=ctx, error=exc)
+        if on_error is not None:
+            on_error(time.perf_counter() - start)
+        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)):
+            raise
+        raise StageError(f"stage {name!r} failed", stage=name,
+                         component=spec.name if spec else "engine",
+                         distribution=spec.distribution if spec else "specloop",
+                         run_id=ctx.run_id) from exc
+    duration = time.perf_counter() - start
+    hook.specloop_after_stage(stage=name, component=spec, run=ctx, cached=cached,
+                              duration=duration, key=key)
+    return out, duration
 
 
 def judge(spec: Any, components: dict, metrics: dict, champion_metrics: dict | None,

@@ -78,6 +78,15 @@ ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "
              "retrain", "loop", "sweep", "plugins", "allow_python_targets")
 
 
+def unknown_root_key(key: str, where: str) -> ConfigError:
+    """The error for a top-level key the spec does not have, with a "did you mean"."""
+    close = difflib.get_close_matches(key, ROOT_KEYS, n=1)
+    return ConfigError(f"unknown top-level key {key!r}", key=key, file=where,
+                       expected="one of: " + ", ".join(ROOT_KEYS),
+                       fix=f"rename it to {close[0]!r}" if close else "remove it",
+                       extra=[("did you mean", close[0])] if close else [])
+
+
 @dataclass
 class Resolved:
     """One validated component node: its spec, its typed config and where it sits."""
@@ -293,11 +302,7 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
     raw, prov = composed.config, composed.provenance
     for key in raw:
         if key not in ROOT_KEYS:
-            close = difflib.get_close_matches(key, ROOT_KEYS, n=1)
-            raise ConfigError(f"unknown top-level key {key!r}", key=key, file=prov.where(key),
-                              expected="one of: " + ", ".join(ROOT_KEYS),
-                              fix=f"rename it to {close[0]!r}" if close else "remove it",
-                              extra=[("did you mean", close[0])] if close else [])
+            raise unknown_root_key(key, prov.where(key))
     allow_py = raw.get("allow_python_targets", False)
     if not isinstance(allow_py, bool):
         raise ConfigError("wrong type for allow_python_targets", key="allow_python_targets",
