@@ -16,6 +16,7 @@ from typing import Any
 
 from ._context import RunContext
 from ._hashing import cache_key
+from ._model_artifacts import load_model, read_file, save_model, version_artifacts
 from ._pipeline import Pipeline, deploy, execute, judge, run_stage
 from ._tabular import from_parquet, signature, split_frame, to_parquet
 from .errors import ConfigError, RegistryError, StageError
@@ -87,8 +88,9 @@ class Loop:
 
     def _reference(self, champion: dict) -> tuple[Any, dict]:
         store = self.ctx.store
-        return (from_parquet(store.get(champion["reference_key"], "train.parquet")),
-                json.loads(store.get(champion["reference_key"], "columns.json")))
+        key = champion["reference_key"]
+        return (from_parquet(read_file(self.ctx, key, "train.parquet", champion)),
+                json.loads(read_file(self.ctx, key, "columns.json", champion)))
 
     def _holdout(self, frame: Any, columns: dict, salt: int) -> tuple[Any, Any]:
         split = SplitConf(method="stratified", test_size=self.spec.loop.holdout)
@@ -97,23 +99,48 @@ class Loop:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, limit: int | None = None) -> list[dict]:
-        """Process every unprocessed batch (at most ``limit``); return one record each."""
-        from ._context import thread_limits
+        """Process every unprocessed batch (at most ``limit``); return one record each.
 
-        with thread_limits(self.spec.project.threads):
-            return self._run(limit)
+        The loop writes a manifest for its run id (command ``loop``) with the batches it
+        processed and the versions it registered, so ``registry show`` can point a
+        loop-trained version at the run that made it.
+        """
+        from ._context import new_run_id, thread_limits
+        from ._manifest import Manifest
 
-    def _run(self, limit: int | None) -> list[dict]:
         ctx = self.ctx
-        if ctx.registry.resolve(ctx.model_name, "champion") is None:
-            ctx.say("no champion yet: running the pipeline first")
-            doc = execute(ctx, command="run")
-            ctx.say(f"run {doc['run_id']}: model version {doc['model_version']}"
-                    f" ({doc['gate']['summary'] if doc.get('gate') else 'registered'})")
+        with thread_limits(self.spec.project.threads):
+            if ctx.registry.resolve(ctx.model_name, "champion") is None:
+                ctx.say("no champion yet: running the pipeline first")
+                loop_id, ctx.run_id = ctx.run_id, new_run_id()  # the run gets its own manifest
+                try:
+                    doc = execute(ctx, command="run")
+                finally:
+                    ctx.run_id = loop_id
+                ctx.say(f"run {doc['run_id']}: model version {doc['model_version']}"
+                        f" ({doc['gate']['summary'] if doc.get('gate') else 'registered'})")
+            manifest = Manifest(ctx, "loop")
+            records: list[dict] = []
+            manifest.doc["batches"] = records
+            try:
+                self._run(limit, records)
+            except BaseException as exc:
+                manifest.finish("failed", exc)
+                raise
+            new = [r["new_version"] for r in records if r.get("new_version")]
+            manifest.doc["model_versions"] = new
+            manifest.model_version = new[-1] if new else None
+            manifest.alias_changes.extend(
+                {"alias": "champion", "from": r["champion"], "to": r["new_version"],
+                 "batch": r["batch"]} for r in records if r.get("outcome") == "promoted")
+            manifest.finish("succeeded")
+            return records
+
+    def _run(self, limit: int | None, records: list[dict]) -> list[dict]:
+        ctx = self.ctx
         champion = self._champion()
         incoming = self.spec.incoming.build()
         done = ctx.registry.processed_batches(ctx.model_name)
-        records = []
         batches = incoming.batches(ctx)
         if not batches:
             ctx.say("no incoming batches found")
@@ -147,7 +174,7 @@ class Loop:
                              component=self.spec.incoming.spec.name,
                              distribution=self.spec.incoming.spec.distribution,
                              run_id=ctx.run_id)
-        model = self.model_c.loads(store.get(champion["model_key"], "model.bin"))
+        model = load_model(ctx, self.model_c, champion["model_key"], champion)
         X = frame[columns["features"]]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
         drift = None
@@ -230,13 +257,14 @@ class Loop:
                               list(keys.values()), base is not None, spec.loop.holdout)
         X, y = train[columns["features"]], train[columns["target"]]
         if store.has(model_key):
-            fitted = self.model_c.loads(store.get(model_key, "model.bin"))
+            fitted = load_model(ctx, self.model_c, model_key)
         else:
             fitted = self.model_c.fit(X, y, categorical=columns["categorical"],
                                       task=columns["task"], seed=spec.project.seed)
-            store.put(model_key, {"model.bin": self.model_c.dumps(fitted),
-                                  "signature.json": json.dumps(signature(train, columns)).encode()},
-                      {"stage": "retrain", "batch": batch_id})
+            save_model(store, model_key, self.model_c, fitted,
+                       {"signature.json": json.dumps(signature(train, columns)).encode()},
+                       {"stage": "retrain", "batch": batch_id,
+                        "component": self.spec.components["model"].spec.name})
         ref_key = cache_key("loop-reference", model_key)
         if not store.has(ref_key):
             store.put(ref_key, {"train.parquet": to_parquet(train),
@@ -244,7 +272,7 @@ class Loop:
                       {"stage": "retrain", "batch": batch_id})
         X_test, y_test = test[columns["features"]], test[columns["target"]]
         cand = self.metrics_c.compute(fitted, X_test, y_test, task=columns["task"])
-        champ_model = self.model_c.loads(store.get(champion["model_key"], "model.bin"))
+        champ_model = load_model(ctx, self.model_c, champion["model_key"], champion)
         champ = self.metrics_c.compute(champ_model, X_test, y_test, task=columns["task"])
         gate = judge(spec, self.pipe._components, cand, champ, self.metrics_c)
         existing = ctx.registry.find_by_key(ctx.model_name, model_key)
@@ -253,7 +281,8 @@ class Loop:
             data_fingerprint=cache_key(list(keys.values())), run_id=ctx.run_id,
             config=spec.raw, gate=gate,
             source={"kind": "loop", "batch": batch_id, "window": window,
-                    "include_base": base is not None})
+                    "include_base": base is not None},
+            artifacts=version_artifacts(store, model_key, ref_key))
         primary = self.metrics_c.primary
         out = {"new_version": version["version"], "challenger_value": cand.get(primary),
                "champion_value": champ.get(primary), "gate": gate["summary"],

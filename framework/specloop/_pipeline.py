@@ -17,9 +17,10 @@ from typing import Any, Callable
 from ._context import RunContext
 from ._hashing import cache_key
 from ._manifest import Manifest, latest_manifest
+from ._model_artifacts import MODEL_FILE, load_model, read_file, save_model, version_artifacts
 from ._spec import Resolved, _plain
 from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
-from .errors import ConfigError, SpecloopError, StageError
+from .errors import ArtifactError, ConfigError, SpecloopError, StageError
 
 STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
 # which spec node provides the component of each stage
@@ -158,7 +159,7 @@ class Pipeline:
                    "test": from_parquet(store.get(plan.key, "test.parquet")),
                    "columns": json.loads(store.get(plan.key, "columns.json"))}
         elif stage == "train":
-            out = {"model": self.component("model").loads(store.get(plan.key, "model.bin")),
+            out = {"model": load_model(self.ctx, self.component("model"), plan.key),
                    "signature": json.loads(store.get(plan.key, "signature.json"))}
         elif stage == "evaluate":
             out = json.loads(store.get(plan.key, "metrics.json"))
@@ -238,10 +239,9 @@ class Pipeline:
         fitted = model_c.fit(X, y, categorical=cols["categorical"], task=cols["task"],
                              seed=self.spec.project.seed)
         sig = signature(split["train"], cols)
-        self.ctx.store.put(plan.key, {"model.bin": model_c.dumps(fitted),
-                                      "signature.json": json.dumps(sig).encode()},
-                           {"stage": "train", "component": self.spec.components["model"].spec.name,
-                            "format": getattr(model_c, "format", "bytes")})
+        save_model(self.ctx.store, plan.key, model_c, fitted,
+                   {"signature.json": json.dumps(sig).encode()},
+                   {"stage": "train", "component": self.spec.components["model"].spec.name})
         self._loaded["train"] = {"model": fitted, "signature": sig}
 
     def _run_evaluate(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
@@ -265,11 +265,13 @@ class Pipeline:
         champion_metrics = None
         if champion is not None:  # judge both on the same test rows
             try:
-                champ_model = self.component("model").loads(
-                    ctx.store.get(champion["model_key"], "model.bin"))
+                champ_model = load_model(ctx, self.component("model"), champion["model_key"],
+                                         champion)
                 champion_metrics = metrics_c.compute(
                     champ_model, split["test"][cols["features"]], split["test"][cols["target"]],
                     task=cols["task"])
+            except ArtifactError:
+                raise  # a tampered champion is never silently replaced by its record
             except Exception as exc:  # another feature set or model kind: use its record
                 ctx.say(f"note: champion v{champion['version']} could not be re-scored on "
                         f"this test set ({type(exc).__name__}); comparing recorded metrics")
@@ -279,7 +281,8 @@ class Pipeline:
             ctx.model_name, model_key=plans["train"].key, metrics=metrics,
             reference_key=plans["split"].key, data_fingerprint=plans["data"].key,
             run_id=ctx.run_id, config=self.spec.raw, gate=gate,
-            source={"kind": "run", "overrides": self.spec.overrides})
+            source={"kind": "run", "overrides": self.spec.overrides},
+            artifacts=version_artifacts(ctx.store, plans["train"].key, plans["split"].key))
         manifest.model_version = version["version"]
         if gate["passed"]:
             prev = ctx.registry.set_alias(ctx.model_name, "champion", version["version"],
@@ -346,7 +349,7 @@ def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: 
     bundle = {
         "name": ctx.model_name,
         "version": version,
-        "model": ctx.store.get(version["model_key"], "model.bin"),
+        "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
         "model_meta": ctx.store.meta(version["model_key"]),
         "signature": json.loads(ctx.store.get(version["model_key"], "signature.json")),
         "description": spec.project.description,

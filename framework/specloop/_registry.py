@@ -65,6 +65,22 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS version_artifacts (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    key TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER,
+    format TEXT,
+    trusted_types TEXT,
+    PRIMARY KEY (name, version, role, file)
+);
+CREATE TRIGGER IF NOT EXISTS version_artifacts_no_update BEFORE UPDATE ON version_artifacts
+    BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS version_artifacts_no_delete BEFORE DELETE ON version_artifacts
+    BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
 CREATE TABLE IF NOT EXISTS loop_batches (
     name TEXT NOT NULL,
     batch_id TEXT NOT NULL,
@@ -156,6 +172,7 @@ class Registry:
         for row in rows:
             rec = self._version_row(row)
             rec["aliases"] = sorted(a for a, v in aliases.items() if v == rec["version"])
+            rec["artifacts"] = self.artifacts(name, rec["version"])
             out.append(rec)
         return out
 
@@ -173,13 +190,24 @@ class Registry:
                                 fix=f"known versions: {known or 'none'}")
         rec = self._version_row(row)
         rec["aliases"] = sorted(a for a, v in self.aliases(name).items() if v == rec["version"])
+        rec["artifacts"] = self.artifacts(name, rec["version"])
         return rec
+
+    def artifacts(self, name: str, version: int) -> list[dict]:
+        """The files recorded with a version: role, key, file, SHA-256, size, model format and
+        trusted types (empty for versions registered before hashes were recorded)."""
+        rows = [dict(r) for r in self._conn.execute(
+            "SELECT role, key, file, sha256, size, format, trusted_types FROM version_artifacts "
+            "WHERE name=? AND version=? ORDER BY role, file", (name, int(version)))]
+        for r in rows:
+            r["trusted_types"] = json.loads(r["trusted_types"]) if r["trusted_types"] else []
+        return rows
 
     def find_by_key(self, name: str, model_key: str) -> dict | None:
         """The version registered for a model artifact key, if any."""
         row = self._conn.execute("SELECT * FROM versions WHERE name=? AND model_key=? "
                                  "ORDER BY version LIMIT 1", (name, model_key)).fetchone()
-        return self._version_row(row) if row else None
+        return self.get(name, row["version"]) if row else None
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` for model ``name``."""
@@ -209,8 +237,13 @@ class Registry:
     def register(self, name: str, *, model_key: str, metrics: dict, reference_key: str | None,
                  data_fingerprint: str | None, run_id: str | None, config: dict | None,
                  gate: dict | None, source: dict | None = None,
-                 reason: str = "registered") -> dict:
+                 reason: str = "registered", artifacts: list[dict] | None = None) -> dict:
         """Add a version (numbered after the highest one), and audit it.
+
+        Args:
+            artifacts: The version's files (``role``, ``key``, ``file``, ``sha256``, ``size``
+                and, for the model file, ``format`` and ``trusted_types``), recorded in the
+                same transaction; loading verifies each file against its recorded hash.
 
         Returns:
             The new version record.
@@ -225,6 +258,11 @@ class Registry:
                       (name, version, now, model_key, reference_key, json.dumps(metrics),
                        data_fingerprint, run_id, json.dumps(config, default=str),
                        json.dumps(gate, default=str), json.dumps(source, default=str)))
+            for a in artifacts or []:
+                c.execute("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?)",
+                          (name, version, a["role"], a["key"], a["file"], a["sha256"],
+                           a.get("size"), a.get("format"),
+                           json.dumps(a["trusted_types"]) if "trusted_types" in a else None))
             c.execute("INSERT INTO audit (at, name, action, version, reason, gate, run_id) "
                       "VALUES (?,?,?,?,?,?,?)", (now, name, "register", version, reason,
                                                  json.dumps(gate, default=str), run_id))

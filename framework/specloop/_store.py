@@ -130,8 +130,14 @@ class ArtifactStore:
         except FileNotFoundError:
             raise ArtifactError(f"artifact {key} is not in the store", path=path) from None
 
-    def get(self, key: str, name: str) -> bytes:
+    def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
         """Read one file of an artifact and verify its SHA-256.
+
+        Args:
+            key: The artifact's key.
+            name: The file name inside the artifact.
+            registered: The SHA-256 the model registry recorded for this file, checked
+                first: it still holds when the artifact's own ``_meta.json`` was rewritten.
 
         Raises:
             ArtifactError: if it is missing, or its hash does not match the recorded one.
@@ -144,8 +150,12 @@ class ArtifactStore:
             data = self._read(path)
         except FileNotFoundError:
             raise ArtifactError("an artifact file is missing", path=path,
-                                expected=meta["files"][name]["sha256"]) from None
+                                expected=registered or meta["files"][name]["sha256"]) from None
         actual = _sha256(data)
+        if registered is not None and actual != registered:
+            raise ArtifactError("artifact file does not match the SHA-256 recorded in the model "
+                                "registry (truncated or tampered with); refusing to use it",
+                                path=path, expected=registered, actual=actual)
         if actual != meta["files"][name]["sha256"]:
             raise ArtifactError("artifact file does not match its recorded SHA-256 "
                                 "(truncated or tampered with); refusing to use it",

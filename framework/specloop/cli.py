@@ -215,27 +215,30 @@ def cmd_registry(args: argparse.Namespace) -> int:
                 metric_cols = list(versions[0]["metrics"])[:3] if versions else []
                 _out(_table(rows, ["version", "aliases", "created", *metric_cols, "gate", "run"]))
         elif sub == "show":
-            version = args.version if args.version is not None else (
-                reg.aliases(name).get("champion"))
+            from ._governance import model_card, render_card
+
+            alias = args.alias or "champion"
+            version = args.version if args.version is not None else reg.aliases(name).get(alias)
             if version is None:
                 from .errors import RegistryError
 
-                raise RegistryError(f"model {name!r} has no champion",
+                raise RegistryError(f"model {name!r} has no {alias!r}",
                                     fix="give a version: specloop registry show VERSION")
-            v = reg.get(name, version)
-            if args.json:
-                _out(json.dumps(v, indent=2, default=str))
-                return 0
-            _out(f"{name} v{v['version']}  aliases: {', '.join(v['aliases']) or '-'}")
-            _out(f"created {v['created_at']} in run {v['run_id']}; data {v['data_fingerprint']}")
-            _out("metrics: " + ", ".join(f"{k}={x:.4f}" for k, x in v["metrics"].items()))
-            _out(f"gate: {(v.get('gate') or {}).get('summary', '-')}")
-            _out(f"source: {json.dumps(v.get('source'))}")
+            card = model_card(ctx, version)
+            _out(json.dumps(card, indent=2, default=str) if args.json else render_card(card))
         elif sub == "promote":
-            reason = args.reason or "promoted from the command line"
-            prev = reg.set_alias(name, args.alias, args.version, reason=reason)
-            _out(f"{args.alias}: v{prev} → v{args.version}" if prev else
-                 f"{args.alias}: → v{args.version}")
+            from ._governance import promote
+
+            res = promote(ctx, args.version, alias=args.alias, force=args.force,
+                          reason=args.reason)
+            if res.get("unchanged"):
+                _out(f"{args.alias}: already v{args.version} (nothing changed)")
+                return 0
+            if res["gate"] is not None:
+                _out(("gate FAILED (forced): " if res["forced"] else "gate: ")
+                     + res["gate"]["summary"])
+            _out(f"{args.alias}: v{res['from']} → v{res['to']}" if res["from"] else
+                 f"{args.alias}: → v{res['to']}")
         elif sub == "rollback":
             old, new = reg.rollback(name, args.alias, reason=args.reason or "rollback")
             _out(f"{args.alias}: v{old} → v{new} (rolled back)")
@@ -315,14 +318,18 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p = gsub.add_parser("list", help="every version")
     _common(p)
     p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("show", help="one version (default: the champion)")
+    p = gsub.add_parser("show", help="one version's model card (default: the champion)")
     p.add_argument("version", nargs="?", type=int)
+    p.add_argument("--alias", default=None, help="show the version this alias points at")
     _common(p)
     p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("promote", help="point an alias (default champion) at a version")
+    p = gsub.add_parser("promote", help="point an alias (default champion) at a version; "
+                                        "champion only if the declared gate passes")
     p.add_argument("version", type=int)
     p.add_argument("--alias", default="champion")
-    p.add_argument("--reason", default=None)
+    p.add_argument("--reason", default=None, help="why (recorded in the audit log)")
+    p.add_argument("--force", action="store_true",
+                   help="promote although the gate fails (needs --reason)")
     _common(p)
     p = gsub.add_parser("rollback", help="move an alias back to its previous version")
     p.add_argument("--alias", default="champion")

@@ -37,6 +37,8 @@ class SklearnModelConf:
                            help="dotted path of an estimator (or a function returning one)")
     params: dict[str, Any] = param(default_factory=dict, help="estimator parameters")
     preprocessing: PreprocessingConf = field(default_factory=PreprocessingConf)
+    allow_pickle: bool = param(False, help="persist and load the model with pickle (can run "
+                                           "arbitrary code when loaded; default: skops)")
 
     def validate_spec(self, ctx: Any) -> None:
         """Refuse estimators outside the allowlist unless the spec widens it."""

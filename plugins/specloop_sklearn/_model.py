@@ -7,20 +7,26 @@ import io
 import pickle
 from typing import Any
 
-from specloop import ConfigError
+from specloop import ArtifactError, ConfigError
 
 
 class SklearnModel:
     """Builds ``preprocessing → estimator``, fits it, and (de)serializes it.
 
+    Models are written with skops by default, which loads only the types it is told to
+    trust; pickle only when the config says ``allow_pickle: true``.
+
     Args:
         config: A ``SklearnModelConf``.
     """
 
-    format = "pickle"
-
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @property
+    def format(self) -> str:
+        """``skops``, or ``pickle`` when the config allows it."""
+        return "pickle" if getattr(self.config, "allow_pickle", False) else "skops"
 
     def _estimator_class(self) -> Any:
         path = self.config.estimator
@@ -102,14 +108,57 @@ class SklearnModel:
         return pipe
 
     def dumps(self, fitted: Any) -> bytes:
-        """Serialize a fitted pipeline."""
-        buf = io.BytesIO()
-        pickle.dump(fitted, buf, protocol=pickle.HIGHEST_PROTOCOL)
-        return buf.getvalue()
+        """Serialize a fitted pipeline in :attr:`format`."""
+        if self.format == "pickle":
+            buf = io.BytesIO()
+            pickle.dump(fitted, buf, protocol=pickle.HIGHEST_PROTOCOL)
+            return buf.getvalue()
+        import skops.io as sio
 
-    def loads(self, data: bytes) -> Any:
-        """Deserialize a pipeline written by :meth:`dumps` (the store verified its SHA-256)."""
-        return pickle.loads(data)  # noqa: S301 - bytes verified against the recorded hash
+        return sio.dumps(fitted)
+
+    def trusted_types(self, data: bytes) -> list[str]:
+        """The types beyond skops' defaults that loading ``data`` needs (recorded at save time)."""
+        if self.format == "pickle":
+            return []
+        import skops.io as sio
+
+        return sorted(sio.get_untrusted_types(data=data))
+
+    def loads(self, data: bytes, *, format: str = "skops",
+              trusted: list[str] | None = None) -> Any:
+        """Deserialize a pipeline written by :meth:`dumps`.
+
+        Args:
+            data: The bytes (already verified against their recorded SHA-256).
+            format: The recorded format.
+            trusted: The types recorded when the model was saved; any other type is refused.
+
+        Raises:
+            ConfigError: the format is pickle and ``allow_pickle`` is not set.
+            ArtifactError: the bytes hold a type outside ``trusted``, or an unknown format.
+        """
+        if format == "pickle":
+            if not getattr(self.config, "allow_pickle", False):
+                raise ConfigError("refusing to load a pickle-format model", key="model.allow_pickle",
+                                  got=False, expected="true to load pickle",
+                                  fix="set model.allow_pickle: true, only for files you trust")
+            return pickle.loads(data)  # noqa: S301 - allowed by the spec, hash verified
+        if format != "skops":
+            raise ArtifactError(f"unknown model format {format!r} (expected skops or pickle)")
+        import skops.io as sio
+        from skops.io.exceptions import UntrustedTypesFoundException
+
+        found = sorted(sio.get_untrusted_types(data=data))
+        extra = [t for t in found if t not in set(trusted or [])]
+        if extra:
+            raise ArtifactError(
+                f"the model holds types that were not recorded when it was saved: {extra} "
+                f"(recorded: {sorted(trusted or [])}); refusing to load it")
+        try:
+            return sio.loads(data, trusted=found)
+        except UntrustedTypesFoundException as exc:  # pragma: no cover - checked above
+            raise ArtifactError(f"skops refused the model: {exc}") from None
 
 
 def _param_error(exc: Exception, cls_name: str) -> ConfigError:

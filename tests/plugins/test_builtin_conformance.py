@@ -60,6 +60,13 @@ class TestSklearnModelNative(ModelSuite):
               "params": {"max_iter": 20}, "preprocessing": {"categorical": "native"}}
 
 
+class TestSklearnModelPickle(ModelSuite):
+    kind = "sklearn"
+    plugin = specloop_sklearn
+    config = {"estimator": "sklearn.ensemble.RandomForestClassifier",
+              "params": {"n_estimators": 5}, "allow_pickle": True}
+
+
 class TestSklearnRegressor(ModelSuite):
     kind = "sklearn"
     plugin = specloop_sklearn

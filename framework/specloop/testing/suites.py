@@ -31,7 +31,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any, ClassVar, Iterator
 
 from ..components import ComponentSpec, Stage
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
 from . import make_test_plugin_manager
 
 try:  # fixtures need pytest; check_component does not
@@ -129,10 +129,12 @@ def _numeric_model(frame: Any, task: str) -> Any:
 
 
 def make_bundle() -> dict:
-    """The bundle the engine hands to ``deploy(bundle, ctx)``, with a pickled tiny model."""
+    """The bundle the engine hands to ``deploy(bundle, ctx)``, with a tiny skops model."""
     import hashlib
 
-    model = pickle.dumps(_numeric_model(make_frame(80), "classification"))
+    import skops.io as sio
+
+    model = sio.dumps(_numeric_model(make_frame(80), "classification"))
     version = {"name": "conformance", "version": 1, "created_at": "2024-01-01T00:00:00+00:00",
                "model_key": "0" * 32, "reference_key": "1" * 32, "metrics": {"roc_auc": 0.9},
                "data_fingerprint": "2" * 32, "run_id": "conformance", "config": {},
@@ -142,7 +144,7 @@ def make_bundle() -> dict:
     inputs = [{"name": n, "type": "number", "categorical": False} for n in ("x1", "x2")]
     return {"name": "conformance", "version": version, "model": model,
             "model_meta": {"key": "0" * 32, "stage": "train", "component": "model/sklearn",
-                           "format": "pickle", "files": files},
+                           "format": "skops", "trusted_types": [], "files": files},
             "signature": {"inputs": inputs, "target": "label", "task": "classification"},
             "description": "A model built by the conformance suite."}
 
@@ -341,6 +343,12 @@ class DataSourceSuite(ComponentSuite):
 class ModelSuite(ComponentSuite):
     """``model``: ``fit``, ``dumps``, ``loads`` and an optional ``preflight(ctx)``.
 
+    Serialization contract: ``format`` names what ``dumps`` writes (not ``pickle`` unless
+    the config sets ``allow_pickle: true``); an optional ``trusted_types(data)`` lists the
+    types loading needs, recorded at save time; ``loads(data, *, format, trusted)`` refuses
+    any type outside ``trusted`` with an :class:`~specloop.ArtifactError` (``loads(data)``
+    alone is still accepted from components that record nothing).
+
     Attributes:
         task: ``classification`` (a binary label) or ``regression``.
     """
@@ -365,14 +373,35 @@ class ModelSuite(ComponentSuite):
         if self.task == "classification":
             assert model.predict_proba(X).shape == (len(X), 2)
 
+    def test_safe_format_by_default(self, tmp_path: Path) -> None:
+        """Without ``allow_pickle: true`` the component does not write pickle."""
+        from .._model_artifacts import UNSAFE_FORMATS
+
+        comp = self.component()
+        if not getattr(comp.config, "allow_pickle", False):
+            assert getattr(comp, "format", "bytes") not in UNSAFE_FORMATS, comp.format
+
+    def test_loads_refuses_unrecorded_types(self, tmp_path: Path) -> None:
+        """Loading with an empty trusted list fails when saving recorded trusted types."""
+        from .._model_artifacts import call_loads, model_files
+
+        comp, model, _ = self.fitted()
+        data, meta = model_files(comp, model)
+        if meta["trusted_types"]:
+            with pytest.raises(ArtifactError):
+                call_loads(comp, data, format=meta["format"], trusted=[])
+
     def test_dumps_loads_round_trip(self, tmp_path: Path) -> None:
-        """``loads(dumps(model))`` predicts exactly as the fitted model does."""
+        """Loading what was saved, with the recorded format and trusted types, predicts
+        exactly as the fitted model does (the engine's own save/load path)."""
         import numpy as np
 
+        from .._model_artifacts import call_loads, model_files
+
         comp, model, X = self.fitted()
-        data = comp.dumps(model)
-        assert isinstance(data, bytes)
-        again = comp.loads(data)
+        data, meta = model_files(comp, model)
+        assert isinstance(data, bytes) and isinstance(meta["format"], str)
+        again = call_loads(comp, data, format=meta["format"], trusted=meta["trusted_types"])
         np.testing.assert_array_equal(again.predict(X), model.predict(X))
         if self.task == "classification":
             np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
