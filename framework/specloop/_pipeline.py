@@ -17,7 +17,8 @@ from typing import Any, Callable
 from ._context import RunContext
 from ._hashing import cache_key
 from ._manifest import Manifest, latest_manifest
-from ._model_artifacts import MODEL_FILE, load_model, read_file, save_model, version_artifacts
+from ._model_artifacts import (MODEL_FILE, load_model, read_file, recorded_file, save_model,
+                              version_artifacts)
 from ._spec import Resolved, _plain
 from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
 from .errors import ArtifactError, ConfigError, SpecloopError, StageError
@@ -346,11 +347,15 @@ def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: 
     comp = spec.components["deploy"]
     dep_cfg = flatten("deploy", _plain(comp.config))
     key = cache_key("deploy", comp.spec.kind, comp.spec.version, dep_cfg, version["model_key"])
+    model_meta = ctx.store.meta(version["model_key"])
+    recorded = recorded_file(version, version["model_key"], MODEL_FILE)
+    if recorded and recorded.get("format"):  # the registry's record wins over the store's
+        model_meta.update(format=recorded["format"], trusted_types=recorded["trusted_types"])
     bundle = {
         "name": ctx.model_name,
         "version": version,
         "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
-        "model_meta": ctx.store.meta(version["model_key"]),
+        "model_meta": model_meta,
         "signature": json.loads(ctx.store.get(version["model_key"], "signature.json")),
         "description": spec.project.description,
     }

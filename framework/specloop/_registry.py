@@ -98,12 +98,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+NAME_RULE = "1-128 letters, digits, '_', '.' or '-', starting with a letter or digit (no '/', '\\' or '..')"
+
+
+def valid_name(value: object) -> bool:
+    """Whether ``value`` is a safe model or alias name (no path separators, no ``..``)."""
+    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
+
+
 def check_name(value: str, what: str) -> str:
     """Validate a model or alias name: letters, digits, ``_ . -``; no separators or ``..``."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
-        raise RegistryError(f"invalid {what} {value!r}",
-                            fix=f"a {what} is 1-128 letters, digits, '_', '.' or '-', "
-                                "starting with a letter or digit")
+    if not valid_name(value):
+        raise RegistryError(f"invalid {what} {value!r}", fix=f"a {what} is {NAME_RULE}")
     return value
 
 

@@ -317,6 +317,12 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
     loop = _typed(LoopConf, loop_raw, "loop", prov)
     for cfg, key in ((project, "project"), (store, "store"), (sweep, "sweep"), (loop, "loop")):
         check_constraints(cfg, key, prov.where)
+    from ._registry import NAME_RULE, valid_name
+
+    if not valid_name(project.name):  # it names the model in the registry and in paths
+        raise ConfigError(f"invalid model name {project.name!r}", key="project.name",
+                          file=prov.where("project.name"), got=project.name,
+                          expected=NAME_RULE, fix="e.g. project.name: fraud_detection")
     plugin_settings = dict(raw.get("plugins") or {})
     components: dict[str, Resolved | None] = {}
     for name, stage in REQUIRED_STAGES.items():

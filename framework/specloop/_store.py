@@ -153,8 +153,8 @@ class ArtifactStore:
                                 expected=registered or meta["files"][name]["sha256"]) from None
         actual = _sha256(data)
         if registered is not None and actual != registered:
-            raise ArtifactError("artifact file does not match the SHA-256 recorded in the model "
-                                "registry (truncated or tampered with); refusing to use it",
+            raise ArtifactError("artifact file does not match its recorded SHA-256 in the "
+                                "model registry (truncated or tampered with); refusing to use it",
                                 path=path, expected=registered, actual=actual)
         if actual != meta["files"][name]["sha256"]:
             raise ArtifactError("artifact file does not match its recorded SHA-256 "

@@ -217,7 +217,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
         elif sub == "show":
             from ._governance import model_card, render_card
 
-            alias = args.alias or "champion"
+            from ._registry import check_name
+
+            alias = check_name(args.alias or "champion", "alias")
             version = args.version if args.version is not None else reg.aliases(name).get(alias)
             if version is None:
                 from .errors import RegistryError

@@ -36,6 +36,7 @@ class BundleDeployer:
             "metrics": version["metrics"], "data_fingerprint": version["data_fingerprint"],
             "run_id": version["run_id"], "model_file": "model.bin", "model_sha256": sha,
             "model_format": bundle["model_meta"].get("format", "pickle"),
+            "model_trusted_types": list(bundle["model_meta"].get("trusted_types") or []),
             "model_component": bundle["model_meta"].get("component"),
         }
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -71,6 +72,8 @@ def _card(bundle: dict, meta: dict) -> str:
     lines += [f"- task: {sig['task']}", f"- target: `{sig['target']}`",
               f"- trained in run `{meta['run_id']}` on data `{meta['data_fingerprint']}`",
               f"- model file: `model.bin` ({meta['model_format']}, sha256 `{meta['model_sha256']}`)",
+              "- trusted types (pass as `trusted=` when loading with skops): "
+              + (", ".join(f"`{t}`" for t in meta["model_trusted_types"]) or "none"),
               "", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in meta["metrics"].items()]
     lines += ["", "## Inputs", "", "| feature | type | categorical |", "|---|---|---|"]

@@ -1,0 +1,168 @@
+"""Safe model artifacts: skops by default, trusted types recorded and enforced, hashes recorded
+in the registry and verified before anything is deserialized, pickle only when allowed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from specloop import ArtifactError, ConfigError
+from specloop._model_artifacts import load_model, save_model
+
+
+def _champion(ctx) -> dict:
+    return ctx.registry.resolve(ctx.model_name, "champion")
+
+
+def _model_dir(p, version: dict):
+    return p.root / ".specloop" / "artifacts" / version["model_key"]
+
+
+def _rewrite_consistently(folder, data: bytes) -> None:
+    """Replace model.bin and fix up _meta.json, as an attacker with store access would."""
+    (folder / "model.bin").write_bytes(data)
+    meta = json.loads((folder / "_meta.json").read_text())
+    meta["files"]["model.bin"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    (folder / "_meta.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture
+def trained(project):
+    project.run()
+    return project
+
+
+def test_skops_is_the_default_and_round_trips(trained):
+    ctx = trained.context()
+    try:
+        v = _champion(ctx)
+        [model] = [a for a in v["artifacts"] if a["role"] == "model" and a["file"] == "model.bin"]
+        assert model["format"] == "skops"
+        meta = ctx.store.meta(v["model_key"])
+        assert meta["format"] == "skops" and meta["trusted_types"] == model["trusted_types"]
+        data = (_model_dir(trained, v) / "model.bin").read_bytes()
+        assert model["sha256"] == hashlib.sha256(data).hexdigest()
+        assert not data.startswith(b"\x80")  # not a pickle stream: skops writes a zip
+        import skops.io as sio
+
+        assert sorted(sio.get_untrusted_types(data=data)) == model["trusted_types"]
+        loaded = load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+        import pandas as pd
+
+        X = pd.DataFrame({"x1": [0.1, -1.0, 2.0], "x2": [0.0, 1.0, -1.0],
+                          "color": ["red", "blue", "green"]})
+        assert loaded.predict_proba(X).shape == (3, 2)
+        # every file of the model and the reference split is recorded with its hash
+        roles = {(a["role"], a["file"]) for a in v["artifacts"]}
+        assert {("model", "model.bin"), ("model", "signature.json"),
+                ("reference", "train.parquet"), ("reference", "test.parquet")} <= roles
+    finally:
+        ctx.close()
+
+
+def test_tampered_model_is_refused_naming_file_and_both_hashes(trained):
+    ctx = trained.context()
+    v = _champion(ctx)
+    ctx.close()
+    folder = _model_dir(trained, v)
+    registered = next(a["sha256"] for a in v["artifacts"] if a["file"] == "model.bin")
+    blob = bytearray((folder / "model.bin").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    _rewrite_consistently(folder, bytes(blob))  # the store's own check now passes
+    actual = hashlib.sha256(bytes(blob)).hexdigest()
+
+    res = trained.cli("run", "metrics.threshold=0.3")  # evaluate must load the model
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert "recorded SHA-256 in the model registry" in res.output
+    assert str(folder / "model.bin") in res.output
+    assert registered in res.output and actual in res.output
+
+
+def test_truncated_model_is_refused(trained):
+    ctx = trained.context()
+    try:
+        v = _champion(ctx)
+        path = _model_dir(trained, v) / "model.bin"
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+        with pytest.raises(ArtifactError) as info:
+            load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+        err = info.value
+        assert err.path == str(path)
+        assert err.expected == hashlib.sha256(data).hexdigest()
+        assert err.actual == hashlib.sha256(data[: len(data) // 3]).hexdigest()
+        assert "truncated or tampered" in err.render()
+    finally:
+        ctx.close()
+
+
+def test_types_not_recorded_at_save_time_are_refused(trained):
+    """A model whose bytes need a type the recorded list lacks is never loaded."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    ctx = trained.context()
+    try:
+        comp = ctx.spec.components["model"].build()
+        forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(
+            np.random.default_rng(0).normal(size=(30, 2)), [0, 1] * 15)
+
+        class Recorder:  # saves with an empty trusted list, as a forged artifact would
+            format = "skops"
+            dumps = staticmethod(comp.dumps)
+
+            def trusted_types(self, data):
+                return []
+
+        save_model(ctx.store, "forged", Recorder(), forest, {}, {"stage": "train"})
+        with pytest.raises(ArtifactError) as info:
+            load_model(ctx, comp, "forged")
+        assert "sklearn.tree._tree.Tree" in str(info.value)
+        assert "not recorded when it was saved" in str(info.value)
+        assert info.value.path.endswith("forged/model.bin")
+    finally:
+        ctx.close()
+
+
+def test_pickle_only_when_the_spec_allows_it(trained):
+    trained.run(["model.allow_pickle=true", "gate.beat_champion_by=null"])
+    ctx = trained.context(["model.allow_pickle=true"])
+    try:
+        v = _champion(ctx)
+        assert v["version"] == 2
+        rec = next(a for a in v["artifacts"] if a["file"] == "model.bin")
+        assert rec["format"] == "pickle" and rec["trusted_types"] == []
+        assert (_model_dir(trained, v) / "model.bin").read_bytes().startswith(b"\x80")
+        assert load_model(ctx, ctx.spec.components["model"].build(), v["model_key"]) is not None
+    finally:
+        ctx.close()
+    ctx = trained.context()  # the default spec: pickle not allowed
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+        text = info.value.render()
+        assert info.value.key == "model.allow_pickle" and info.value.exit_code == 2
+        assert "stored as pickle" in text and "allow_pickle: true" in text
+        assert "model.bin" in text
+        # the component refuses on its own too
+        comp = ctx.spec.components["model"].build()
+        with pytest.raises(ConfigError, match="pickle"):
+            comp.loads((_model_dir(trained, v) / "model.bin").read_bytes(), format="pickle")
+    finally:
+        ctx.close()
+
+
+def test_bundle_records_format_and_trusted_types(trained):
+    meta = json.loads((trained.root / "deploy" / "champion" / "metadata.json").read_text())
+    ctx = trained.context()
+    try:
+        v = _champion(ctx)
+    finally:
+        ctx.close()
+    rec = next(a for a in v["artifacts"] if a["file"] == "model.bin")
+    assert meta["model_format"] == "skops"
+    assert meta["model_trusted_types"] == rec["trusted_types"]
+    assert meta["model_sha256"] == rec["sha256"]
