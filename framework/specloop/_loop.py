@@ -11,6 +11,7 @@ its window from earlier batches without reading the sources again.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,11 +113,8 @@ class Loop:
         with thread_limits(self.spec.project.threads):
             if ctx.registry.resolve(ctx.model_name, "champion") is None:
                 ctx.say("no champion yet: running the pipeline first")
-                loop_id, ctx.run_id = ctx.run_id, new_run_id()  # the run gets its own manifest
-                try:
-                    doc = execute(ctx, command="run")
-                finally:
-                    ctx.run_id = loop_id
+                doc = execute(ctx, command="run")
+                ctx.run_id, ctx.started = new_run_id(), time.time()  # one manifest per run
                 ctx.say(f"run {doc['run_id']}: model version {doc['model_version']}"
                         f" ({doc['gate']['summary'] if doc.get('gate') else 'registered'})")
             manifest = Manifest(ctx, "loop")

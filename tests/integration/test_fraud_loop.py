@@ -43,6 +43,19 @@ def test_new_fraud_pattern_triggers_retrain_and_promotion_and_loop_resumes(fraud
     assert champ == [(None, 1), (1, 2)]
     bundle = json.loads((fraud_project / "deploy" / "champion" / "metadata.json").read_text())
     assert bundle["version"] == 2
+    tree = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    assert bundle["model_format"] == "skops" and tree in bundle["model_trusted_types"]
+
+    # the loop wrote a manifest for its run, so the retrained version's card names its source
+    card = json.loads(specloop("registry", "show", "2", "--json", cwd=fraud_project).stdout)
+    assert card["run"]["command"] == "loop" and card["run"]["status"] == "succeeded"
+    assert card["source"]["batch"] == "2024-09" and card["config_from"] == "run manifest"
+    assert card["model"]["format"] == "skops" and tree in card["model"]["trusted_types"]
+    shown = specloop("registry", "show", "2", cwd=fraud_project).stdout
+    assert "retrained by the loop on batch 2024-09" in shown and "(loop, succeeded" in shown
+    runs = json.loads(specloop("runs", "list", "--json", cwd=fraud_project).stdout)
+    assert [r["command"] for r in runs] == ["run", "loop", "loop"]
+    assert runs[1]["run"] == card["run_id"] and runs[1]["version"] == 2
 
 
 @pytest.mark.slow
