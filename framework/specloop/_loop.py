@@ -76,6 +76,12 @@ class Loop:
         retrain = self.spec.components["retrain"]
         self.policy = retrain.build() if retrain else None
         self.window_conf = retrain.config if retrain else None
+        self._models: dict[str, Any] = {}  # verified and loaded once per loop run
+
+    def _model(self, key: str, version: dict | None = None) -> Any:
+        if key not in self._models:
+            self._models[key] = load_model(self.ctx, self.model_c, key, version)
+        return self._models[key]
 
     # -- helpers -----------------------------------------------------------------------------
     def _champion(self) -> dict:
@@ -172,7 +178,7 @@ class Loop:
                              component=self.spec.incoming.spec.name,
                              distribution=self.spec.incoming.spec.distribution,
                              run_id=ctx.run_id)
-        model = load_model(ctx, self.model_c, champion["model_key"], champion)
+        model = self._model(champion["model_key"], champion)
         X = frame[columns["features"]]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
         drift = None
@@ -270,7 +276,7 @@ class Loop:
                       {"stage": "retrain", "batch": batch_id})
         X_test, y_test = test[columns["features"]], test[columns["target"]]
         cand = self.metrics_c.compute(fitted, X_test, y_test, task=columns["task"])
-        champ_model = load_model(ctx, self.model_c, champion["model_key"], champion)
+        champ_model = self._model(champion["model_key"], champion)
         champ = self.metrics_c.compute(champ_model, X_test, y_test, task=columns["task"])
         gate = judge(spec, self.pipe._components, cand, champ, self.metrics_c)
         existing = ctx.registry.find_by_key(ctx.model_name, model_key)

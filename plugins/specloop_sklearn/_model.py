@@ -149,16 +149,13 @@ class SklearnModel:
         import skops.io as sio
         from skops.io.exceptions import UntrustedTypesFoundException
 
-        found = sorted(sio.get_untrusted_types(data=data))
-        extra = [t for t in found if t not in set(trusted or [])]
-        if extra:
+        try:  # skops refuses any type outside its defaults and ``trusted``
+            return sio.loads(data, trusted=list(trusted or []))
+        except UntrustedTypesFoundException:
+            extra = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted or []))
             raise ArtifactError(
                 f"the model holds types that were not recorded when it was saved: {extra} "
-                f"(recorded: {sorted(trusted or [])}); refusing to load it")
-        try:
-            return sio.loads(data, trusted=found)
-        except UntrustedTypesFoundException as exc:  # pragma: no cover - checked above
-            raise ArtifactError(f"skops refused the model: {exc}") from None
+                f"(recorded: {sorted(trusted or [])}); refusing to load it") from None
 
 
 def _param_error(exc: Exception, cls_name: str) -> ConfigError:
