@@ -274,8 +274,10 @@ class Pipeline:
             except ArtifactError:
                 raise  # a tampered champion is never silently replaced by its record
             except Exception as exc:  # another feature set or model kind: use its record
+                why = exc.args[0] if isinstance(exc, SpecloopError) and exc.args else \
+                    type(exc).__name__
                 ctx.say(f"note: champion v{champion['version']} could not be re-scored on "
-                        f"this test set ({type(exc).__name__}); comparing recorded metrics")
+                        f"this test set ({why}); comparing recorded metrics")
                 champion_metrics = champion["metrics"]
         gate = judge(self.spec, self._components, metrics, champion_metrics, metrics_c)
         version = ctx.registry.register(

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import small_csv
 
 from specloop import ArtifactError, ConfigError
 from specloop._model_artifacts import load_model, save_model
@@ -166,3 +167,23 @@ def test_bundle_records_format_and_trusted_types(trained):
     assert meta["model_format"] == "skops"
     assert meta["model_trusted_types"] == rec["trusted_types"]
     assert meta["model_sha256"] == rec["sha256"]
+
+
+def test_loop_refuses_a_pickle_champion_unless_allowed(project):
+    """Through the real CLI: a pickle-format champion is not loaded by a default spec."""
+    small_csv(project.root / "data" / "new" / "2024-01.csv", rows=120, seed=5)
+    project.write_conf("config.yaml", {
+        "defaults": [{"data": "small"}, {"model": "logistic"}, {"metrics": "classification"},
+                     {"gate": "default"}, "_self_"],
+        "project": {"name": "small", "seed": 0},
+        "loop": {"incoming": {"path": "data/new/*.csv"}}})
+    assert project.cli("run", "model.allow_pickle=true").exit_code == 0
+    res = project.cli("loop")
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    for needle in ("refusing to load version 1: it is stored as pickle", "model.allow_pickle",
+                   "allow_pickle: true", "model.bin"):
+        assert needle in res.stderr, res.stderr
+    res = project.cli("loop", "model.allow_pickle=true")
+    assert res.exit_code == 0, res.output
+    assert "processed 1 batch(es)" in res.stdout
