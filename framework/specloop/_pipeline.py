@@ -306,12 +306,13 @@ class Pipeline:
         metrics_c = self.component("metrics")
         champion = ctx.registry.resolve(ctx.model_name, "champion")
         champion_metrics = None
-        if champion is not None:  # judge both on the same test rows
+        if champion is not None:  # judge it on this run's test rows it never trained on
             try:
                 champ_model = self.component("model").loads(
                     ctx.store.get(champion["model_key"], "model.bin"))
+                test = self._unseen_by(champion, split["test"], cols, plans["split"].key)
                 champion_metrics = metrics_c.compute(
-                    champ_model, split["test"][cols["features"]], split["test"][cols["target"]],
+                    champ_model, test[cols["features"]], test[cols["target"]],
                     task=cols["task"])
             except Exception as exc:  # another feature set or model kind: use its record
                 ctx.say(f"note: champion v{champion['version']} could not be re-scored on "
@@ -330,6 +331,28 @@ class Pipeline:
             manifest.alias_changes.append({"alias": "champion", "from": prev,
                                            "to": version["version"]})
         manifest.gate = gate
+
+    def _unseen_by(self, champion: dict, test: Any, cols: dict, split_key: str) -> Any:
+        """The rows of ``test`` the champion was not trained on.
+
+        With the same split they are all of them. When the split changed (another seed,
+        test size or data), some of this run's test rows may be in the champion's training
+        set, and scoring it there would flatter it; those rows are left out.
+        """
+        if champion.get("reference_key") in (None, split_key):
+            return test
+        import pandas as pd
+
+        seen = from_parquet(self.ctx.store.get(champion["reference_key"], "train.parquet"))
+        on = [c for c in [*cols["features"], cols["target"]] if c in seen.columns]
+        trained = set(pd.util.hash_pandas_object(seen[on], index=False))
+        keep = ~pd.util.hash_pandas_object(test[on], index=False).isin(trained)
+        unseen = test[keep.to_numpy()]
+        self.ctx.say(f"champion v{champion['version']} re-scored on the {len(unseen)} of "
+                     f"{len(test)} test rows it was not trained on")
+        if len(unseen) == 0:
+            raise ValueError("every test row was in the champion's training data")
+        return unseen
 
     def _run_deploy(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
         ctx = self.ctx
