@@ -132,6 +132,8 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
             pm.register(module, name=ep.name)
             pm.distributions[ep.name] = dist
     for plugin in plugins:
+        if pm.is_registered(plugin):  # e.g. an installed plugin also passed explicitly
+            continue
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         pm.register(plugin, name=name)
     if os.environ.get("SPECLOOP_TRACE_PLUGINS"):
