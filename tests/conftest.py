@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from specloop.testing import ProjectBuilder
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# composed specs are cached per user; the suite keeps its own cache (child processes inherit it)
+os.environ.setdefault("SPECLOOP_CACHE_DIR", tempfile.mkdtemp(prefix="specloop-test-cache-"))
 
 
 def small_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 0.0) -> Path:

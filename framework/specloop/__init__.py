@@ -7,7 +7,7 @@ plugins import only ``specloop`` and ``specloop.testing``.
 from __future__ import annotations
 
 from ._hashing import file_md5
-from ._loop import Decision, Observation
+from ._policy import Decision, Observation
 from .components import ComponentSpec, Stage
 from .errors import (ArtifactError, ConfigError, PluginError, RegistryError, SpecloopError,
                      StageError, UnknownKindError)

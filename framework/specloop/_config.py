@@ -153,6 +153,27 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
             expected="a project folder with conf/config.yaml",
             fix="pass --project DIR pointing at a project, or run from inside one")
     search = conf_search_dirs(project_dir, plugin_dirs)
+    from . import _compose_cache
+
+    entry = _compose_cache.key([conf, *map(Path, search)], list(overrides))
+    cached = _compose_cache.load(entry) if entry else None
+    if cached is not None:
+        return _from_cache(cached, project_dir, search)
+    composed = _compose_with_hydra(project_dir, conf, overrides, search)
+    if entry:
+        _compose_cache.save(entry, {"config": composed.config, "choices": composed.choices,
+                                    "overrides": composed.overrides})
+    return composed
+
+
+def _from_cache(doc: dict, project_dir: Path, search: list[str]) -> Composed:
+    prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], doc["choices"],
+                      doc["overrides"])
+    return Composed(doc["config"], prov, doc["choices"], doc["overrides"])
+
+
+def _compose_with_hydra(project_dir: Path, conf: Path, overrides: list[str],
+                        search: list[str]) -> Composed:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -100,15 +100,11 @@ def thread_limits(threads: int | None) -> Any:
 
 def environment() -> dict[str, Any]:
     """Python and package versions recorded in every manifest."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ._dists import version
 
-    pkgs = {}
-    for name in ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy",
-                 "pandas", "pyarrow", "scipy", "fsspec", "skops"):
-        try:
-            pkgs[name] = version(name)
-        except PackageNotFoundError:
-            pkgs[name] = None
+    pkgs = {name: version(name) for name in (
+        "specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
+        "pyarrow", "scipy", "fsspec", "skops")}
     return {"python": sys.version.split()[0], "platform": sys.platform, "packages": pkgs,
             "env": {k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")}}
 

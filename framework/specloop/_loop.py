@@ -12,50 +12,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from ._context import RunContext
 from ._hashing import cache_key
 from ._model_artifacts import load_model, read_file, save_model, version_artifacts
 from ._pipeline import Pipeline, deploy, execute, judge, run_stage
+from ._policy import Decision, Observation
 from ._tabular import from_parquet, signature, split_frame, to_parquet
 from .errors import ConfigError, RegistryError, StageError
 from .schema import SplitConf
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What a retraining policy sees for one batch.
-
-    Attributes:
-        batch_id: The batch's id (e.g. its file stem).
-        rows: Rows in the batch.
-        drift: The monitor's report (``drift_share``, ``drifted``, ``columns`` …) or ``None``.
-        metrics: The champion's metrics on the batch (when labels are present) or ``None``.
-        champion_metrics: The champion's metrics at registration (its own evaluation).
-        primary: The primary metric's name.
-        greater_is_better: Whether a larger primary metric is better.
-        batches_since_retrain: Batches processed since the champion was trained.
-    """
-
-    batch_id: str
-    rows: int
-    drift: dict | None
-    metrics: dict | None
-    champion_metrics: dict
-    primary: str
-    greater_is_better: bool
-    batches_since_retrain: int
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A retraining policy's answer: whether to retrain, and why (one line)."""
-
-    retrain: bool
-    reason: str
-    details: dict = field(default_factory=dict)
 
 
 class Loop:

@@ -10,6 +10,7 @@ from typing import Iterable
 import pluggy
 
 from . import hookspecs
+from ._dists import describe
 from .components import BrokenPlugin, ComponentSpec, ComponentTable
 from .errors import PluginError
 
@@ -117,7 +118,7 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
                 continue
             if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
                 continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
+            dist = describe(ep.dist) if ep.dist else "(unknown distribution)"
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin warns, never crashes the host
@@ -131,6 +132,8 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
             pm.register(module, name=ep.name)
             pm.distributions[ep.name] = dist
     for plugin in plugins:
+        if pm.is_registered(plugin):  # e.g. an installed plugin also passed explicitly
+            continue
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         pm.register(plugin, name=name)
     if os.environ.get("SPECLOOP_TRACE_PLUGINS"):

@@ -75,7 +75,8 @@ class Manifest:
         st = self.doc["stages"].setdefault(name, {})
         st.update({"status": "failed" if failed else ("cached" if plan.cached else "ran"),
                    "seconds": round(seconds, 4)})
-        self.write()
+        if failed or not plan.cached:  # a cached stage changed nothing: the next write has it
+            self.write()
 
     def finish(self, status: str, error: BaseException | None = None,
                metrics: dict | None = None) -> dict:

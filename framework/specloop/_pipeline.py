@@ -67,6 +67,8 @@ class Pipeline:
         self.spec = ctx.spec
         self._components: dict[str, Any] = {}
         self._loaded: dict[str, Any] = {}
+        self._writer: Any = None
+        self._pending: list[Any] = []
 
     # -- components --------------------------------------------------------------------------
     def component(self, stage: str) -> Any:
@@ -147,6 +149,37 @@ class Pipeline:
         except Exception:
             return False
 
+    # -- writing outputs ---------------------------------------------------------------------
+    def put_later(self, key: str, files: Callable[[], dict[str, bytes]], meta: dict) -> None:
+        """Encode and store an artifact on a writer thread, off the critical path.
+
+        The data and split stages hand their frames over here: Parquet encoding and the
+        fsynced write overlap with training (which releases the GIL), and the frames stay in
+        memory for the stages of this run. :meth:`flush` waits for every pending write; it runs
+        before anything records a key (registration) and at the end of the run.
+        """
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="specloop-store")
+        store = self.ctx.store
+        self._pending.append(self._writer.submit(lambda: store.put(key, files(), meta)))
+
+    def flush(self, *, raise_errors: bool = True) -> None:
+        """Wait for the artifacts :meth:`put_later` is still writing."""
+        pending, self._pending = self._pending, []
+        errors = []
+        for future in pending:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if errors and raise_errors:
+            raise errors[0]
+
     # -- loading cached outputs --------------------------------------------------------------
     def load(self, stage: str, plan: StagePlan) -> Any:
         """The output of ``stage`` (from this run, or from the store)."""
@@ -186,11 +219,22 @@ class Pipeline:
             self.preflight(plans)
         plans = {p.name: p for p in plans}
         manifest.record_plan(plans.values())
-        rows = []
+        rows: list[dict] = []
+        try:
+            self._run_stages(plans, manifest, rows)
+        except BaseException:
+            self.flush(raise_errors=False)  # keep what was computed; the stage error wins
+            raise
+        self.flush()
+        return rows
+
+    def _run_stages(self, plans: dict, manifest: Manifest, rows: list[dict]) -> None:
         for name in STAGES:
             plan = plans.get(name)
             if plan is None:
                 continue
+            if name == "register":
+                self.flush()  # a version records the split's key: it must be in the store
             spec = plan.component.spec if plan.component else None
 
             def step(name: str = name, plan: StagePlan = plan) -> None:
@@ -208,13 +252,12 @@ class Pipeline:
             manifest.stage_done(name, plan, duration)
             rows.append({"stage": name, "action": "cached" if plan.cached else "ran",
                          "seconds": duration, "component": spec.name if spec else "engine"})
-        return rows
 
     def _run_data(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
         frame = self.component("data").load(self.ctx)
         columns_for(frame, self.spec.components["data"].config, self.spec.provenance.where)
-        self.ctx.store.put(plan.key, {"frame.parquet": to_parquet(frame)},
-                           {"stage": "data", "rows": len(frame)})
+        self.put_later(plan.key, lambda: {"frame.parquet": to_parquet(frame)},
+                       {"stage": "data", "rows": len(frame)})
         self._loaded["data"] = frame
 
     def _run_split(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
@@ -226,10 +269,10 @@ class Pipeline:
             raise ConfigError("the split leaves no training or no test rows", key="data.split",
                               expected="enough rows for both sides",
                               fix="change data.split.test_size or add data")
-        self.ctx.store.put(plan.key, {"train.parquet": to_parquet(train),
-                                      "test.parquet": to_parquet(test),
-                                      "columns.json": json.dumps(columns).encode()},
-                           {"stage": "split", "train_rows": len(train), "test_rows": len(test)})
+        self.put_later(plan.key, lambda: {"train.parquet": to_parquet(train),
+                                          "test.parquet": to_parquet(test),
+                                          "columns.json": json.dumps(columns).encode()},
+                       {"stage": "split", "train_rows": len(train), "test_rows": len(test)})
         self._loaded["split"] = {"train": train, "test": test, "columns": columns}
 
     def _run_train(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
@@ -264,12 +307,13 @@ class Pipeline:
         metrics_c = self.component("metrics")
         champion = ctx.registry.resolve(ctx.model_name, "champion")
         champion_metrics = None
-        if champion is not None:  # judge both on the same test rows
+        if champion is not None:  # judge it on this run's test rows it never trained on
             try:
                 champ_model = load_model(ctx, self.component("model"), champion["model_key"],
                                          champion)
+                test = self._unseen_by(champion, split["test"], cols, plans["split"].key)
                 champion_metrics = metrics_c.compute(
-                    champ_model, split["test"][cols["features"]], split["test"][cols["target"]],
+                    champ_model, test[cols["features"]], test[cols["target"]],
                     task=cols["task"])
             except ArtifactError:
                 raise  # a tampered champion is never silently replaced by its record
@@ -293,6 +337,29 @@ class Pipeline:
             manifest.alias_changes.append({"alias": "champion", "from": prev,
                                            "to": version["version"]})
         manifest.gate = gate
+
+    def _unseen_by(self, champion: dict, test: Any, cols: dict, split_key: str) -> Any:
+        """The rows of ``test`` the champion was not trained on.
+
+        With the same split they are all of them. When the split changed (another seed,
+        test size or data), some of this run's test rows may be in the champion's training
+        set, and scoring it there would flatter it; those rows are left out.
+        """
+        if champion.get("reference_key") in (None, split_key):
+            return test
+        import pandas as pd
+
+        seen = from_parquet(read_file(self.ctx, champion["reference_key"], "train.parquet",
+                                      champion))
+        on = [c for c in [*cols["features"], cols["target"]] if c in seen.columns]
+        trained = set(pd.util.hash_pandas_object(seen[on], index=False))
+        keep = ~pd.util.hash_pandas_object(test[on], index=False).isin(trained)
+        unseen = test[keep.to_numpy()]
+        self.ctx.say(f"champion v{champion['version']} re-scored on the {len(unseen)} of "
+                     f"{len(test)} test rows it was not trained on")
+        if len(unseen) == 0:
+            raise ValueError("every test row was in the champion's training data")
+        return unseen
 
     def _run_deploy(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
         ctx = self.ctx
@@ -402,8 +469,9 @@ def execute(ctx: RunContext, command: str = "run") -> dict:
     plans = pipe.plan()
     pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
     manifest = Manifest(ctx, command)
+    threads = ctx.spec.project.threads if any(not p.cached for p in plans) else None
     try:
-        with thread_limits(ctx.spec.project.threads):
+        with thread_limits(threads):  # only loads threadpoolctl when a stage will run
             rows = pipe.run(manifest, plans)
         metrics = json.loads(ctx.store.get(manifest.doc["stages"]["evaluate"]["key"],
                                            "metrics.json"))

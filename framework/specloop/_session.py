@@ -13,12 +13,18 @@ from ._spec import Spec, validate
 
 
 def _disabled_in_yaml(project_dir: Path, overrides: list[str]) -> list[str]:
-    """``plugins.disable`` read before any plugin is imported (YAML, then overrides)."""
-    import yaml
+    """``plugins.disable`` read before any plugin is imported (YAML, then overrides).
 
+    The YAML parser is loaded only when the file mentions ``disable`` at all.
+    """
     names: list[str] = []
     try:
-        raw = yaml.safe_load((project_dir / "conf" / "config.yaml").read_text()) or {}
+        text = (project_dir / "conf" / "config.yaml").read_text()
+        raw: dict = {}
+        if "disable" in text:
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
         names = list(((raw.get("plugins") or {}).get("disable")) or [])
     except Exception:  # a malformed file is reported by composition, with its line
         pass

@@ -151,6 +151,11 @@ def _plain(value: Any) -> Any:
 
 
 def _typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
+    from ._typecheck import build_exact
+
+    exact = build_exact(schema, body)
+    if exact is not None:
+        return exact
     from omegaconf import OmegaConf
     from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
                                   OmegaConfBaseException, ValidationError)
@@ -262,7 +267,7 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
         raise ConfigError(f"{key} has no 'kind'", key=f"{key}.kind", file=prov.where(key),
                           expected=f"one of: {available}",
                           fix=f"add 'kind: <one of those>' to {key}")
-    spec = table.get(stage, str(node["kind"]), key=f"{key}.kind", where=prov.where(f"{key}.kind"))
+    spec = table.get(stage, str(node["kind"]), key=f"{key}.kind", where=lambda: prov.where(f"{key}.kind"))
     body = {k: v for k, v in node.items() if k != "kind"}
     nested = {name: body.pop(name) for name in spec.nested if name in body}
     config = _typed(spec.schema, body, key, prov)

@@ -73,7 +73,7 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
     keep = [*columns["features"], columns["target"]]
     if columns["time_column"] and columns["time_column"] not in keep:
         keep.append(columns["time_column"])
-    frame = frame[keep].reset_index(drop=True)
+    frame = frame[keep]  # a copy already; renumbering rows below never copies again
     if split.method == "time":
         if not columns["time_column"]:
             raise ConfigError("a time split needs data.time_column", key="data.split.method",
@@ -92,7 +92,15 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
                                        stratify=stratify)
     except ValueError as exc:
         raise StageError(f"cannot split the data: {exc}", stage="split") from exc
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return _renumbered(train), _renumbered(test)
+
+
+def _renumbered(frame):
+    """``frame`` with rows numbered 0..n-1, in place (``reset_index`` would copy it)."""
+    import pandas as pd
+
+    frame.index = pd.RangeIndex(len(frame))
+    return frame
 
 
 def signature(frame, columns: dict) -> dict:

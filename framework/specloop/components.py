@@ -14,7 +14,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import PluginError, UnknownKindError
 
@@ -145,14 +145,14 @@ class ComponentTable:
         return sorted(kind for (st, kind) in self._table if st == str(stage))
 
     def get(self, stage: Stage | str, kind: str, *, key: str | None = None,
-            where: str | None = None) -> ComponentSpec:
+            where: str | Callable[[], str] | None = None) -> ComponentSpec:
         """Return the spec for ``(stage, kind)``.
 
         Args:
             stage: The stage.
             kind: The kind named in the spec.
             key: The spec key that named it (for the error), e.g. ``model.kind``.
-            where: Where that key was set (for the error).
+            where: Where that key was set, or a callable returning it (for the error).
 
         Raises:
             UnknownKindError: with the available kinds, a "did you mean" and the plugins
@@ -161,6 +161,8 @@ class ComponentTable:
         spec = self._table.get((str(stage), kind))
         if spec is not None:
             return spec
+        if callable(where):
+            where = where()
         available = self.kinds(stage)
         extra = [("available", ", ".join(available) or "(none installed)")]
         close = difflib.get_close_matches(str(kind), available, n=1)

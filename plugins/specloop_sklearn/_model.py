@@ -60,7 +60,12 @@ class SklearnModel:
 
     def preflight(self, ctx: Any) -> None:
         """Import the estimator and validate its parameters before any stage runs."""
-        self.build()
+        try:
+            self.build()
+        except ConfigError as exc:
+            if exc.file is None and exc.key:  # scikit-learn's check knows no file: name it
+                exc.file = ctx.spec.provenance.where(exc.key)
+            raise
 
     def pipeline(self, categorical: list[str], numeric: list[str], task: str) -> Any:
         """The full pipeline: column preprocessing, then the estimator."""

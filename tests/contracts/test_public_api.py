@@ -111,3 +111,12 @@ def test_builtin_plugins_import_only_public_specloop(path):
         elif len(parts) == 2 and parts[1] not in specloop.__all__ and parts[1] != "testing":
             bad.append(f"line {line}: {name} (not in specloop.__all__)")
     assert bad == [], f"{path.name} imports specloop internals: {bad}"
+
+
+def test_an_installed_plugin_passed_again_is_registered_once(project):
+    """ProjectBuilder loads entry points; naming an installed plugin too is harmless."""
+    import specloop_gates
+
+    ctx = project.context(plugins=[specloop_gates])
+    assert [p for p in ctx.pm.get_plugins() if p is specloop_gates] == [specloop_gates]
+    ctx.close()

@@ -198,6 +198,7 @@ def test_invalid_estimator_parameter_names_model_params_key(trained):
     out = assert_user_error(res, "invalid value for model.params.C", "key:      model.params.C",
                             "-1", "set model.params.C to")
     assert "range" in out  # scikit-learn's own constraint, e.g. a float in (0.0, inf]
+    assert "command line: model.params.C=-1" in out  # where it was set
     assert_intact(p, before)
 
 

@@ -100,3 +100,25 @@ def test_time_split_and_regression_on_a_bundled_dataset(project):
     assert "r2" in result.manifest["metrics"]
     timed = project.run(["data.split.method=time", "data.time_column=x2"])
     assert timed.manifest["status"] == "succeeded"
+
+
+def test_champion_is_never_scored_on_rows_it_trained_on(project):
+    """Another seed reshuffles the split, putting some of the champion's training rows into
+    the new test set; the gate compares against the champion on the other rows only."""
+    from specloop._tabular import from_parquet
+
+    first = project.run().manifest
+    res = project.cli("run", "project.seed=1", "model.params.C=0.3")
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.stdout.splitlines() if "re-scored on the" in ln)
+    store = project.root / ".specloop" / "artifacts"
+    old_train = from_parquet((store / first["stages"]["split"]["key"] / "train.parquet")
+                             .read_bytes())
+    runs = sorted((project.root / ".specloop" / "runs").iterdir())
+    second = json.loads((runs[-1] / "manifest.json").read_text())
+    new_test = from_parquet((store / second["stages"]["split"]["key"] / "test.parquet")
+                            .read_bytes())
+    seen = set(map(tuple, old_train.astype(str).to_numpy()))
+    unseen = sum(tuple(r) not in seen for r in new_test.astype(str).to_numpy())
+    assert 0 < unseen < len(new_test)
+    assert f"on the {unseen} of {len(new_test)} test rows" in line
