@@ -194,7 +194,8 @@ def render_card(card: dict) -> str:
     lines += ["", "alias history:"]
     if card["alias_history"]:
         for h in card["alias_history"]:
-            arrow = f"v{h['previous']} → v{h['version']}" if h["previous"] else f"→ v{h['version']}"
+            arrow = (f"v{h['previous']} → v{h['version']}" if h["previous"]
+                     else f"→ v{h['version']}")
             lines.append(f"  {h['at']}  {h['alias']}: {arrow}  ({h['reason']})")
     else:
         lines.append("  (never held an alias)")

@@ -98,7 +98,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-NAME_RULE = "1-128 letters, digits, '_', '.' or '-', starting with a letter or digit (no '/', '\\' or '..')"
+NAME_RULE = ("1-128 letters, digits, '_', '.' or '-', starting with a letter or digit "
+             "(no '/', '\\' or '..')")
 
 
 def valid_name(value: object) -> bool:

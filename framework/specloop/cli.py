@@ -216,7 +216,6 @@ def cmd_registry(args: argparse.Namespace) -> int:
                 _out(_table(rows, ["version", "aliases", "created", *metric_cols, "gate", "run"]))
         elif sub == "show":
             from ._governance import model_card, render_card
-
             from ._registry import check_name
 
             alias = check_name(args.alias or "champion", "alias")

@@ -145,8 +145,9 @@ class SklearnModel:
         """
         if format == "pickle":
             if not getattr(self.config, "allow_pickle", False):
-                raise ConfigError("refusing to load a pickle-format model", key="model.allow_pickle",
-                                  got=False, expected="true to load pickle",
+                raise ConfigError("refusing to load a pickle-format model",
+                                  key="model.allow_pickle", got=False,
+                                  expected="true to load pickle",
                                   fix="set model.allow_pickle: true, only for files you trust")
             return pickle.loads(data)  # noqa: S301 - allowed by the spec, hash verified
         if format != "skops":
