@@ -93,7 +93,7 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
     text = reason or (gate["summary"] if gate else "promoted from the command line")
     previous = reg.set_alias(name, alias, candidate["version"], reason=text,
                              gate=record or None, run_id=None,
-                             action="force-promote" if forced else "promote")
+                             action="force-promote" if forced else "promote", expect=current)
     return {"alias": alias, "from": previous, "to": candidate["version"], "gate": gate,
             "forced": forced}
 

@@ -277,11 +277,19 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int, *, reason: str,
                   gate: dict | None = None, run_id: str | None = None,
-                  action: str = "promote") -> int | None:
+                  action: str = "promote", expect: Any = ...) -> int | None:
         """Point ``alias`` at ``version``; record history and audit.
+
+        Args:
+            expect: If given, the version (or ``None``) the alias must still point at; a
+                gate judged against that holder must not move an alias someone else moved
+                in the meantime.
 
         Returns:
             The version the alias pointed at before, or ``None``.
+
+        Raises:
+            RegistryError: the version does not exist, or the alias moved (``expect``).
         """
         check_name(alias, "alias")
         self.get(name, version)
@@ -289,6 +297,10 @@ class Registry:
             row = c.execute("SELECT version FROM aliases WHERE name=? AND alias=?",
                             (name, alias)).fetchone()
             previous = row["version"] if row else None
+            if expect is not ... and previous != expect:
+                raise RegistryError(f"{alias!r} of model {name!r} moved from v{expect} to "
+                                    f"v{previous} while this change was being decided; "
+                                    "nothing changed", fix="run the command again")
             now = _now()
             c.execute("INSERT INTO aliases VALUES (?,?,?,?) ON CONFLICT(name, alias) DO UPDATE "
                       "SET version=excluded.version, set_at=excluded.set_at",

@@ -137,3 +137,19 @@ def test_bad_project_name_is_a_config_error(project):
     assert info.value.key == "project.name" and "conf/config.yaml" in str(info.value.file)
     res = project.cli("validate", "project.name=a/b")
     assert res.exit_code == 2 and "invalid model name 'a/b'" in res.stderr
+
+
+def test_an_alias_moved_meanwhile_is_not_overwritten(tmp_path):
+    """The gate judged against one champion; if another took its place, nothing changes."""
+    reg = Registry(tmp_path / "registry.db")
+    for key in ("k1", "k2", "k3"):
+        reg.register("m", model_key=key, metrics={}, reference_key=None, data_fingerprint=None,
+                     run_id=None, config=None, gate=None)
+    reg.set_alias("m", "champion", 1, reason="first")
+    reg.set_alias("m", "champion", 2, reason="someone else")
+    with pytest.raises(RegistryError, match="moved from v1 to v2"):
+        reg.set_alias("m", "champion", 3, reason="judged against v1", expect=1)
+    assert reg.aliases("m") == {"champion": 2}
+    assert [a["action"] for a in reg.audit("m")][-1] == "promote"
+    assert len(reg.alias_history("m")) == 2
+    reg.close()
