@@ -343,10 +343,13 @@ def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: 
     comp = spec.components["deploy"]
     dep_cfg = flatten("deploy", _plain(comp.config))
     key = cache_key("deploy", comp.spec.kind, comp.spec.version, dep_cfg, version["model_key"])
+    model = ctx.store.get(version["model_key"], "model.bin")
     bundle = {
         "name": ctx.model_name,
         "version": version,
-        "model": ctx.store.get(version["model_key"], "model.bin"),
+        "model": model,
+        # a target that scores (batch) loads the model exactly as the pipeline does
+        "load_model": lambda: spec.components["model"].build().loads(model),
         "model_meta": ctx.store.meta(version["model_key"]),
         "signature": json.loads(ctx.store.get(version["model_key"], "signature.json")),
         "description": spec.project.description,

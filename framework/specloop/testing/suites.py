@@ -141,6 +141,7 @@ def make_bundle() -> dict:
     files = {"model.bin": {"sha256": hashlib.sha256(model).hexdigest(), "size": len(model)}}
     inputs = [{"name": n, "type": "number", "categorical": False} for n in ("x1", "x2")]
     return {"name": "conformance", "version": version, "model": model,
+            "load_model": lambda: pickle.loads(model),
             "model_meta": {"key": "0" * 32, "stage": "train", "component": "model/sklearn",
                            "format": "pickle", "files": files},
             "signature": {"inputs": inputs, "target": "label", "task": "classification"},
