@@ -69,6 +69,7 @@ def write_fs(fs: Any, root: str, files: dict[str, bytes]) -> None:
     no bundle rather than a mix of two versions.
     """
     meta = f"{root}/{METADATA}"
+    fs.makedirs(root, exist_ok=True)  # a folder needs it; on object stores it does nothing
     if fs.exists(meta):
         fs.rm_file(meta)
     for name, data in files.items():

@@ -42,7 +42,8 @@ class BatchScorer:
         """Score every row of the input and return where the scores are, and what they are."""
         source = self.config.input.build()
         features = [f["name"] for f in bundle["signature"]["inputs"]]
-        fingerprint = source.fingerprint(ctx)  # fails early, naming the key, if input is missing
+        with input_keys(self.config.input.key, ctx):  # fails early if the input is missing
+            fingerprint = source.fingerprint(ctx)
         model = bundle["load_model"]()
         classifier = bundle["signature"].get("task") == "classification" and \
             hasattr(model, "predict_proba")
@@ -86,7 +87,7 @@ class BatchScorer:
         writer = schema = None
         rows = 0
         try:
-            for chunk in _chunks(source, ctx, self.config.chunk_size):
+            for chunk in _chunks(source, ctx, self.config.chunk_size, self.config.input.key):
                 if len(chunk) == 0:
                     continue
                 table = self._score(chunk, model, features, classifier)
@@ -139,16 +140,37 @@ class BatchScorer:
             if sha != result["output_sha256"]:
                 return False
             return self.config.input.build().fingerprint(ctx) == result["input"]
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError):  # (a missing input is a ConfigError, a ValueError)
             return False
 
 
-def _chunks(source: Any, ctx: Any, size: int) -> Iterator[Any]:
+class input_keys:
+    """Data components name their keys as if they sat at ``data``; the batch input sits at
+    ``deploy.input``, so their ConfigErrors are re-keyed (``data.path`` becomes
+    ``deploy.input.path``) to point at the value to fix."""
+
+    def __init__(self, key: str, ctx: Any) -> None:
+        self.key, self.ctx = key, ctx
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, ConfigError) and exc.key and exc.key.split(".")[0] == "data":
+            exc.key = self.key + exc.key[len("data"):]
+            where = getattr(getattr(self.ctx.spec, "provenance", None), "where", None)
+            if callable(where):
+                exc.file = where(exc.key)
+        return False
+
+
+def _chunks(source: Any, ctx: Any, size: int, key: str) -> Iterator[Any]:
     """The input in chunks; a data component without ``chunks`` is loaded and sliced."""
-    if callable(getattr(source, "chunks", None)):
-        yield from source.chunks(ctx, size, key="deploy.input.path")
-        return
-    frame = source.load(ctx)
+    with input_keys(key, ctx):
+        if callable(getattr(source, "chunks", None)):
+            yield from source.chunks(ctx, size)
+            return
+        frame = source.load(ctx)
     for start in range(0, len(frame), size):
         yield frame.iloc[start:start + size]
 
@@ -156,7 +178,7 @@ def _chunks(source: Any, ctx: Any, size: int) -> Iterator[Any]:
 def _count(source: Any, ctx: Any) -> int | None:
     count = getattr(source, "count_rows", None)
     try:
-        return count(ctx, key="deploy.input.path") if callable(count) else None
+        return count(ctx) if callable(count) else None
     except (OSError, ValueError):
         return None
 
