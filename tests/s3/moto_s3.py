@@ -1,4 +1,4 @@
-"""A real S3-compatible server (moto's server mode) on 127.0.0.1 for the whole session.
+"""Fixtures: a real S3-compatible server (moto's server mode) on 127.0.0.1 for the session.
 
 Nothing here talks to the internet: every client gets the local endpoint, and the AWS
 credentials are dummies the local server accepts.
@@ -7,6 +7,7 @@ credentials are dummies the local server accepts.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 
 import pytest
@@ -19,8 +20,11 @@ DUMMY = {"AWS_ACCESS_KEY_ID": "specloop-test", "AWS_SECRET_ACCESS_KEY": "specloo
 def s3_endpoint() -> str:
     """The endpoint URL of a moto S3 server started for this session."""
     pytest.importorskip("s3fs")
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     old = {k: os.environ.get(k) for k in DUMMY}
     os.environ.update(DUMMY)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -65,3 +69,11 @@ def s3_env(s3_endpoint, bucket, monkeypatch) -> dict:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
