@@ -54,8 +54,14 @@ class BatchScorer:
             fs, path = open_url(self.config.output, self.config.storage_options,
                                 key="deploy.output")
             with remote_errors(self.config.output, self.config.storage_options,
-                               key="deploy.output"), fs.open(path, "wb") as fh:
-                rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                               key="deploy.output"):
+                fh = fs.open(path, "wb")
+                try:
+                    rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                except BaseException:
+                    _discard(fh)  # closing would upload a partial file
+                    raise
+                fh.close()
             with remote_errors(self.config.output, self.config.storage_options,
                                key="deploy.output"):
                 sha = _sha_file(fs.open(path, "rb"))
@@ -181,6 +187,17 @@ def _count(source: Any, ctx: Any) -> int | None:
         return count(ctx) if callable(count) else None
     except (OSError, ValueError):
         return None
+
+
+def _discard(fh: Any) -> None:
+    """Abandon an upload in progress: nothing appears at the URL."""
+    discard = getattr(fh, "discard", None)
+    if callable(discard):
+        discard()
+    try:
+        fh.closed = True  # fsspec files upload on close; this one must not
+    except AttributeError:
+        pass
 
 
 def _sha_file(fh: Any) -> str:

@@ -182,3 +182,17 @@ def test_missing_credentials(project, s3_env, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "refused the credentials" in proc.stderr
     assert "Unable to locate credentials" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_batch_failing_midway_publishes_no_scores(project, s3_env, s3, bucket):
+    small_csv(project.root / "data" / "score.csv", rows=300, seed=4)
+    with open(project.root / "data" / "score.csv", "a") as fh:
+        fh.write("999,not-a-number,0.1,red,1\n")  # x1 turns to text in the last chunk
+    project.write_conf("deploy/scores.yaml", {
+        "kind": "batch", "input": {"kind": "csv", "path": "data/score.csv", "target": "label"},
+        "output": f"s3://{bucket}/scores/small.parquet", "chunk_size": 100,
+        "storage_options": {"client_kwargs": {"endpoint_url": "${oc.env:SPECLOOP_S3_ENDPOINT}"}}})
+    result = project.cli("run", "deploy=scores")
+    assert result.exit_code == 1, result.stderr
+    assert "stage 'deploy' failed" in result.stderr
+    assert not s3.exists(f"{bucket}/scores/small.parquet")
