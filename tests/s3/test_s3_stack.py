@@ -52,6 +52,9 @@ def test_fraud_project_runs_unchanged_on_s3(fraud_project, s3_env, s3, bucket):
     assert "processed 3 batch(es): 1 retrain(s), 1 promotion(s)" in loop.stdout
     meta = json.loads(s3.cat_file(f"{bundle}/metadata.json"))
     assert meta["version"] == 2  # the promotion was published to the bucket
+    # every command used the same local registry of this store (one file, named by its URL)
+    assert len([p for p in (fraud_project / ".specloop").iterdir()
+                if p.suffix == ".db"]) == 1
 
     # a tampered object in the bucket is refused, and nothing is published from it
     key = json.loads(s3.cat_file(f"{bundle}/metadata.json"))
