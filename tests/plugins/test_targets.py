@@ -190,3 +190,37 @@ def test_object_store_url_is_required(project):
     project.write_conf("deploy/os.yaml", {"kind": "object_store"})
     result = project.cli("validate", "deploy=os")
     assert result.exit_code == 2 and "deploy.url" in result.stderr
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    from specloop_targets._batch import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Tty()
+    bar = Progress(200, stream=term)
+    bar.update(100)
+    bar.update(200)
+    bar.done()
+    assert term.getvalue().count("\r") == 2 and term.getvalue().endswith("200/200 rows\n")
+
+
+def test_batch_scores_a_data_component_without_chunks(tmp_path):
+    """``sklearn_dataset`` has no ``chunks``: it is loaded, then scored chunk by chunk."""
+    import pyarrow.parquet as pq
+
+    from specloop.testing import ProjectBuilder
+
+    p = ProjectBuilder(tmp_path / "bc")
+    p.write_conf("config.yaml", {
+        "defaults": [{"data": "breast_cancer"}, {"model": "logistic"},
+                     {"metrics": "classification"}, "_self_"],
+        "project": {"name": "bc"},
+        "deploy": {"kind": "batch", "input": {"kind": "sklearn_dataset", "name": "breast_cancer"},
+                   "chunk_size": 100, "progress": False}})
+    result = p.cli("run")
+    assert result.exit_code == 0, result.stderr
+    pf = pq.ParquetFile(p.root / "deploy" / "scores.parquet")
+    assert pf.metadata.num_rows == 569 and pf.num_row_groups == 6
