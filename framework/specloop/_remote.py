@@ -51,7 +51,11 @@ def open_url(url: str, storage_options: dict | None = None, *,
         if protocol in BUCKET_PROTOCOLS:
             bucket = path.split("/", 1)[0]
             try:
-                fs.ls(bucket, detail=False)
+                head = getattr(fs, "call_s3", None)  # s3fs: one HEAD, whatever the bucket holds
+                if callable(head):
+                    head("head_bucket", Bucket=bucket)
+                else:
+                    fs.ls(bucket, detail=False)
             except FileNotFoundError:
                 raise ConfigError(
                     f"the bucket {bucket!r} does not exist", key=key, got=url,
