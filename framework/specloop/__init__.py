@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._hashing import file_md5
 from ._policy import Decision, Observation
+from ._remote import open_url, remote_errors
 from .components import ComponentSpec, Stage
 from .errors import (ArtifactError, ConfigError, PluginError, RegistryError, SpecloopError,
                      StageError, UnknownKindError)
@@ -37,5 +38,7 @@ __all__ = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "open_url",
     "param",
+    "remote_errors",
 ]

@@ -420,10 +420,13 @@ def deploy(ctx: RunContext, spec: Any, component: Any, version: dict, manifest: 
     recorded = recorded_file(version, version["model_key"], MODEL_FILE)
     if recorded and recorded.get("format"):  # the registry's record wins over the store's
         model_meta.update(format=recorded["format"], trusted_types=recorded["trusted_types"])
+    model_c = spec.components["model"].build()
     bundle = {
         "name": ctx.model_name,
         "version": version,
         "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
+        # a target that scores (batch) loads the model through the one verified path
+        "load_model": lambda: load_model(ctx, model_c, version["model_key"], version),
         "model_meta": model_meta,
         "signature": json.loads(ctx.store.get(version["model_key"], "signature.json")),
         "description": spec.project.description,

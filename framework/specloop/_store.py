@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ._remote import open_url, remote_errors
 from .errors import ArtifactError
 
 
@@ -46,27 +47,29 @@ class ArtifactStore:
             path = Path(url.removeprefix("file://"))
             self.root = str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
         else:
-            self.root = url.rstrip("/")
+            # the protocol-less form (``bucket/prefix``) is what fsspec paths look like; it is
+            # also what names the local registry of a remote store, so it never changes
+            self.protocol, self.root = url.split("://", 1)
+            self.root = self.root.rstrip("/")
         self._fs = None
 
     @property
     def fs(self):
-        """The fsspec filesystem (imported on first use)."""
+        """The fsspec filesystem (imported on first use; a remote store is checked once)."""
         if self._fs is None:
-            import fsspec
-
             if self.local:
+                import fsspec
+
                 self._fs = fsspec.filesystem("file")
             else:
-                self._fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
-                self.root = self.url.split("://", 1)[1].rstrip("/") if \
-                    not self.url.startswith("file://") else self.root
+                self._fs, _ = open_url(self.url, self.storage_options)
         return self._fs
+
+    def _remote(self) -> remote_errors:
+        return remote_errors(self.url, self.storage_options)
 
     def path(self, *parts: str) -> str:
         """A path inside the store (local path or bucket path)."""
-        if not self.local:
-            self.fs  # noqa: B018 - sets root to the protocol-less form
         return "/".join([self.root, *parts])
 
     # -- artifacts ---------------------------------------------------------------------------
@@ -75,7 +78,9 @@ class ArtifactStore:
         meta = self.path("artifacts", key, "_meta.json")
         if self.local:
             return os.path.exists(meta)
-        return self.fs.exists(meta)
+        with self._remote():
+            self.fs.invalidate_cache(meta)  # another process may have written it meanwhile
+            return self.fs.exists(meta)
 
     def put(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> dict:
         """Write an artifact atomically; a concurrent writer of the same key wins harmlessly.
@@ -113,9 +118,10 @@ class ArtifactStore:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
-            for name, data in files.items():
-                self.fs.pipe_file(f"{final}/{name}", data)
-            self.fs.pipe_file(f"{final}/_meta.json", body)
+            with self._remote():
+                for name, data in files.items():
+                    self.fs.pipe_file(f"{final}/{name}", data)
+                self.fs.pipe_file(f"{final}/_meta.json", body)  # the commit marker, last
         return record
 
     def meta(self, key: str) -> dict:
@@ -166,7 +172,8 @@ class ArtifactStore:
         if self.local:
             with open(path, "rb") as fh:
                 return fh.read()
-        return self.fs.cat_file(path)
+        with self._remote():
+            return self.fs.cat_file(path)
 
     # -- small JSON documents (manifests) ---------------------------------------------------
     def write_json(self, relpath: str, doc: dict) -> str:
@@ -180,7 +187,8 @@ class ArtifactStore:
                 fh.write(body)
             os.replace(tmp, path)
         else:
-            self.fs.pipe_file(path, body)
+            with self._remote():
+                self.fs.pipe_file(path, body)  # one PUT: an object store never shows half
         return path
 
     def read_json(self, relpath: str) -> dict:
@@ -192,7 +200,11 @@ class ArtifactStore:
         path = self.path(*relpath.split("/"))
         if self.local:
             return sorted(os.listdir(path)) if os.path.isdir(path) else []
-        try:
-            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False))
-        except FileNotFoundError:
-            return []
+        with self._remote():
+            self.fs.invalidate_cache(path)
+            try:
+                return sorted(p.rstrip("/").rsplit("/", 1)[-1]
+                              for p in self.fs.ls(path, detail=False))
+            except FileNotFoundError:
+                return []
+

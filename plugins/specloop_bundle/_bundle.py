@@ -1,4 +1,11 @@
-"""Writes a bundle folder."""
+"""Builds a bundle's files once, and writes them to a local folder or any fsspec filesystem.
+
+The contents (``model.bin``, ``signature.json``, ``MODEL_CARD.md`` and ``metadata.json``, which
+records every other file's SHA-256) are built by :func:`bundle_files`. A local folder is
+written to a temporary folder and swapped in; an object store, where a rename is a copy, gets
+the files first and ``metadata.json`` last, so a reader that waits for ``metadata.json`` and
+checks the hashes never uses half a bundle (the artifact store's commit marker, the same way).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,82 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+METADATA = "metadata.json"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def bundle_files(bundle: dict) -> dict[str, bytes]:
+    """The files of a bundle, ``metadata.json`` last (it records the others' SHA-256)."""
+    version = bundle["version"]
+    model = bundle["model"]
+    files = {"model.bin": model,
+             "signature.json": json.dumps(bundle["signature"], indent=2).encode()}
+    meta = {
+        "name": bundle["name"], "version": version["version"],
+        "aliases": version.get("aliases", []), "created_at": version["created_at"],
+        "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": version["metrics"], "data_fingerprint": version["data_fingerprint"],
+        "run_id": version["run_id"], "model_file": "model.bin", "model_sha256": _sha(model),
+        "model_format": bundle["model_meta"].get("format", "pickle"),
+        "model_trusted_types": list(bundle["model_meta"].get("trusted_types") or []),
+        "model_component": bundle["model_meta"].get("component"),
+    }
+    files["MODEL_CARD.md"] = _card(bundle, meta).encode()
+    meta["files"] = {name: _sha(data) for name, data in files.items()}
+    files[METADATA] = json.dumps(meta, indent=2, default=str).encode()
+    return files
+
+
+def write_local(target: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` as the folder ``target``, swapped in whole (never half visible)."""
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_fs(fs: Any, root: str, files: dict[str, bytes]) -> None:
+    """Write ``files`` under ``root`` on an fsspec filesystem, ``metadata.json`` last.
+
+    The old ``metadata.json`` is removed first, so while the new files go up a reader sees
+    no bundle rather than a mix of two versions.
+    """
+    meta = f"{root}/{METADATA}"
+    fs.makedirs(root, exist_ok=True)  # a folder needs it; on object stores it does nothing
+    if fs.exists(meta):
+        fs.rm_file(meta)
+    for name, data in files.items():
+        if name != METADATA:
+            fs.pipe_file(f"{root}/{name}", data)
+    fs.pipe_file(meta, files[METADATA])
+
+
+def read_verified(fs: Any, root: str, model_sha256: str) -> dict | None:
+    """The bundle's metadata if every file matches its recorded SHA-256 and the model is
+    ``model_sha256``; ``None`` when anything is missing, different or tampered with."""
+    try:
+        fs.invalidate_cache(root)
+        meta = json.loads(fs.cat_file(f"{root}/{METADATA}"))
+        if meta.get("model_sha256") != model_sha256:
+            return None
+        for name, sha in meta.get("files", {"model.bin": model_sha256}).items():
+            if _sha(fs.cat_file(f"{root}/{name}")) != sha:
+                return None
+        return meta
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 class BundleDeployer:
@@ -26,38 +109,14 @@ class BundleDeployer:
     def deploy(self, bundle: dict, ctx: Any) -> dict:
         """Write the bundle and return ``{"location", "version", "sha256"}``."""
         target = self._target(ctx)
-        version = bundle["version"]
-        model = bundle["model"]
-        sha = hashlib.sha256(model).hexdigest()
-        meta = {
-            "name": bundle["name"], "version": version["version"],
-            "aliases": version.get("aliases", []), "created_at": version["created_at"],
-            "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "metrics": version["metrics"], "data_fingerprint": version["data_fingerprint"],
-            "run_id": version["run_id"], "model_file": "model.bin", "model_sha256": sha,
-            "model_format": bundle["model_meta"].get("format", "pickle"),
-            "model_trusted_types": list(bundle["model_meta"].get("trusted_types") or []),
-            "model_component": bundle["model_meta"].get("component"),
-        }
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
-        try:
-            (tmp / "model.bin").write_bytes(model)
-            (tmp / "signature.json").write_text(json.dumps(bundle["signature"], indent=2))
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
-            (tmp / "MODEL_CARD.md").write_text(_card(bundle, meta))
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            if target.exists():
-                os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return {"location": str(target), "version": version["version"], "sha256": sha}
+        files = bundle_files(bundle)
+        write_local(target, files)
+        return {"location": str(target), "version": bundle["version"]["version"],
+                "sha256": _sha(bundle["model"])}
 
     def verify(self, result: dict, ctx: Any) -> bool:
         """Whether the bundle on disk is still the one recorded in ``result``."""
-        meta = Path(result["location"]) / "metadata.json"
+        meta = Path(result["location"]) / METADATA
         try:
             return json.loads(meta.read_text())["model_sha256"] == result["sha256"]
         except (OSError, ValueError, KeyError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from specloop import ConfigError
 
@@ -57,6 +57,47 @@ class FileSource:
 
         frames = [self._read(p) for p in self._files(ctx)]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def chunks(self, ctx: Any, size: int, key: str = "data.path") -> Iterator[Any]:
+        """The rows of every matched file as DataFrames of at most ``size`` rows, read
+        incrementally (CSV through pandas' ``chunksize``, Parquet through pyarrow's
+        ``iter_batches``), so memory is bounded by ``size`` rather than the file."""
+        import pandas as pd
+
+        for path in self._files(ctx, key=key):
+            try:
+                if self.reader == "csv":
+                    with pd.read_csv(path, chunksize=size, **self.config.options) as reader:
+                        yield from reader
+                else:
+                    import pyarrow.parquet as pq
+
+                    for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+                        yield batch.to_pandas()
+            except (ValueError, OSError, pd.errors.ParserError) as exc:
+                if isinstance(exc, pd.errors.EmptyDataError):
+                    continue
+                raise ConfigError(f"cannot read {path.name} as {self.reader}", key=key,
+                                  file=str(path), expected=f"a readable {self.reader} file",
+                                  fix="check the file's format",
+                                  extra=[("detail", str(exc))]) from None
+
+    def count_rows(self, ctx: Any, key: str = "data.path") -> int | None:
+        """The number of rows of the matched files without loading them (for progress)."""
+        total = 0
+        for path in self._files(ctx, key=key):
+            if self.reader == "parquet":
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(path).metadata.num_rows
+                continue
+            lines, last = 0, b"\n"
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+            total += max(lines + (last != b"\n") - 1, 0)  # minus the header
+        return total
 
     def batches(self, ctx: Any) -> list[tuple[str, str, Callable[[], Any]]]:
         """One ``(batch_id, md5, load)`` per file; the id is the file's stem."""

@@ -10,13 +10,13 @@ from importlib.metadata import entry_points
 
 import pytest
 
-HEAVY = ("sklearn", "pandas", "scipy")
+HEAVY = ("sklearn", "pandas", "scipy", "pyarrow", "s3fs", "botocore", "aiobotocore", "moto")
 ENTRY_POINTS = sorted(entry_points(group="specloop.plugins"), key=lambda ep: ep.name)
 
 
 def test_builtins_are_entry_points():
     names = {ep.name for ep in ENTRY_POINTS}
-    assert {"tabular", "sklearn", "gates", "bundle", "drift", "retrain"} <= names
+    assert {"tabular", "sklearn", "gates", "bundle", "drift", "retrain", "targets"} <= names
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +42,20 @@ def test_entry_point_imports_light(name, reports):
     assert code == 0, f"plugin {name!r} failed to import:\n{stderr}"
     heavy = json.loads(stdout.strip().splitlines()[-1])
     assert heavy == [], f"importing plugin {name!r} imports {heavy}; import them lazily"
+
+
+def test_s3_drivers_load_only_for_s3_urls(tmp_path):
+    """Validating a spec on the s3 stack, and a whole run on a local store, import no S3
+    driver: s3fs and botocore load when an s3:// URL is opened, not before."""
+    code = ("import sys\nfrom specloop.testing import ProjectBuilder\n"
+            "p = ProjectBuilder(__import__('pathlib').Path(sys.argv[1]))\n"
+            "p.write_conf('config.yaml', {'defaults': [{'data': 'breast_cancer'}, "
+            "{'model': 'logistic'}, {'metrics': 'classification'}, {'store': 'local'}, "
+            "{'deploy': 'none'}, '_self_'], 'project': {'name': 'cheap'}})\n"
+            "p.context(['+stack=s3']).close()\n"
+            "p.run(['deploy=bundle'])\n"
+            "print([m for m in ('s3fs', 'botocore', 'aiobotocore', 'moto') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p")], text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

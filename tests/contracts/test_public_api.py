@@ -37,7 +37,9 @@ PUBLIC = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "open_url",
     "param",
+    "remote_errors",
 ]
 
 

@@ -1,0 +1,121 @@
+"""Remote filesystems (object stores) behind fsspec URLs, with errors a user can act on.
+
+A wrong endpoint, missing credentials, a bucket that does not exist or a driver that is not
+installed are configuration mistakes, not crashes: they surface as a :class:`ConfigError`
+naming the key to fix, so the CLI prints a short message and exits 2 instead of a botocore
+traceback. The artifact store and the deploy targets that publish to URLs share this.
+
+Driver packages (``s3fs`` and the libraries under it) are imported by fsspec only when a URL
+of their protocol is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigError
+
+# Object stores with buckets (or containers) whose absence is a configuration mistake.
+BUCKET_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+_DRIVER = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
+           "abfs": "adlfs", "abfss": "adlfs"}
+_UNREACHABLE = {"EndpointConnectionError", "ConnectionError", "ConnectTimeoutError",
+                "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
+                "ReadTimeoutError"}
+_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError"}
+
+
+def open_url(url: str, storage_options: dict | None = None, *,
+             key: str = "store.url") -> tuple[Any, str]:
+    """Open the filesystem of an fsspec URL and check that its bucket exists.
+
+    Args:
+        url: An fsspec URL such as ``s3://bucket/prefix``.
+        storage_options: Passed to the filesystem (endpoint, credentials …).
+        key: The spec key that holds ``url``; error messages name it and its
+            ``storage_options`` sibling.
+
+    Returns:
+        ``(filesystem, path)``: the path is ``url`` without its protocol.
+
+    Raises:
+        ConfigError: for a missing driver, an unreachable endpoint, refused credentials or a
+            bucket that does not exist.
+    """
+    import fsspec
+
+    opts = dict(storage_options or {})
+    with remote_errors(url, opts, key=key):
+        fs, path = fsspec.core.url_to_fs(url, **opts)
+        protocol = url.split("://", 1)[0]
+        if protocol in BUCKET_PROTOCOLS:
+            bucket = path.split("/", 1)[0]
+            try:
+                head = getattr(fs, "call_s3", None)  # s3fs: one HEAD, whatever the bucket holds
+                if callable(head):
+                    head("head_bucket", Bucket=bucket)
+                else:
+                    fs.ls(bucket, detail=False)
+            except FileNotFoundError:
+                raise ConfigError(
+                    f"the bucket {bucket!r} does not exist", key=key, got=url,
+                    expected="an existing bucket the credentials can write to",
+                    fix=f"create the bucket (e.g. aws s3 mb {protocol}://{bucket}) or point "
+                        f"{key} at one that exists (the s3 stack reads SPECLOOP_S3_BUCKET)",
+                ) from None
+    return fs, path
+
+
+class remote_errors:
+    """A context manager that re-raises what a remote filesystem raises for a user's
+    mistake (unreachable endpoint, refused credentials, missing driver) as a
+    :class:`ConfigError`; every other exception passes through unchanged.
+
+    Args:
+        url: The URL being used, quoted in the message.
+        storage_options: Its storage options (the endpoint is quoted from them).
+        key: The spec key of ``url``.
+    """
+
+    def __init__(self, url: str, storage_options: dict | None = None, *,
+                 key: str = "store.url") -> None:
+        self.url, self.storage_options, self.key = url, dict(storage_options or {}), key
+
+    def __enter__(self) -> "remote_errors":
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, ConfigError) or not isinstance(exc, Exception):
+            return False
+        err = _as_config_error(exc, self.url, self.storage_options, self.key)
+        if err is not None:
+            raise err from None
+        return False
+
+
+def _as_config_error(exc: BaseException, url: str, opts: dict, key: str) -> ConfigError | None:
+    opts_key = key.rsplit(".", 1)[0] + ".storage_options" if "." in key else "storage_options"
+    protocol = url.split("://", 1)[0]
+    names = {c.__name__ for c in type(exc).__mro__}
+    endpoint = (opts.get("client_kwargs") or {}).get("endpoint_url") or opts.get("endpoint_url")
+    detail = [("detail", f"{type(exc).__name__}: {exc}")]
+    if isinstance(exc, ImportError) or (isinstance(exc, ValueError)
+                                        and "Protocol not known" in str(exc)):
+        pkg = _DRIVER.get(protocol, f"the fsspec driver for {protocol}://")
+        return ConfigError(f"no filesystem driver for {protocol}:// is installed", key=key,
+                           got=url, expected=f"{pkg} installed",
+                           fix="pip install 'specloop[s3]'" if pkg == "s3fs"
+                           else f"install {pkg}", extra=detail)
+    if names & _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
+        return ConfigError(f"cannot reach the object store for {url}",
+                           key=f"{opts_key}.client_kwargs.endpoint_url", got=endpoint,
+                           expected="the URL of a running S3-compatible endpoint",
+                           fix="start the server or fix the endpoint (the s3 stack reads "
+                               "SPECLOOP_S3_ENDPOINT)", extra=detail)
+    if names & _CREDENTIALS or isinstance(exc, PermissionError):
+        return ConfigError(f"the object store refused the credentials for {url}",
+                           key=f"{opts_key}.key",
+                           expected="an access key and secret allowed to read and write there",
+                           fix="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+                               f"{opts_key}.key and .secret) to valid credentials", extra=detail)
+    return None

@@ -1,0 +1,252 @@
+"""The ``batch`` target: score a data set with the champion into one Parquet file.
+
+Rows are read, scored and written one chunk at a time (a Parquet row group per chunk), so
+memory is bounded by ``chunk_size`` whatever the size of the input. A local output file is
+written under a temporary name and renamed into place; on an object store the file appears
+when its upload completes. The result records the output's SHA-256 and the input files'
+fingerprints: ``verify`` re-scores when either changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from specloop import ConfigError, open_url, remote_errors
+
+
+class BatchScorer:
+    """Scores ``input`` with the deployed model version into ``output``."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    # -- where -------------------------------------------------------------------------------
+    def _remote(self) -> bool:
+        return "://" in self.config.output and not self.config.output.startswith("file://")
+
+    def _local_path(self, ctx: Any) -> Path:
+        path = Path(self.config.output.removeprefix("file://"))
+        return path if path.is_absolute() else ctx.project_dir / path
+
+    def location(self, ctx: Any) -> str:
+        """The output file: an absolute path, or the URL."""
+        return self.config.output if self._remote() else str(self._local_path(ctx))
+
+    # -- deploy ------------------------------------------------------------------------------
+    def deploy(self, bundle: dict, ctx: Any) -> dict:
+        """Score every row of the input and return where the scores are, and what they are."""
+        source = self.config.input.build()
+        features = [f["name"] for f in bundle["signature"]["inputs"]]
+        with input_keys(self.config.input.key, ctx):  # fails early if the input is missing
+            fingerprint = source.fingerprint(ctx)
+        model = bundle["load_model"]()
+        classifier = bundle["signature"].get("task") == "classification" and \
+            hasattr(model, "predict_proba")
+        total = _count(source, ctx)
+        progress = Progress(total, enabled=self.config.progress)
+        rows = 0
+        if self._remote():
+            fs, path = open_url(self.config.output, self.config.storage_options,
+                                key="deploy.output")
+            with remote_errors(self.config.output, self.config.storage_options,
+                               key="deploy.output"):
+                fh = fs.open(path, "wb")
+                try:
+                    rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                except BaseException:
+                    _discard(fh)  # closing would upload a partial file
+                    raise
+                fh.close()
+            with remote_errors(self.config.output, self.config.storage_options,
+                               key="deploy.output"):
+                sha = _sha_file(fs.open(path, "rb"))
+        else:
+            target = self._local_path(ctx)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                with open(tmp, "wb") as fh:
+                    rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            sha = _sha_file(open(target, "rb"))
+        progress.done()
+        ctx.say(f"deploy: scored {rows} rows with version {bundle['version']['version']} "
+                f"into {self.location(ctx)}")
+        return {"location": self.location(ctx), "version": bundle["version"]["version"],
+                "sha256": hashlib.sha256(bundle["model"]).hexdigest(), "rows": rows,
+                "output_sha256": sha, "input": fingerprint}
+
+    def _write(self, fh: Any, source: Any, ctx: Any, model: Any, features: list[str],
+               classifier: bool, progress: "Progress") -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = schema = None
+        rows = 0
+        try:
+            for chunk in _chunks(source, ctx, self.config.chunk_size, self.config.input.key):
+                if len(chunk) == 0:
+                    continue
+                table = self._score(chunk, model, features, classifier)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(fh, schema)
+                elif table.schema != schema:  # e.g. an int column that is float in one chunk
+                    table = table.cast(schema)
+                writer.write_table(table)
+                rows += len(chunk)
+                progress.update(rows)
+            if writer is None:  # an empty input still gives a readable (empty) file
+                writer = pq.ParquetWriter(fh, pa.schema([("prediction", pa.float64())]))
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
+
+    def _score(self, chunk: Any, model: Any, features: list[str], classifier: bool) -> Any:
+        import pandas as pd
+        import pyarrow as pa
+
+        missing = [c for c in features + list(self.config.passthrough) if c not in chunk.columns]
+        if missing:
+            raise ConfigError(f"the batch input lacks columns the model needs: {missing}",
+                              key="deploy.input", expected="every feature of the model's "
+                              f"signature ({', '.join(features)}) and each passthrough column",
+                              fix="score a file with the training columns, or fix "
+                                  "deploy.passthrough")
+        X = chunk[features]
+        out = pd.DataFrame({c: chunk[c].to_numpy() for c in self.config.passthrough})
+        out["prediction"] = model.predict(X)
+        if classifier:
+            proba = model.predict_proba(X)
+            for i, label in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
+                out[f"proba_{label}"] = proba[:, i]
+        return pa.Table.from_pandas(out, preserve_index=False)
+
+    # -- verify ------------------------------------------------------------------------------
+    def verify(self, result: dict, ctx: Any) -> bool:
+        """Whether the scores file is intact and was made from the input as it is now."""
+        try:
+            if self._remote():
+                fs, path = open_url(result["location"], self.config.storage_options,
+                                    key="deploy.output")
+                fs.invalidate_cache(path)
+                sha = _sha_file(fs.open(path, "rb"))
+            else:
+                sha = _sha_file(open(result["location"], "rb"))
+            if sha != result["output_sha256"]:
+                return False
+            return self.config.input.build().fingerprint(ctx) == result["input"]
+        except (OSError, KeyError, ValueError):  # (a missing input is a ConfigError, a ValueError)
+            return False
+
+
+class input_keys:
+    """Data components name their keys as if they sat at ``data``; the batch input sits at
+    ``deploy.input``, so their ConfigErrors are re-keyed (``data.path`` becomes
+    ``deploy.input.path``) to point at the value to fix."""
+
+    def __init__(self, key: str, ctx: Any) -> None:
+        self.key, self.ctx = key, ctx
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, ConfigError) and exc.key and exc.key.split(".")[0] == "data":
+            exc.key = self.key + exc.key[len("data"):]
+            where = getattr(getattr(self.ctx.spec, "provenance", None), "where", None)
+            if callable(where):
+                exc.file = where(exc.key)
+        return False
+
+
+def _chunks(source: Any, ctx: Any, size: int, key: str) -> Iterator[Any]:
+    """The input in chunks; a data component without ``chunks`` is loaded and sliced."""
+    with input_keys(key, ctx):
+        if callable(getattr(source, "chunks", None)):
+            yield from source.chunks(ctx, size)
+            return
+        frame = source.load(ctx)
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start:start + size]
+
+
+def _count(source: Any, ctx: Any) -> int | None:
+    count = getattr(source, "count_rows", None)
+    try:
+        return count(ctx) if callable(count) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _discard(fh: Any) -> None:
+    """Abandon an upload in progress: nothing appears at the URL."""
+    discard = getattr(fh, "discard", None)
+    if callable(discard):
+        discard()
+    try:
+        fh.closed = True  # fsspec files upload on close; this one must not
+    except AttributeError:
+        pass
+
+
+def _sha_file(fh: Any) -> str:
+    digest = hashlib.sha256()
+    with fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Progress:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, and a line per
+    tenth of the work otherwise (logs stay short)."""
+
+    width = 30
+
+    def __init__(self, total: int | None, *, enabled: bool = True, stream: Any = None) -> None:
+        self.total, self.enabled = total, enabled
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_tenth = -1
+        self._drawn = False
+
+    def line(self, rows: int) -> str:
+        """The text of the bar after ``rows`` rows."""
+        if not self.total:
+            return f"batch: {rows:,} rows scored"
+        frac = min(rows / self.total, 1.0)
+        filled = int(frac * self.width)
+        return (f"batch: [{'#' * filled}{'.' * (self.width - filled)}] {frac:4.0%} "
+                f"{rows:,}/{self.total:,} rows")
+
+    def update(self, rows: int) -> None:
+        """Show progress after ``rows`` rows."""
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r" + self.line(rows))
+            self.stream.flush()
+            self._drawn = True
+            return
+        tenth = int(10 * rows / self.total) if self.total else rows // 100_000
+        if tenth != self._last_tenth:
+            self._last_tenth = tenth
+            self.stream.write(self.line(rows) + "\n")
+            self.stream.flush()
+
+    def done(self) -> None:
+        """End the bar's line."""
+        if self.enabled and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
