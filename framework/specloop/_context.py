@@ -104,7 +104,7 @@ def environment() -> dict[str, Any]:
 
     pkgs = {}
     for name in ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy",
-                 "pandas", "pyarrow", "scipy", "fsspec"):
+                 "pandas", "pyarrow", "scipy", "fsspec", "dvc"):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
