@@ -135,6 +135,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         ctx.close()
     for path in written:
         _out(f"wrote {path}")
+    project = written[0].parent
+    if not any((d / ".dvc").is_dir() for d in (project, *project.parents)):
+        _out(f"note: {project} is not inside a DVC repository; dvc repro needs one "
+             "(git init && dvc init there)")
     _out("next: dvc repro   (or: dvc exp run -S model.params.<key>=<value>)")
     return 0
 

@@ -195,7 +195,8 @@ def test_plan_and_an_unchanged_run_do_not_import_dvc(repo):
 @pytest.mark.slow
 def test_export_dvc_repro_and_exp_run(repo):
     root = repo.root
-    sh(root, str(BIN / "specloop"), "export", "dvc")
+    exported = repo.cli("export", "dvc")
+    assert exported.exit_code == 0 and "not inside a DVC repository" not in exported.stdout
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert list(stages) == ["data", "train", "register"]
     assert "data/train.csv" in stages["data"]["deps"]
@@ -207,6 +208,8 @@ def test_export_dvc_repro_and_exp_run(repo):
     first = sh(root, DVC, "repro")
     assert "Running stage 'data'" in first and "Running stage 'train'" in first
     keys = json.loads((root / ".specloop" / "dvc" / "train.json").read_text())
+    assert keys["metrics"]["roc_auc"] > 0.5
+    assert "roc_auc" in sh(root, DVC, "metrics", "show")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-q", "-m", "lock")
 
@@ -232,6 +235,7 @@ def test_export_dvc_repro_and_exp_run(repo):
 def test_params_overrides_only_what_changed_since_the_export(project):
     out = project.cli("export", "dvc")
     assert out.exit_code == 0, out.output
+    assert "not inside a DVC repository" in out.stdout  # a plain folder: said, not fatal
     from specloop._dvc_export import params_overrides
 
     assert params_overrides(project.root, "params.yaml") == []
