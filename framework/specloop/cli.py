@@ -349,20 +349,6 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
                    help="write the stage keys (and metrics) to FILE, relative to the project")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("reproduce", help="re-run a recorded run and compare its metrics")
-    p.add_argument("run_id")
-    p.add_argument("--tolerance", type=float, default=0.0,
-                   help="largest absolute metric difference accepted (default: exact)")
-    p.add_argument("--json", action="store_true")
-    _common(p, overrides=False)
-    p.set_defaults(handler=cmd_reproduce)
-
-    exp = sub.add_parser("export", help="export the project to another tool")
-    esub = exp.add_subparsers(dest="export_cmd", metavar="dvc", required=True)
-    p = esub.add_parser("dvc", help="write dvc.yaml and params.yaml that run specloop")
-    _common(p)
-    p.set_defaults(handler=cmd_export)
-
     p = sub.add_parser("plan", help="show what run would do, and why")
     _common(p)
     p.add_argument("--json", action="store_true")
@@ -416,6 +402,20 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true")
     reg.set_defaults(handler=cmd_registry)
+
+    p = sub.add_parser("reproduce", help="re-run a recorded run and compare its metrics")
+    p.add_argument("run_id")
+    p.add_argument("--tolerance", type=float, default=0.0,
+                   help="largest absolute metric difference accepted (default: exact)")
+    p.add_argument("--json", action="store_true")
+    _common(p, overrides=False)
+    p.set_defaults(handler=cmd_reproduce)
+
+    exp = sub.add_parser("export", help="export the project to another tool")
+    esub = exp.add_subparsers(dest="export_cmd", metavar="dvc", required=True)
+    p = esub.add_parser("dvc", help="write dvc.yaml and params.yaml that run specloop")
+    _common(p)
+    p.set_defaults(handler=cmd_export)
 
     if pm is not None:
         pm.hook.specloop_add_cli_commands(subparsers=sub)
