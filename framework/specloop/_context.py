@@ -104,7 +104,7 @@ def environment() -> dict[str, Any]:
 
     pkgs = {name: version(name) for name in (
         "specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
-        "pyarrow", "scipy", "fsspec", "skops")}
+        "pyarrow", "scipy", "fsspec", "skops", "dvc")}
     return {"python": sys.version.split()[0], "platform": sys.platform, "packages": pkgs,
             "env": {k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")}}
 

@@ -15,6 +15,12 @@ from typing import Any, Iterable
 MANIFEST_VERSION = 1
 
 
+def _specloop_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
@@ -29,6 +35,7 @@ class Manifest:
         spec = ctx.spec
         self.doc: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
+            "specloop_version": _specloop_version(),
             "run_id": ctx.run_id,
             "command": command,
             "project": spec.project.name,
@@ -44,6 +51,7 @@ class Manifest:
             "seed": spec.project.seed,
             "stages": {},
             "data_fingerprint": None,
+            "data_versions": {},
             "metrics": None,
             "model_version": None,
             "alias_changes": [],
@@ -117,3 +125,54 @@ def latest_manifest(store: Any, command: str = "run") -> dict | None:
         if doc.get("command") == command and doc.get("status") == "succeeded":
             return doc
     return None
+
+
+def _version_tuple(text: str) -> tuple:
+    parts = []
+    for piece in str(text).split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_readable(doc: dict, where: str) -> dict:
+    """Refuse a manifest written by a newer specloop (its fields may mean something else).
+
+    Raises:
+        ConfigError: naming the manifest, both versions and the fix.
+    """
+    from .errors import ConfigError
+
+    fmt = doc.get("manifest_version", 1)
+    written_by = doc.get("specloop_version")
+    mine = _specloop_version()
+    newer_format = not isinstance(fmt, int) or fmt > MANIFEST_VERSION
+    newer_release = written_by is not None and _version_tuple(written_by) > _version_tuple(mine)
+    if newer_format or newer_release:
+        raise ConfigError(
+            "the manifest was written by a newer specloop", file=where,
+            got=f"manifest_version {fmt!r}, written by specloop {written_by or '?'}",
+            expected=f"manifest_version <= {MANIFEST_VERSION}, written by specloop <= {mine}",
+            fix=f"upgrade specloop to {written_by or 'the version that wrote it'} or later "
+                "(pip install -U specloop)")
+    return doc
+
+
+def read_manifest(store: Any, run_id: str) -> dict:
+    """The manifest of ``run_id``, checked to be readable by this specloop.
+
+    Raises:
+        RegistryError: when the store holds no such run.
+        ConfigError: when a newer specloop wrote it.
+    """
+    from .errors import RegistryError
+
+    path = f"runs/{run_id}/manifest.json"
+    try:
+        doc = store.read_json(path)
+    except (OSError, ValueError, KeyError):
+        known = store.list_dir("runs")
+        raise RegistryError(f"no run {run_id!r} in {store.root}",
+                            fix="list runs with 'specloop runs list'"
+                                + (f" (newest: {known[-1]})" if known else "")) from None
+    return check_readable(doc, f"{store.root}/{path}")

@@ -180,6 +180,14 @@ class Pipeline:
         if errors and raise_errors:
             raise errors[0]
 
+    def data_versions(self, plan: StagePlan) -> dict[str, dict]:
+        """What the data component says of each file's version (DVC md5, revision, commit)."""
+        describe = getattr(self.component("data"), "versions", None)
+        if not callable(describe):
+            return {}
+        files = {k[10:]: v for k, v in plan.config.items() if k.startswith("data file ")}
+        return describe(self.ctx, files) or {}
+
     # -- loading cached outputs --------------------------------------------------------------
     def load(self, stage: str, plan: StagePlan) -> Any:
         """The output of ``stage`` (from this run, or from the store)."""
@@ -218,6 +226,8 @@ class Pipeline:
             plans = self.plan()
             self.preflight(plans)
         plans = {p.name: p for p in plans}
+        if "data" in plans:
+            manifest.doc["data_versions"] = self.data_versions(plans["data"])
         manifest.record_plan(plans.values())
         rows: list[dict] = []
         try:
@@ -462,22 +472,28 @@ def _reason(prev: dict | None, key: str, config: dict, inputs: dict) -> str:
     return "component version changed"
 
 
-def execute(ctx: RunContext, command: str = "run") -> dict:
-    """Run the pipeline with a manifest and the lifecycle hooks; return the manifest."""
+def execute(ctx: RunContext, command: str = "run", until: str | None = None) -> dict:
+    """Run the pipeline with a manifest and the lifecycle hooks; return the manifest.
+
+    ``until`` names the last stage to run (``specloop run --until split``).
+    """
     from ._manifest import Manifest
 
     from ._context import thread_limits
 
     pipe = Pipeline(ctx)
     plans = pipe.plan()
+    if until is not None:
+        plans = [p for p in plans if STAGES.index(p.name) <= STAGES.index(until)]
     pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
     manifest = Manifest(ctx, command)
     threads = ctx.spec.project.threads if any(not p.cached for p in plans) else None
     try:
         with thread_limits(threads):  # only loads threadpoolctl when a stage will run
             rows = pipe.run(manifest, plans)
-        metrics = json.loads(ctx.store.get(manifest.doc["stages"]["evaluate"]["key"],
-                                           "metrics.json"))
+        evaluated = manifest.doc["stages"].get("evaluate")
+        metrics = json.loads(ctx.store.get(evaluated["key"], "metrics.json")) \
+            if evaluated else None
     except BaseException as exc:
         doc = manifest.finish("failed", exc)
         ctx.pm.hook.specloop_after_run(run=ctx, manifest=doc)

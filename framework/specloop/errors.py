@@ -8,6 +8,7 @@ The tree::
     ├── PluginError                    a plugin is broken: plugin name and distribution
     ├── StageError                     a component raised while a stage ran
     ├── RegistryError                  a registry operation that cannot be done
+    ├── ReproduceError                 a recorded run cannot be re-run as recorded
     └── ArtifactError                  an artifact is missing, corrupt or tampered with
 
 ``ConfigError`` and its children are user errors (CLI exit code 2). ``StageError`` and
@@ -24,6 +25,7 @@ __all__ = [
     "PluginError",
     "StageError",
     "RegistryError",
+    "ReproduceError",
     "ArtifactError",
 ]
 
@@ -163,6 +165,27 @@ class RegistryError(SpecloopError):
 
     def details(self) -> list[tuple[str, str]]:
         return [("fix", self.fix)]
+
+
+class ReproduceError(SpecloopError):
+    """A recorded run cannot be re-run as recorded (e.g. its data changed since).
+
+    Args:
+        message: What is wrong.
+        file: The file concerned.
+        recorded: What the manifest recorded.
+        current: What is there now.
+        fix: How to fix it.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, recorded: str | None = None,
+                 current: str | None = None, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.file, self.recorded, self.current, self.fix = file, recorded, current, fix
+
+    def details(self) -> list[tuple[str, str]]:
+        return [("file", self.file), ("recorded", self.recorded), ("now", self.current),
+                ("fix", self.fix)]
 
 
 class ArtifactError(SpecloopError):

@@ -1,5 +1,7 @@
 """Tabular data sources for specloop: ``csv``, ``parquet`` and ``sklearn_dataset``.
 
+The file sources read a DVC-tracked file at a git revision when ``rev`` (or ``repo``) is set.
+
 This module is what the ``specloop.plugins`` entry point loads: it only declares components
 (schemas and lazy factory paths) and is cheap to import; pandas loads when data is read.
 """
@@ -18,6 +20,11 @@ class FileDataConf(DataConf):
 
     path: str = param("???", help="file path or glob, relative to the project folder (required)")
     options: dict = param(default_factory=dict, help="passed to pandas' reader")
+    rev: str | None = param(None, help="read the DVC-tracked file as of this git revision "
+                                       "(tag, branch or commit) through dvc.api")
+    repo: str | None = param(None, help="the DVC repository (folder or git URL; default: the "
+                                        "nearest one holding the file)")
+    remote: str | None = param(None, help="the DVC remote to fetch from (default: the repo's)")
 
 
 @dataclass

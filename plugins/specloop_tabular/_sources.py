@@ -31,15 +31,49 @@ class FileSource:
                               fix="fix the path, or generate the data first")
         return files
 
+    def _dvc(self, ctx: Any):
+        """The DVC location when ``rev`` or ``repo`` is set, else ``None`` (workspace files)."""
+        if self.config.rev is None and self.config.repo is None:
+            return None
+        if glob.has_magic(self.config.path):
+            raise ConfigError("data.rev reads one file, not a glob", key="data.path",
+                              file=ctx.spec.provenance.where("data.path"), got=self.config.path,
+                              expected="the path of one DVC-tracked file",
+                              fix="name one file, or remove data.rev")
+        from ._dvc import DvcLocation
+
+        return DvcLocation(ctx, self.config)
+
     def fingerprint(self, ctx: Any) -> dict[str, str]:
-        """``{path: md5}`` of the files read (their content identifies the data)."""
+        """``{path: md5}`` of the files read (their content identifies the data).
+
+        At a DVC revision, the md5 is DVC's, read from the revision's ``.dvc`` pointer.
+        """
         from specloop import file_md5
 
+        loc = self._dvc(ctx)
+        if loc is not None:
+            return {self.config.path: loc.md5()}
         return {os.path.relpath(p, ctx.project_dir): file_md5(p) for p in self._files(ctx)}
 
-    def _read(self, path: Path):
+    def versions(self, ctx: Any, fingerprint: dict[str, str]) -> dict[str, dict]:
+        """Per file: DVC's md5, the revision and the commit that hold it (DVC-tracked only)."""
+        loc = self._dvc(ctx)
+        if loc is not None:
+            return {path: loc.record(md5) for path, md5 in fingerprint.items()}
+        from ._dvc import workspace_record
+
+        out = {}
+        for path, md5 in fingerprint.items():
+            rec = workspace_record(ctx, ctx.project_dir / path, md5)
+            if rec is not None:
+                out[path] = rec
+        return out
+
+    def _read(self, path: Any):
         import pandas as pd
 
+        name = getattr(path, "name", "data")
         try:
             if self.reader == "csv":
                 return pd.read_csv(path, **self.config.options)
@@ -47,7 +81,7 @@ class FileSource:
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             if isinstance(exc, pd.errors.EmptyDataError):
                 return pd.DataFrame()
-            raise ConfigError(f"cannot read {path.name} as {self.reader}", key="data.path",
+            raise ConfigError(f"cannot read {name} as {self.reader}", key="data.path",
                               file=str(path), expected=f"a readable {self.reader} file",
                               fix="check the file's format", extra=[("detail", str(exc))]) from None
 
@@ -55,6 +89,9 @@ class FileSource:
         """Every matched file, concatenated in path order."""
         import pandas as pd
 
+        loc = self._dvc(ctx)
+        if loc is not None:
+            return self._read(_verified(loc, self.config.path))
         frames = [self._read(p) for p in self._files(ctx)]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
@@ -107,6 +144,22 @@ class FileSource:
         for p in self._files(ctx, key="loop.incoming.path"):
             out.append((p.stem, file_md5(p), lambda p=p: self._read(p)))
         return out
+
+
+def _verified(loc: Any, path: str):
+    """The bytes DVC returns, checked against the md5 the cache key was made from."""
+    import hashlib
+    import io
+
+    data = loc.read_bytes()
+    expected, got = loc.md5(), hashlib.md5(data).hexdigest()
+    if expected != got:
+        raise ConfigError(f"DVC returned other bytes for {path!r} than its pointer records",
+                          key="data.rev", got=got, expected=f"md5 {expected}",
+                          fix="run 'dvc fetch' / 'dvc push' so cache and remote agree")
+    buf = io.BytesIO(data)
+    buf.name = os.path.basename(path)
+    return buf
 
 
 class CsvSource(FileSource):

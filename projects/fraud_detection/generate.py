@@ -21,7 +21,12 @@ own sub-seed and floats are written with a fixed number of decimals.
 
 Usage::
 
-    python generate.py [--out DIR] [--seed N] [--rows-per-month N]
+    python generate.py [--out DIR] [--seed N] [--rows-per-month N] [--dvc [--tag NAME]]
+
+With ``--dvc`` the output folder is also a git + DVC repository: the files are tracked with
+``dvc add``, committed (and tagged with ``--tag``), and pushed to a local DVC remote in the
+project's work area (``.specloop/dvc-remote``; no network). Each call records one data
+version, so ``specloop run data.rev=<tag>`` can train on any earlier one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +189,56 @@ def generate(out_dir: Path, seed: int = 7, rows_per_month: int = 3000,
     return summary
 
 
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"generate.py: {' '.join(cmd)} failed in {cwd}:\n"
+                         f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout.strip()
+
+
+def _dvc_command() -> list[str]:
+    """The ``dvc`` next to this Python (a virtual environment), else the one on PATH."""
+    local = Path(sys.executable).with_name("dvc")
+    if local.is_file():
+        return [str(local)]
+    found = shutil.which("dvc")
+    if found is None:
+        raise SystemExit("generate.py: --dvc needs DVC: pip install 'specloop[dvc]'")
+    return [found]
+
+
+def track_with_dvc(out_dir: Path, remote: Path, tag: str | None) -> str:
+    """Commit the generated files as one DVC data version; return the commit."""
+    dvc = _dvc_command()
+    if not (out_dir / ".git").exists():
+        _run(["git", "init", "-q"], out_dir)
+    if not (out_dir / ".dvc").is_dir():
+        _run([*dvc, "init", "-q"], out_dir)
+        remote.mkdir(parents=True, exist_ok=True)
+        _run([*dvc, "remote", "add", "-d", "-f", "local", os.path.relpath(remote, out_dir)],
+             out_dir)
+    _run([*dvc, "add", "-q", "train.csv", "incoming"], out_dir)
+    _run(["git", "add", "train.csv.dvc", "incoming.dvc", ".gitignore", ".dvc/config",
+          ".dvc/.gitignore", ".dvcignore"], out_dir)
+    identity = [] if _git_identity(out_dir) else ["-c", "user.name=generate.py",
+                                                  "-c", "user.email=generate@localhost"]
+    if _run(["git", "status", "--porcelain", "--untracked-files=no"], out_dir):
+        _run(["git", *identity, "commit", "-q", "-m", f"data version {tag or ''}".strip()],
+             out_dir)
+    if tag:
+        _run(["git", "tag", "-f", tag], out_dir)
+    _run([*dvc, "push", "-q"], out_dir)
+    return _run(["git", "rev-parse", "HEAD"], out_dir)
+
+
+def _git_identity(cwd: Path) -> bool:
+    done = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True,
+                          text=True)
+    return bool(done.stdout.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data",
@@ -188,12 +246,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     parser.add_argument("--rows-per-month", type=int, default=3000,
                         help="transactions per month (default: 3000)")
+    parser.add_argument("--dvc", action="store_true",
+                        help="track the output with DVC (git + DVC repository in --out, local "
+                             "remote in .specloop/dvc-remote) and commit it as a data version")
+    parser.add_argument("--tag", default=None,
+                        help="with --dvc: tag the data version (e.g. v1) for data.rev=<tag>")
     args = parser.parse_args(argv)
+    if args.tag and not args.dvc:
+        parser.error("--tag needs --dvc")
     summary = generate(args.out, seed=args.seed, rows_per_month=args.rows_per_month)
     train = summary["train"]
     print(f"train: {train['rows']} rows, fraud rate {train['fraud_rate']:.2%} -> {train['path']}")
     for label, info in summary["incoming"].items():
         print(f"{label}: {info['rows']} rows, fraud rate {info['fraud_rate']:.2%} -> {info['path']}")
+    if args.dvc:
+        out = Path(args.out).resolve()
+        remote = Path(__file__).resolve().parent / ".specloop" / "dvc-remote"
+        commit = track_with_dvc(out, remote, args.tag)
+        print(f"dvc: data version {args.tag or commit[:12]} committed in {out} "
+              f"(remote {remote})")
 
 
 if __name__ == "__main__":

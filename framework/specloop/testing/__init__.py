@@ -183,6 +183,8 @@ class ProjectBuilder:
 def _cmd_len(argv: list[str]) -> int:
     if argv[0] == "runs" and len(argv) > 1 and argv[1] == "show":
         return 3
+    if argv[0] == "export" and len(argv) > 1:
+        return 2
     if argv[0] in ("runs", "registry") and len(argv) > 1:
         if argv[1] in ("show", "promote") and len(argv) > 2 and argv[2].isdigit():
             return 3
