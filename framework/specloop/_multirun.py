@@ -1,62 +1,133 @@
-"""``specloop run -m``: a real Hydra multirun over the project's spec.
+"""``specloop run -m`` and ``specloop loop --backtest``: real Hydra multiruns over the spec.
 
-Hydra's own ``hydra.main`` drives the sweep, so every sweeper and launcher plugin works
-unchanged. Each job builds its own plugin manager and run context from the config Hydra
-composed for it (no shared state: jobs can run in other processes).
+Hydra's own ``hydra.main`` drives the sweep, so every sweeper (basic, Optuna) and launcher
+(joblib, submitit, Ray) plugin works unchanged. The default launcher is joblib: members run
+in parallel processes on one machine; ``hydra/launcher=basic`` runs them one after another.
+
+Each member builds its own plugin manager and run context from the config Hydra composed for
+it (nothing global), and writes its outcome to ``result.json`` in its own job folder
+(``<sweep dir>/<job number>/``). The parent reads those files back once the sweep ends, so
+results survive any launcher, including ones that run members on other machines of a
+cluster sharing the project folder.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+DEFAULT_LAUNCHER = "joblib"
+
 
 class SweepJob:
-    """The task function Hydra runs once per sweep member (picklable for launchers)."""
+    """The task function Hydra runs once per sweep member (picklable for launchers).
+
+    Subclasses implement :meth:`member`; this class records the outcome. A member that fails
+    (a bad value, a failing stage) is recorded as ``failed`` with its error and never stops
+    the other members.
+    """
 
     def __init__(self, project_dir: Path) -> None:
-        self.project_dir = project_dir
-        self.results: list[dict] = []
+        self.project_dir = Path(project_dir)
 
-    def __call__(self, cfg: Any) -> dict:
-        from hydra.core.hydra_config import HydraConfig
-
+    def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
+        """Run one member; return its result (``status``, ``metrics``, …)."""
         from ._pipeline import execute
         from ._session import make_context
+
+        ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
+        try:
+            mode = ctx.spec.sweep.register
+            doc = execute(ctx, register=mode == "all")
+            metrics_c = ctx.spec.components["metrics"].build()
+        finally:
+            ctx.close()
+        stages = {r["stage"]: r["action"] for r in doc["rows"]}
+        return {"status": "succeeded", "run_id": doc["run_id"], "metrics": doc["metrics"],
+                "primary": metrics_c.primary, "greater_is_better": metrics_c.greater_is_better,
+                "model_version": doc["model_version"], "register": mode,
+                "stages": stages,
+                "cache_hits": sum(1 for a in stages.values() if a == "cached"),
+                "model_key": doc["stages"]["train"]["key"]}
+
+    @staticmethod
+    def objective(result: dict) -> float:
+        """The number a non-basic sweeper (Optuna) optimizes: the primary metric."""
+        if result.get("status") != "succeeded":
+            return math.nan
+        return float(result["metrics"][result["primary"]])
+
+    def __call__(self, cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
         from .errors import SpecloopError
 
+        hc = HydraConfig.get()
         overrides = [o[2:] if o.startswith("++") else o
-                     for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
+                     for o in hc.overrides.task if not o.startswith("hydra.")]
+        job_dir = Path(hc.runtime.output_dir)
+        start = time.perf_counter()
         try:
-            ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
-            try:
-                doc = execute(ctx)
-            finally:
-                ctx.close()
-            out = {"overrides": overrides, "status": "succeeded", "run_id": doc["run_id"],
-                   "metrics": doc["metrics"], "model_version": doc["model_version"]}
+            out = self.member(cfg, overrides, job_dir)
         except SpecloopError as exc:
-            print(exc.render(), file=sys.stderr)
-            out = {"overrides": overrides, "status": "failed", "error": str(exc.args[0])}
-        self.results.append(out)
+            rendered = exc.render()
+            print(rendered, file=sys.stderr, flush=True)
+            out = {"status": "failed", "error": str(exc.args[0]), "error_type":
+                   type(exc).__name__, "detail": rendered}
+        except Exception as exc:  # a plugin's bug fails this member, not the sweep
+            print(f"specloop: sweep member {hc.job.num} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+            out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                   "error_type": type(exc).__name__}
+        out = {"job": int(hc.job.num), "overrides": overrides,
+               "seconds": round(time.perf_counter() - start, 3), **out}
+        job_dir.mkdir(parents=True, exist_ok=True)
+        tmp = job_dir / "result.json.tmp"
+        tmp.write_text(json.dumps(out, indent=2, default=str))
+        tmp.replace(job_dir / "result.json")
+        if hc.sweeper.get("_target_") != BASIC_SWEEPER:
+            return self.objective(out)
         return out
 
 
-def multirun(project_dir: Path, overrides: list[str]) -> list[dict]:
-    """Run a Hydra multirun of ``run`` over ``overrides``; return one result per job."""
+def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
+    """A fresh folder for one sweep: ``.specloop/<kind>/<timestamp>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(project_dir).resolve() / ".specloop" / kind / stamp
+
+
+def launcher_overrides(overrides: list[str]) -> list[str]:
+    """The default parallel launcher, unless the overrides choose one."""
+    if any(o.lstrip("+").startswith("hydra/launcher=") for o in overrides):
+        return []
+    return [f"hydra/launcher={DEFAULT_LAUNCHER}"]
+
+
+def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = None,
+             sweep_dir: Path | None = None) -> tuple[Path, list[dict]]:
+    """Run a Hydra multirun of ``job`` over ``overrides``.
+
+    Returns:
+        The sweep folder and one result per member, in job order.
+    """
     import hydra
 
     project_dir = Path(project_dir).resolve()
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
-    job = SweepJob(project_dir)
-    argv = ["specloop", "--multirun", *hydra_overrides(overrides), searchpath_override(search),
-            f"hydra.sweep.dir={project_dir / '.specloop' / 'sweeps'}/"
-            "${now:%Y%m%d-%H%M%S-%f}",
+    job = job or SweepJob(project_dir)
+    sweep_dir = sweep_dir or new_sweep_dir(project_dir)
+    argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),
+            searchpath_override(search), f"hydra.sweep.dir={sweep_dir}",
             "hydra.job.chdir=False"]
     saved = sys.argv
     sys.argv = argv
@@ -65,4 +136,15 @@ def multirun(project_dir: Path, overrides: list[str]) -> list[dict]:
                    config_name="config")(job)()
     finally:
         sys.argv = saved
-    return job.results
+    return sweep_dir, read_results(sweep_dir)
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """The ``result.json`` of every member of a sweep folder, in job order."""
+    results = []
+    for path in Path(sweep_dir).glob("*/result.json"):
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return sorted(results, key=lambda r: r.get("job", 0))

@@ -48,15 +48,9 @@ def _context(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     """``specloop run``: the pipeline up to deploy (``-m``: a Hydra multirun)."""
     if args.multirun:
-        from ._multirun import multirun
+        from ._sweep import run_sweep
 
-        results = multirun(Path(args.project), args.overrides)
-        rows = [{"job": i, "overrides": " ".join(r["overrides"]), "status": r["status"],
-                 **({k: f"{v:.4f}" for k, v in (r.get("metrics") or {}).items()}),
-                 "version": r.get("model_version")} for i, r in enumerate(results)]
-        metric_cols = sorted({k for r in results for k in (r.get("metrics") or {})})
-        _out(_table(rows, ["job", "overrides", "status", *metric_cols, "version"]))
-        return 0 if all(r["status"] == "succeeded" for r in results) else 1
+        return run_sweep(Path(args.project), args.overrides, _out)
     from ._pipeline import execute
 
     ctx = _context(args)
