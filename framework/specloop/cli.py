@@ -111,7 +111,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    """``specloop loop``: process the incoming batches."""
+    """``specloop loop``: process the incoming batches (``--backtest``: compare policies)."""
+    if args.backtest:
+        from ._backtest import run_backtest
+
+        return run_backtest(Path(args.project), args.overrides, _out)
+    if args.multirun:
+        from .errors import ConfigError
+
+        raise ConfigError("'specloop loop -m' sweeps only in a backtest", file="command line",
+                          expected="--backtest with -m",
+                          fix="add --backtest to replay the batches once per policy in "
+                              "isolation, e.g. specloop loop --backtest -m "
+                              "retrain=never,on_drift,on_decay")
     from ._loop import Loop
 
     ctx = _context(args)
@@ -286,6 +298,11 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p = sub.add_parser("loop", help="score, monitor and retrain on incoming batches")
     _common(p)
     p.add_argument("--limit", type=int, default=None, help="process at most N batches")
+    p.add_argument("--backtest", action="store_true",
+                   help="replay every batch once per sweep member in an isolated registry "
+                        "and store; print a leaderboard of retraining policies")
+    p.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep (with --backtest), e.g. -m retrain=never,on_drift,on_decay")
     p.set_defaults(handler=cmd_loop)
 
     p = sub.add_parser("plugins", help="installed plugins and their components")
