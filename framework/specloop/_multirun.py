@@ -105,6 +105,46 @@ def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
     return Path(project_dir).resolve() / ".specloop" / kind / stamp
 
 
+# Hydra plugins a sweep may select, the module that provides each, and specloop's extra
+PLUGIN_OPTIONS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", None),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/launcher", "ray_aws"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
+
+
+def check_plugins(overrides: list[str]) -> None:
+    """Refuse a launcher or sweeper whose Hydra plugin is not installed, naming the extra.
+
+    Raises:
+        ConfigError: naming the override and the ``pip install`` that provides it.
+    """
+    from importlib.util import find_spec
+
+    from .errors import ConfigError
+
+    for ov in overrides:
+        group, _, option = ov.lstrip("+").partition("=")
+        entry = PLUGIN_OPTIONS.get((group, option))
+        if entry is None:
+            continue
+        module, extra = entry
+        try:
+            found = find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            dist = module.split(".")[1].replace("_", "-")
+            raise ConfigError(f"{group}={option} needs the Hydra plugin {dist}, which is not "
+                              "installed", file=f"command line: {ov}",
+                              expected=f"{dist} installed",
+                              fix=f"pip install 'specloop[{extra}]'" if extra else
+                              f"pip install {dist}")
+
+
 def launcher_overrides(overrides: list[str]) -> list[str]:
     """The default parallel launcher, unless the overrides choose one."""
     if any(o.lstrip("+").startswith("hydra/launcher=") for o in overrides):
@@ -122,6 +162,7 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     import hydra
 
     project_dir = Path(project_dir).resolve()
+    check_plugins(overrides)
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     job = job or SweepJob(project_dir)
