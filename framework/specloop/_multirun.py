@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from datetime import datetime
@@ -170,13 +171,22 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),
             searchpath_override(search), f"hydra.sweep.dir={sweep_dir}",
             "hydra.job.chdir=False"]
-    saved = sys.argv
+    saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = argv
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # raise instead of printing and exiting
     try:
         hydra.main(version_base=None, config_path=str(project_dir / "conf"),
                    config_name="config")(job)()
+    except Exception as exc:  # the sweep could not start (members catch their own errors)
+        from ._config import translate_hydra_error
+
+        raise translate_hydra_error(exc, project_dir, overrides) from None
     finally:
         sys.argv = saved
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
     return sweep_dir, read_results(sweep_dir)
 
 

@@ -127,19 +127,9 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
 
     sweep_dir, results = multirun(Path(project_dir), overrides)
     rows, metric_cols = leaderboard(results)
-    registered = None
     ok = [r for r in rows if r["status"] == "succeeded"]
     best = next((r for r in results if ok and r.get("job") == ok[0]["job"]), None)
-    if best is not None and best.get("register") == "best":
-        doc = register_winner(Path(project_dir), best, echo=out)
-        registered = {"job": best["job"], "version": doc["model_version"],
-                      "gate": (doc.get("gate") or {}).get("summary"),
-                      "alias_changes": doc.get("alias_changes", []), "run_id": doc["run_id"]}
-        for r in rows:
-            if r["job"] == best["job"]:
-                r["version"] = doc["model_version"]
-    paths = save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1],
-                                                  "registered": registered})
+    paths = save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1], "registered": None})
     from .cli import _table
 
     out(_table(display(rows, metric_cols),
@@ -148,14 +138,21 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     failed = [r for r in rows if r["status"] != "succeeded"]
     out(f"{len(rows) - len(failed)} of {len(rows)} member(s) succeeded; leaderboard: "
         f"{paths[0]}")
-    if registered is not None:
-        changes = registered["alias_changes"]
-        if registered["version"] is None:
-            out(f"winner (job {registered['job']}): not registered")
-        elif changes:
-            out(f"winner (job {registered['job']}) registered as v{registered['version']}: "
-                f"challenger → v{registered['version']} ({registered['gate']})")
+    if best is not None and best.get("register") == "best":
+        doc = register_winner(Path(project_dir), best, echo=out)
+        registered = {"job": best["job"], "version": doc["model_version"],
+                      "gate": (doc.get("gate") or {}).get("summary"),
+                      "alias_changes": doc.get("alias_changes", []), "run_id": doc["run_id"]}
+        rows[0]["version"] = doc["model_version"]
+        save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1],
+                                              "registered": registered})
+        version, job = registered["version"], registered["job"]
+        if registered["alias_changes"]:
+            out(f"winner (job {job}) registered as v{version}: challenger → v{version} "
+                f"({registered['gate']}); promote it with 'specloop registry promote {version}'")
+        elif doc.get("gate") is not None:
+            out(f"winner (job {job}) registered as v{version}; the gate kept it from "
+                f"challenger: {registered['gate']}")
         else:
-            out(f"winner (job {registered['job']}) is v{registered['version']}: "
-                f"{registered['gate'] or 'already registered'}; no alias changed")
+            out(f"winner (job {job}) is already registered as v{version}; no alias changed")
     return 0 if not failed and results else 1

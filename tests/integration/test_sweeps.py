@@ -197,3 +197,11 @@ def test_a_launcher_that_is_not_installed_names_its_extra(project, monkeypatch):
         _multirun.check_plugins(["model.params.C=1,2", "hydra/launcher=ray"])
     assert "pip install 'specloop[ray]'" in err.value.render()
     assert "command line: hydra/launcher=ray" in err.value.render()
+
+
+def test_an_unknown_option_in_a_sweep_is_a_user_error_before_any_member_runs(project):
+    res = specloop("run", "-m", "model=nope,logistic", cwd=project.root)
+    assert res.returncode == 2
+    assert "unknown option 'nope' for config group 'model'" in res.stderr
+    assert "command line: model=nope,logistic" in res.stderr and "Traceback" not in res.stderr
+    assert not (project.root / ".specloop" / "runs").exists()
