@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{max(r[key]['data'] for r in rounds)} | {max(r[key]['split'] for r in rounds)} |"
               f" {max(r[key]['train'] for r in rounds)} |")
     speed = statistics.median(speedups)
-    print(f"\n| measurement | result | goal | verdict |\n|---|---|---|---|")
+    print("\n| measurement | result | goal | verdict |\n|---|---|---|---|")
     print(f"| joblib vs sequential, 8 members | **{speed:.2f}×** "
           f"({min(speedups):.2f}–{max(speedups):.2f}) | ≥ 1.8× | "
           f"{'PASS' if speed >= 1.8 else 'MISS'} |")
