@@ -51,7 +51,7 @@ def test_backtest_summary_and_month_table():
     assert [r["retrain=on_decay"] for r in table] == ["0.9000", "0.6000 R", "n/a r"]
 
 
-def test_the_fraud_projects_optuna_search_space_composes():
+def _fraud_hydra(override: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -63,12 +63,22 @@ def test_the_fraud_projects_optuna_search_space_composes():
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(project / "conf"), version_base=None):
-            cfg = compose("config", overrides=["hydra/sweeper=fraud_search",
-                                               searchpath_override(search)],
-                          return_hydra_config=True)
+            return compose("config", overrides=[override, searchpath_override(search)],
+                           return_hydra_config=True).hydra
     finally:
         GlobalHydra.instance().clear()
-    sweeper = cfg.hydra.sweeper
+
+
+def test_the_fraud_projects_slurm_launcher_config_composes():
+    launcher = _fraud_hydra("hydra/launcher=slurm").launcher
+    assert launcher._target_ == \
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.timeout_min, launcher.cpus_per_task) == ("cpu", 60, 4)
+    assert list(launcher.setup) == ["export OMP_NUM_THREADS=4"]
+
+
+def test_the_fraud_projects_optuna_search_space_composes():
+    sweeper = _fraud_hydra("hydra/sweeper=fraud_search").sweeper
     assert sweeper._target_.endswith("OptunaSweeper")
     assert sweeper.direction == "maximize" and sweeper.storage is None
     assert dict(sweeper.params) == {"model.params.learning_rate": "interval(0.02, 0.3)",
