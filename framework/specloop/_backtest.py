@@ -52,7 +52,16 @@ class OverlayStore(ArtifactStore):
 
 
 class BacktestJob(SweepJob):
-    """One policy of a backtest: ``Loop.run`` in an isolated registry and store."""
+    """One policy of a backtest: ``Loop.run`` in an isolated registry and store.
+
+    Args:
+        project_dir: The project folder.
+        limit: Replay at most this many batches (all when ``None``).
+    """
+
+    def __init__(self, project_dir: Path, limit: int | None = None) -> None:
+        super().__init__(project_dir)
+        self.limit = limit
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         from ._loop import Loop
@@ -92,7 +101,7 @@ class BacktestJob(SweepJob):
             else:
                 start = "trained in the backtest (the project has no champion)"
             loop = Loop(ctx)
-            records = loop.run()
+            records = loop.run(limit=self.limit)
             primary, greater = loop.metrics_c.primary, loop.metrics_c.greater_is_better
         finally:
             ctx.close()
@@ -147,7 +156,8 @@ def month_table(results: list[dict], labels: dict[int, str]) -> list[dict]:
     return rows
 
 
-def run_backtest(project_dir: Path, overrides: list[str], out: Any) -> int:
+def run_backtest(project_dir: Path, overrides: list[str], out: Any,
+                 limit: int | None = None) -> int:
     """``specloop loop --backtest``: replay, then the policy leaderboard.
 
     Returns:
@@ -158,7 +168,7 @@ def run_backtest(project_dir: Path, overrides: list[str], out: Any) -> int:
     from .cli import _table
 
     project_dir = Path(project_dir).resolve()
-    sweep_dir, results = multirun(project_dir, overrides, BacktestJob(project_dir),
+    sweep_dir, results = multirun(project_dir, overrides, BacktestJob(project_dir, limit),
                                   new_sweep_dir(project_dir, "backtests"))
     rows, metric_cols = leaderboard(results)
     by_job = {r["job"]: r for r in results}

@@ -115,7 +115,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     if args.backtest:
         from ._backtest import run_backtest
 
-        return run_backtest(Path(args.project), args.overrides, _out)
+        return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
     if args.multirun:
         from .errors import ConfigError
 

@@ -179,6 +179,12 @@ def test_backtest_replays_policies_in_isolation(project):
     finally:
         reg.close()
     assert (root / "deploy" / "champion" / "metadata.json").read_text() == deployed
+    # --limit replays the first batches only
+    res = specloop("loop", "--backtest", "--limit", "2", "-m", "hydra/launcher=basic",
+                   "retrain=never", cwd=root)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((_sweep_dirs(root, "backtests")[-1] / "backtest.json").read_text())["rows"]
+    assert [r["batches"] for r in rows] == [2]
 
 
 def test_loop_multirun_without_backtest_is_a_user_error(project):
