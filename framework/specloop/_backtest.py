@@ -110,9 +110,7 @@ class BacktestJob(SweepJob):
 
     @staticmethod
     def objective(result: dict) -> float:
-        if result.get("status") != "succeeded" or result.get("mean") is None:
-            return math.nan
-        return float(result["mean"])
+        return math.nan if result.get("mean") is None else float(result["mean"])
 
 
 def summarize(records: list[dict], primary: str, greater: bool, policy: str | None,

@@ -63,9 +63,17 @@ class SweepJob:
     @staticmethod
     def objective(result: dict) -> float:
         """The number a non-basic sweeper (Optuna) optimizes: the primary metric."""
-        if result.get("status") != "succeeded":
-            return math.nan
         return float(result["metrics"][result["primary"]])
+
+    def sweeper_value(self, result: dict, sweeper: Any) -> float:
+        """The value handed back to a non-basic sweeper; a failed member is the worst value
+        of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
+        direction = str(sweeper.get("direction", "minimize"))
+        worst = -math.inf if "max" in direction.lower() else math.inf
+        if result.get("status") != "succeeded":
+            return worst
+        value = self.objective(result)
+        return worst if math.isnan(value) else value
 
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
@@ -96,7 +104,7 @@ class SweepJob:
         tmp.write_text(json.dumps(out, indent=2, default=str))
         tmp.replace(job_dir / "result.json")
         if hc.sweeper.get("_target_") != BASIC_SWEEPER:
-            return self.objective(out)
+            return self.sweeper_value(out, hc.sweeper)
         return out
 
 
@@ -178,9 +186,18 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
         hydra.main(version_base=None, config_path=str(project_dir / "conf"),
                    config_name="config")(job)()
     except Exception as exc:  # the sweep could not start (members catch their own errors)
-        from ._config import translate_hydra_error
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
 
-        raise translate_hydra_error(exc, project_dir, overrides) from None
+        from ._config import translate_hydra_error
+        from .errors import PluginError
+
+        if isinstance(exc, (HydraException, OmegaConfBaseException)):
+            raise translate_hydra_error(exc, project_dir, overrides) from None
+        raise PluginError(f"the sweep stopped: {type(exc).__name__}: {exc}",
+                          plugin="the Hydra sweeper or launcher",
+                          fix="see the messages above; SPECLOOP_FULL_ERROR=1 shows the "
+                              "traceback") from exc
     finally:
         sys.argv = saved
         if saved_env is None:

@@ -83,3 +83,17 @@ def test_the_fraud_projects_optuna_search_space_composes():
     assert sweeper.direction == "maximize" and sweeper.storage is None
     assert dict(sweeper.params) == {"model.params.learning_rate": "interval(0.02, 0.3)",
                                     "model.params.max_iter": "choice(50, 100, 200)"}
+
+
+def test_a_failed_trial_is_the_worst_value_for_optuna():
+    import math
+
+    from specloop._multirun import SweepJob
+
+    job = SweepJob(ROOT)
+    ok = _ok(0, 0.9, 0.5)
+    assert job.sweeper_value(ok, {"direction": "maximize"}) == 0.9
+    assert job.sweeper_value({"status": "failed"}, {"direction": "maximize"}) == -math.inf
+    assert job.sweeper_value({"status": "failed"}, {"direction": "minimize"}) == math.inf
+    nan = {**ok, "metrics": {"roc_auc": math.nan}}
+    assert job.sweeper_value(nan, {"direction": "maximize"}) == -math.inf
