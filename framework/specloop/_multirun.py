@@ -1,68 +1,218 @@
-"""``specloop run -m``: a real Hydra multirun over the project's spec.
+"""``specloop run -m`` and ``specloop loop --backtest``: real Hydra multiruns over the spec.
 
-Hydra's own ``hydra.main`` drives the sweep, so every sweeper and launcher plugin works
-unchanged. Each job builds its own plugin manager and run context from the config Hydra
-composed for it (no shared state: jobs can run in other processes).
+Hydra's own ``hydra.main`` drives the sweep, so every sweeper (basic, Optuna) and launcher
+(joblib, submitit, Ray) plugin works unchanged. The default launcher is joblib: members run
+in parallel processes on one machine; ``hydra/launcher=basic`` runs them one after another.
+
+Each member builds its own plugin manager and run context from the config Hydra composed for
+it (nothing global), and writes its outcome to ``result.json`` in its own job folder
+(``<sweep dir>/<job number>/``). The parent reads those files back once the sweep ends, so
+results survive any launcher, including ones that run members on other machines of a
+cluster sharing the project folder.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+DEFAULT_LAUNCHER = "joblib"
+
 
 class SweepJob:
-    """The task function Hydra runs once per sweep member (picklable for launchers)."""
+    """The task function Hydra runs once per sweep member (picklable for launchers).
+
+    Subclasses implement :meth:`member`; this class records the outcome. A member that fails
+    (a bad value, a failing stage) is recorded as ``failed`` with its error and never stops
+    the other members.
+    """
 
     def __init__(self, project_dir: Path) -> None:
-        self.project_dir = project_dir
-        self.results: list[dict] = []
+        self.project_dir = Path(project_dir)
 
-    def __call__(self, cfg: Any) -> dict:
-        from hydra.core.hydra_config import HydraConfig
-
+    def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
+        """Run one member; return its result (``status``, ``metrics``, …)."""
         from ._pipeline import execute
         from ._session import make_context
+
+        ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
+        try:
+            mode = ctx.spec.sweep.register
+            doc = execute(ctx, register=mode == "all")
+            metrics_c = ctx.spec.components["metrics"].build()
+        finally:
+            ctx.close()
+        stages = {r["stage"]: r["action"] for r in doc["rows"]}
+        return {"status": "succeeded", "run_id": doc["run_id"], "metrics": doc["metrics"],
+                "primary": metrics_c.primary, "greater_is_better": metrics_c.greater_is_better,
+                "model_version": doc["model_version"], "register": mode,
+                "stages": stages,
+                "cache_hits": sum(1 for a in stages.values() if a == "cached"),
+                "model_key": doc["stages"]["train"]["key"]}
+
+    @staticmethod
+    def objective(result: dict) -> float:
+        """The number a non-basic sweeper (Optuna) optimizes: the primary metric."""
+        return float(result["metrics"][result["primary"]])
+
+    def sweeper_value(self, result: dict, sweeper: Any) -> float:
+        """The value handed back to a non-basic sweeper; a failed member is the worst value
+        of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
+        direction = str(sweeper.get("direction", "minimize"))
+        worst = -math.inf if "max" in direction.lower() else math.inf
+        if result.get("status") != "succeeded":
+            return worst
+        value = self.objective(result)
+        return worst if math.isnan(value) else value
+
+    def __call__(self, cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
         from .errors import SpecloopError
 
+        hc = HydraConfig.get()
         overrides = [o[2:] if o.startswith("++") else o
-                     for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
+                     for o in hc.overrides.task if not o.startswith("hydra.")]
+        job_dir = Path(hc.runtime.output_dir)
+        start = time.perf_counter()
         try:
-            ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
-            try:
-                doc = execute(ctx)
-            finally:
-                ctx.close()
-            out = {"overrides": overrides, "status": "succeeded", "run_id": doc["run_id"],
-                   "metrics": doc["metrics"], "model_version": doc["model_version"]}
+            out = self.member(cfg, overrides, job_dir)
         except SpecloopError as exc:
-            print(exc.render(), file=sys.stderr)
-            out = {"overrides": overrides, "status": "failed", "error": str(exc.args[0])}
-        self.results.append(out)
+            rendered = exc.render()
+            print(rendered, file=sys.stderr, flush=True)
+            out = {"status": "failed", "error": str(exc.args[0]), "error_type":
+                   type(exc).__name__, "detail": rendered}
+        except Exception as exc:  # a plugin's bug fails this member, not the sweep
+            print(f"specloop: sweep member {hc.job.num} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+            out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                   "error_type": type(exc).__name__}
+        out = {"job": int(hc.job.num), "overrides": overrides,
+               "seconds": round(time.perf_counter() - start, 3), **out}
+        job_dir.mkdir(parents=True, exist_ok=True)
+        tmp = job_dir / "result.json.tmp"
+        tmp.write_text(json.dumps(out, indent=2, default=str))
+        tmp.replace(job_dir / "result.json")
+        if hc.sweeper.get("_target_") != BASIC_SWEEPER:
+            return self.sweeper_value(out, hc.sweeper)
         return out
 
 
-def multirun(project_dir: Path, overrides: list[str]) -> list[dict]:
-    """Run a Hydra multirun of ``run`` over ``overrides``; return one result per job."""
+def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
+    """A fresh folder for one sweep: ``.specloop/<kind>/<timestamp>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(project_dir).resolve() / ".specloop" / kind / stamp
+
+
+# Hydra plugins a sweep may select, the module that provides each, and specloop's extra
+PLUGIN_OPTIONS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", None),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/launcher", "ray_aws"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
+
+
+def check_plugins(overrides: list[str]) -> None:
+    """Refuse a launcher or sweeper whose Hydra plugin is not installed, naming the extra.
+
+    Raises:
+        ConfigError: naming the override and the ``pip install`` that provides it.
+    """
+    from importlib.util import find_spec
+
+    from .errors import ConfigError
+
+    for ov in overrides:
+        group, _, option = ov.lstrip("+").partition("=")
+        entry = PLUGIN_OPTIONS.get((group, option))
+        if entry is None:
+            continue
+        module, extra = entry
+        try:
+            found = find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            dist = module.split(".")[1].replace("_", "-")
+            raise ConfigError(f"{group}={option} needs the Hydra plugin {dist}, which is not "
+                              "installed", file=f"command line: {ov}",
+                              expected=f"{dist} installed",
+                              fix=f"pip install 'specloop[{extra}]'" if extra else
+                              f"pip install {dist}")
+
+
+def launcher_overrides(overrides: list[str]) -> list[str]:
+    """The default parallel launcher, unless the overrides choose one."""
+    if any(o.lstrip("+").startswith("hydra/launcher=") for o in overrides):
+        return []
+    return [f"hydra/launcher={DEFAULT_LAUNCHER}"]
+
+
+def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = None,
+             sweep_dir: Path | None = None) -> tuple[Path, list[dict]]:
+    """Run a Hydra multirun of ``job`` over ``overrides``.
+
+    Returns:
+        The sweep folder and one result per member, in job order.
+    """
     import hydra
 
     project_dir = Path(project_dir).resolve()
+    check_plugins(overrides)
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
-    job = SweepJob(project_dir)
-    argv = ["specloop", "--multirun", *hydra_overrides(overrides), searchpath_override(search),
-            f"hydra.sweep.dir={project_dir / '.specloop' / 'sweeps'}/"
-            "${now:%Y%m%d-%H%M%S-%f}",
+    job = job or SweepJob(project_dir)
+    sweep_dir = sweep_dir or new_sweep_dir(project_dir)
+    argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),
+            searchpath_override(search), f"hydra.sweep.dir={sweep_dir}",
             "hydra.job.chdir=False"]
-    saved = sys.argv
+    saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = argv
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # raise instead of printing and exiting
     try:
         hydra.main(version_base=None, config_path=str(project_dir / "conf"),
                    config_name="config")(job)()
+    except Exception as exc:  # the sweep could not start (members catch their own errors)
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        from ._config import translate_hydra_error
+        from .errors import PluginError
+
+        if isinstance(exc, (HydraException, OmegaConfBaseException)):
+            raise translate_hydra_error(exc, project_dir, overrides) from None
+        raise PluginError(f"the sweep stopped: {type(exc).__name__}: {exc}",
+                          plugin="the Hydra sweeper or launcher",
+                          fix="see the messages above; SPECLOOP_FULL_ERROR=1 shows the "
+                              "traceback") from exc
     finally:
         sys.argv = saved
-    return job.results
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+    return sweep_dir, read_results(sweep_dir)
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """The ``result.json`` of every member of a sweep folder, in job order."""
+    results = []
+    for path in Path(sweep_dir).glob("*/result.json"):
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return sorted(results, key=lambda r: r.get("job", 0))

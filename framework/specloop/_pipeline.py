@@ -24,6 +24,8 @@ from ._tabular import columns_for, from_parquet, signature, split_frame, to_parq
 from .errors import ArtifactError, ConfigError, SpecloopError, StageError
 
 STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
+# stages whose output is one artifact under the stage's key (computed once under a lock)
+ARTIFACT_STAGES = ("data", "split", "train", "evaluate")
 # which spec node provides the component of each stage
 COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "register": "gate",
                 "deploy": "deploy"}
@@ -62,9 +64,10 @@ class StagePlan:
 class Pipeline:
     """Plans and runs the stages of one project for one run context."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, alias: str = "champion") -> None:
         self.ctx = ctx
         self.spec = ctx.spec
+        self.alias = alias  # the alias a version that passes the gate gets
         self._components: dict[str, Any] = {}
         self._loaded: dict[str, Any] = {}
         self._writer: Any = None
@@ -248,7 +251,9 @@ class Pipeline:
             spec = plan.component.spec if plan.component else None
 
             def step(name: str = name, plan: StagePlan = plan) -> None:
-                if not plan.cached:
+                if not plan.cached and name in ARTIFACT_STAGES:
+                    self._compute_once(name, plan, plans, manifest)
+                elif not plan.cached:
                     getattr(self, f"_run_{name}")(plan, plans, manifest)
                 elif name == "register":
                     manifest.model_version = self.ctx.registry.find_by_key(
@@ -262,6 +267,32 @@ class Pipeline:
             manifest.stage_done(name, plan, duration)
             rows.append({"stage": name, "action": "cached" if plan.cached else "ran",
                          "seconds": duration, "component": spec.name if spec else "engine"})
+
+    def _compute_once(self, name: str, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        """Compute an artifact stage under the store's per-key lock.
+
+        A concurrent process (another sweep member, another sweep) that computed the same key
+        while this one waited turns the stage into a cache hit.
+        """
+        import contextlib
+
+        held = contextlib.ExitStack()
+        held.enter_context(self.ctx.store.lock(plan.key))
+        try:
+            if self.ctx.store.has(plan.key):
+                plan.cached = True
+                plan.reason = "computed by a concurrent run"
+                held.close()
+                return
+            queued = len(self._pending)
+            getattr(self, f"_run_{name}")(plan, plans, manifest)
+        except BaseException:
+            held.close()
+            raise
+        if len(self._pending) > queued:  # still being written by put_later: unlock after it
+            self._pending.append(self._writer.submit(held.close))
+        else:
+            held.close()
 
     def _run_data(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
         frame = self.component("data").load(self.ctx)
@@ -342,9 +373,11 @@ class Pipeline:
             artifacts=version_artifacts(ctx.store, plans["train"].key, plans["split"].key))
         manifest.model_version = version["version"]
         if gate["passed"]:
-            prev = ctx.registry.set_alias(ctx.model_name, "champion", version["version"],
-                                          reason=gate["summary"], gate=gate, run_id=ctx.run_id)
-            manifest.alias_changes.append({"alias": "champion", "from": prev,
+            prev = ctx.registry.set_alias(
+                ctx.model_name, self.alias, version["version"], reason=gate["summary"],
+                gate=gate, run_id=ctx.run_id,
+                action="promote" if self.alias == "champion" else f"register-{self.alias}")
+            manifest.alias_changes.append({"alias": self.alias, "from": prev,
                                            "to": version["version"]})
         manifest.gate = gate
 
@@ -472,19 +505,31 @@ def _reason(prev: dict | None, key: str, config: dict, inputs: dict) -> str:
     return "component version changed"
 
 
-def execute(ctx: RunContext, command: str = "run", until: str | None = None) -> dict:
+def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
+            register: bool = True, alias: str = "champion") -> dict:
     """Run the pipeline with a manifest and the lifecycle hooks; return the manifest.
 
-    ``until`` names the last stage to run (``specloop run --until split``).
+    Args:
+        ctx: The run context.
+        command: Recorded in the manifest.
+        until: The last stage to run (``specloop run --until split``).
+        register: ``False`` stops after ``evaluate`` (sweep members under
+            ``sweep.register: best|none``).
+        alias: The alias a new version that passes the gate gets; anything but ``champion``
+            also skips ``deploy`` (the winner of a sweep becomes the ``challenger``).
     """
     from ._manifest import Manifest
 
     from ._context import thread_limits
 
-    pipe = Pipeline(ctx)
+    pipe = Pipeline(ctx, alias=alias)
     plans = pipe.plan()
     if until is not None:
         plans = [p for p in plans if STAGES.index(p.name) <= STAGES.index(until)]
+    if not register:
+        plans = [p for p in plans if p.name not in ("register", "deploy")]
+    elif alias != "champion":
+        plans = [p for p in plans if p.name != "deploy"]
     pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
     manifest = Manifest(ctx, command)
     threads = ctx.spec.project.threads if any(not p.cached for p in plans) else None

@@ -354,15 +354,19 @@ class Registry:
                       (name, batch_id, _now(), champion, json.dumps(record, default=str)))
 
 
-def open_registry(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Registry:
-    """Open the registry named by ``store.registry`` (default: next to a local store)."""
+def registry_path(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Path:
+    """The SQLite file ``store.registry`` names (default: next to a local store)."""
     if url is None:
         if store_local:
-            return Registry(Path(store_root) / "registry.db")
+            return Path(store_root) / "registry.db"
         # one local registry per remote store, so two stores never share model versions
         import hashlib
 
         tag = hashlib.sha256(store_root.encode()).hexdigest()[:12]
-        return Registry(base_dir / ".specloop" / f"registry-{tag}.db")
-    return Registry(sqlite_path(url, base_dir))
+        return base_dir / ".specloop" / f"registry-{tag}.db"
+    return sqlite_path(url, base_dir)
 
+
+def open_registry(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Registry:
+    """Open the registry named by ``store.registry`` (default: next to a local store)."""
+    return Registry(registry_path(url, store_root, store_local, base_dir))

@@ -10,6 +10,13 @@ A reader only trusts an artifact whose ``_meta.json`` exists, and verifies each 
 SHA-256 against it. On a local folder an artifact is first written to a temporary folder and
 then renamed into place, so a crash never leaves a half-written artifact visible; on object
 stores, where rename is a copy, ``_meta.json`` written last plays that role.
+
+Concurrent writers of one key (parallel sweep members, two sweeps on one cache) take
+:meth:`ArtifactStore.lock` around "check, compute, put": on a local store an exclusive
+``fcntl.flock`` on ``artifacts/.locks/<key>.lock``, so the second process waits, re-checks
+:meth:`ArtifactStore.has` and takes the cache hit instead of computing the key again. Remote
+stores have no shared lock; there both compute and the first complete ``_meta.json`` wins,
+which is still safe because readers verify every file's SHA-256.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ._remote import open_url, remote_errors
 from .errors import ArtifactError
@@ -81,6 +89,32 @@ class ArtifactStore:
         with self._remote():
             self.fs.invalidate_cache(meta)  # another process may have written it meanwhile
             return self.fs.exists(meta)
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[bool]:
+        """Hold an exclusive per-key lock while computing ``key``; yields whether it is held.
+
+        Local stores lock a file next to the artifacts with ``fcntl.flock`` (released by the
+        kernel if the process dies, so a crash never leaves a stale lock). Where no such lock
+        exists (object stores, platforms without ``fcntl``) it yields ``False`` and writers
+        fall back to "compute and publish atomically, first complete writer wins".
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        if not self.local or fcntl is None:
+            yield False
+            return
+        folder = self.path("artifacts", ".locks")
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def put(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> dict:
         """Write an artifact atomically; a concurrent writer of the same key wins harmlessly.

@@ -48,15 +48,9 @@ def _context(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     """``specloop run``: the pipeline up to deploy (``-m``: a Hydra multirun)."""
     if args.multirun:
-        from ._multirun import multirun
+        from ._sweep import run_sweep
 
-        results = multirun(Path(args.project), args.overrides)
-        rows = [{"job": i, "overrides": " ".join(r["overrides"]), "status": r["status"],
-                 **({k: f"{v:.4f}" for k, v in (r.get("metrics") or {}).items()}),
-                 "version": r.get("model_version")} for i, r in enumerate(results)]
-        metric_cols = sorted({k for r in results for k in (r.get("metrics") or {})})
-        _out(_table(rows, ["job", "overrides", "status", *metric_cols, "version"]))
-        return 0 if all(r["status"] == "succeeded" for r in results) else 1
+        return run_sweep(Path(args.project), args.overrides, _out)
     from ._pipeline import execute
 
     if getattr(args, "params", None):
@@ -181,7 +175,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    """``specloop loop``: process the incoming batches."""
+    """``specloop loop``: process the incoming batches (``--backtest``: compare policies)."""
+    if args.backtest:
+        from ._backtest import run_backtest
+
+        return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
+    if args.multirun:
+        from .errors import ConfigError
+
+        raise ConfigError("'specloop loop -m' sweeps only in a backtest", file="command line",
+                          expected="--backtest with -m",
+                          fix="add --backtest to replay the batches once per policy in "
+                              "isolation, e.g. specloop loop --backtest -m "
+                              "retrain=never,on_drift,on_decay")
     from ._loop import Loop
 
     ctx = _context(args)
@@ -366,6 +372,11 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p = sub.add_parser("loop", help="score, monitor and retrain on incoming batches")
     _common(p)
     p.add_argument("--limit", type=int, default=None, help="process at most N batches")
+    p.add_argument("--backtest", action="store_true",
+                   help="replay every batch once per sweep member in an isolated registry "
+                        "and store; print a leaderboard of retraining policies")
+    p.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep (with --backtest), e.g. -m retrain=never,on_drift,on_decay")
     p.set_defaults(handler=cmd_loop)
 
     p = sub.add_parser("plugins", help="installed plugins and their components")
