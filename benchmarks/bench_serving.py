@@ -189,7 +189,7 @@ def run_specloop(proj: Path, single: list[bytes], batches: list[bytes], args) ->
 MLFLOW_SAVE = """
 import pickle, sys, mlflow.sklearn
 model = pickle.load(open(sys.argv[1], "rb"))
-mlflow.sklearn.save_model(model, sys.argv[2])
+mlflow.sklearn.save_model(model, sys.argv[2], serialization_format="cloudpickle")
 """
 
 
@@ -203,7 +203,8 @@ def run_mlflow(venv: Path, loaded, tmp: Path, records: list[dict], args) -> dict
     subprocess.run([str(py), "-c", MLFLOW_SAVE, str(pkl), str(out)], check=True,
                    capture_output=True)
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"file://{tmp}/mlruns"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"file://{tmp}/mlruns",
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(out),
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
                              "-w", "1"], env=env, stdout=subprocess.DEVNULL,
