@@ -93,16 +93,16 @@ def wait_for(check, timeout: float = 20.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def build_project(root: Path, extra: dict | None = None) -> ProjectBuilder:
-    """Classification project (x1, x2 numeric; color categorical) with two versions:
-    v1 champion, v2 registered with other parameters."""
+def build_project(root: Path, extra: dict | None = None, versions: int = 2) -> ProjectBuilder:
+    """Classification project (x1, x2 numeric; color categorical), v1 champion and (with
+    ``versions=2``) v2 registered with other parameters."""
     p = ProjectBuilder(root)
     small_csv(p.root / "data" / "train.csv", rows=400)
     p.write_conf("data/small.yaml", {"kind": "csv", "path": "data/train.csv",
                                      "target": "label", "drop": ["id"]})
     p.write_conf("config.yaml", {
         "defaults": [{"data": "small"}, {"model": "logistic"}, {"metrics": "classification"},
-                     {"monitor": "drift"}, "_self_"],
+                     {"monitor": "drift"}, {"deploy": "none"}, "_self_"],
         "project": {"name": "small", "seed": 0, "threads": 1},
         "plugins": {"serve": {"poll_seconds": 0.1, "max_rows": 500,
                               "max_body_bytes": 200_000,
@@ -110,6 +110,8 @@ def build_project(root: Path, extra: dict | None = None) -> ProjectBuilder:
         **(extra or {}),
     })
     p.run()
+    if versions == 1:
+        return p
     p.run(["model.params.C=0.01"])
     ctx = p.context()
     try:
