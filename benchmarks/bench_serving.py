@@ -172,18 +172,15 @@ def measure(port: int, path: str, single: list[bytes], batches: list[bytes], arg
             "conc_p50": conc["p50"], "conc_p99": conc["p99"], "batch_rows_s": bat["rps"] * 100}
 
 
-def run_specloop(proj: Path, single: list[bytes], batches: list[bytes], args) -> dict:
+def start_specloop(proj: Path, args) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [SPECLOOP, "serve", "--project", str(proj), "--port", str(port),
-           "--workers", str(args.workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(port, "/ready", proc)
-        return measure(port, "/predict", single, batches, args)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+           "--workers", str(args.workers), *args.override]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    wait_ready(port, "/ready", proc)
+    return proc, port
 
 
 MLFLOW_SAVE = """
@@ -193,15 +190,14 @@ mlflow.sklearn.save_model(model, sys.argv[2], serialization_format="cloudpickle"
 """
 
 
-def run_mlflow(venv: Path, loaded, tmp: Path, records: list[dict], args) -> dict:
+def start_mlflow(venv: Path, loaded, tmp: Path) -> tuple[subprocess.Popen, int]:
     import pickle
 
-    py = venv / "bin" / "python"
     pkl = tmp / "model.pkl"
     pkl.write_bytes(pickle.dumps(loaded.model))
     out = tmp / "mlflow_model"
-    subprocess.run([str(py), "-c", MLFLOW_SAVE, str(pkl), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run([str(venv / "bin" / "python"), "-c", MLFLOW_SAVE, str(pkl), str(out)],
+                   check=True, capture_output=True)
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"file://{tmp}/mlruns",
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -209,31 +205,41 @@ def run_mlflow(venv: Path, loaded, tmp: Path, records: list[dict], args) -> dict
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
                              "-w", "1"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_ready(port, "/ping", proc, timeout=180)
-        single = [json.dumps({"dataframe_records": [r]}).encode() for r in records[:500]]
-        batches = [json.dumps({"dataframe_records": records[i:i + 100]}).encode()
-                   for i in range(0, 1000, 100)]
-        return measure(port, "/invocations", single, batches, args)
-    finally:
-        import signal
+    wait_ready(port, "/ping", proc, timeout=180)
+    return proc, port
 
+
+def stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def med(rounds: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mlflow-venv", type=Path, default=None,
                     help="a virtual environment with mlflow installed (skipped when absent)")
-    ap.add_argument("--seconds", type=float, default=8.0, help="per throughput measurement")
-    ap.add_argument("--requests", type=int, default=2000, help="sequential latency requests")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; the servers are measured alternately, medians reported")
+    ap.add_argument("--seconds", type=float, default=6.0, help="per throughput measurement")
+    ap.add_argument("--requests", type=int, default=1000, help="sequential latency requests")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1, help="specloop serve workers")
+    ap.add_argument("--override", action="append", default=[],
+                    help="override for specloop serve, e.g. plugins.serve.log.enabled=false")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     import pandas as pd
 
+    procs = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         proj = prepare(tmp)
@@ -242,16 +248,40 @@ def main() -> None:
             next((proj / ".specloop" / "artifacts").glob("*/signature.json")).read_text())
             ["inputs"]]
         records = json.loads(frame[feats].to_json(orient="records"))
-        inproc, loaded = in_process(proj, records)
         single = [json.dumps(r).encode() for r in records[:500]]
         batches = [json.dumps(records[i:i + 100]).encode() for i in range(0, 1000, 100)]
-        spec = run_specloop(proj, single, batches, args)
-        mlf = None
-        if args.mlflow_venv and (args.mlflow_venv / "bin" / "mlflow").exists():
-            mlf = run_mlflow(args.mlflow_venv, loaded, tmp, records, args)
-        elif args.mlflow_venv:
-            print(f"(no mlflow in {args.mlflow_venv}: MLflow skipped)")
+        inproc, loaded = in_process(proj, records)
+        servers = {}
+        try:
+            proc, port = start_specloop(proj, args)
+            procs.append(proc)
+            servers["specloop"] = (port, "/predict", single, batches)
+            if args.mlflow_venv and (args.mlflow_venv / "bin" / "mlflow").exists():
+                proc, port = start_mlflow(args.mlflow_venv, loaded, tmp)
+                procs.append(proc)
+                servers["mlflow"] = (port, "/invocations",
+                                     [json.dumps({"dataframe_records": [r]}).encode()
+                                      for r in records[:500]],
+                                     [json.dumps({"dataframe_records": records[i:i + 100]})
+                                      .encode() for i in range(0, 1000, 100)])
+            elif args.mlflow_venv:
+                print(f"(no mlflow in {args.mlflow_venv}: MLflow skipped)")
+            results: dict[str, list[dict]] = {name: [] for name in servers}
+            for r in range(args.rounds):
+                order = list(servers) if r % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    port, path, one, many = servers[name]
+                    results[name].append(measure(port, path, one, many, args))
+                    print(f"round {r + 1} {name}: {results[name][-1]['rps']:.0f} req/s, "
+                          f"{results[name][-1]['batch_rows_s']:.0f} batch rows/s",
+                          file=sys.stderr, flush=True)
+        finally:
+            for proc in procs:
+                stop(proc)
 
+    spec = {k: med(results["specloop"], k) for k in results["specloop"][0]}
+    mlf = {k: med(results["mlflow"], k) for k in results["mlflow"][0]} \
+        if "mlflow" in results else None
     ms = lambda s: f"{s * 1000:.2f} ms"  # noqa: E731
     rows = [
         ("single-row latency p50 (1 client, keep-alive)", ms(spec["p50"]),
@@ -261,25 +291,29 @@ def main() -> None:
         (f"single-row req/s, {args.clients} clients", f"{spec['rps']:.0f}",
          f"{inproc['raw_rps']:.0f} / {inproc['full_rps']:.0f} (1 thread)",
          mlf and f"{mlf['rps']:.0f}"),
-        (f"  p50 / p99 under that load", f"{ms(spec['conc_p50'])} / {ms(spec['conc_p99'])}",
+        ("  p50 / p99 under that load", f"{ms(spec['conc_p50'])} / {ms(spec['conc_p99'])}",
          "", mlf and f"{ms(mlf['conc_p50'])} / {ms(mlf['conc_p99'])}"),
         (f"100-row batches, rows/s, {args.clients} clients", f"{spec['batch_rows_s']:.0f}",
          f"{inproc['batch_rows_s']:.0f} (1 thread)", mlf and f"{mlf['batch_rows_s']:.0f}"),
     ]
-    head = ("measure", f"specloop serve ({args.workers} worker)",
-            "in process (predict_proba / +frame build)", "mlflow models serve")
+    head = ("measure (median of rounds)", f"specloop serve ({args.workers} worker)",
+            "in process (predict_proba / server predict fn)", "mlflow models serve")
     widths = [max(len(str(r[i] or "-")) for r in [head, *rows]) for i in range(4)]
     print()
     for r in [head, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(c or "-").ljust(w) for c, w in zip(r, widths)).rstrip())
     print()
     print(f"HTTP overhead per single row (p50): {ms(spec['p50'] - inproc['full_p50'])} over the "
-          f"in-process predict path")
+          f"server's own predict function in process")
     if mlf:
-        print(f"specloop / mlflow: single-row throughput {spec['rps'] / mlf['rps']:.1f}x, "
-              f"batch rows/s {spec['batch_rows_s'] / mlf['batch_rows_s']:.1f}x, "
-              f"p50 latency {mlf['p50'] / spec['p50']:.1f}x lower")
-    print(f"machine: {os.cpu_count()} cores; client and server share them")
+        ratios = [(a["rps"] / b["rps"], a["batch_rows_s"] / b["batch_rows_s"])
+                  for a, b in zip(results["specloop"], results["mlflow"])]
+        print(f"specloop / mlflow, paired per round (median): single-row throughput "
+              f"{statistics.median(x for x, _ in ratios):.1f}x, batch rows/s "
+              f"{statistics.median(y for _, y in ratios):.1f}x; p50 latency "
+              f"{mlf['p50'] / spec['p50']:.1f}x lower")
+    print(f"machine: {os.cpu_count()} cores shared by clients and server; load average at "
+          f"the end {os.getloadavg()[0]:.1f}; {args.rounds} rounds")
 
 
 if __name__ == "__main__":
