@@ -42,6 +42,7 @@ class RequestLogger:
         self.store, self.model, self.s = store, model, settings
         self._queue: deque = deque()
         self._queued_rows = 0
+        self._count_lock = threading.Lock()  # the counter is shared by two threads
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,8 +61,10 @@ class RequestLogger:
             self.dropped += n
             return
         self._queue.append((ts, request_id, version, rows, preds, probas))
-        self._queued_rows += n
-        if self._queued_rows >= self.s.flush_records:
+        with self._count_lock:
+            self._queued_rows += n
+            queued = self._queued_rows
+        if queued >= self.s.flush_records:
             self._wake.set()
 
     # -- writer thread -----------------------------------------------------------------------
@@ -95,7 +98,8 @@ class RequestLogger:
         by_date: dict[str, list[bytes]] = {}
         while self._queue:
             ts, rid, version, rows, preds, probas = self._queue.popleft()
-            self._queued_rows -= len(rows)
+            with self._count_lock:
+                self._queued_rows -= len(rows)
             stamp = _iso(ts)
             out = by_date.setdefault(stamp[:10], [])
             for i, row in enumerate(rows):
