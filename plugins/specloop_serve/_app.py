@@ -127,7 +127,7 @@ class Server:
     """What one server process holds: the spec's context, the model, the log writer."""
 
     def __init__(self, options: dict) -> None:
-        from specloop._session import make_context
+        from specloop import make_context
 
         from ._logs import RequestLogger
         from ._settings import serve_settings

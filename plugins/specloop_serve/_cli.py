@@ -14,6 +14,15 @@ def _out(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths)).rstrip()
+              for r in rows]
+    return "\n".join(lines)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", default=".", metavar="DIR",
                    help="project folder holding conf/config.yaml (default: current folder)")
@@ -71,7 +80,7 @@ def _needs_serving_stack() -> None:
 
 
 def _context(args: argparse.Namespace) -> Any:
-    from specloop._session import make_context
+    from specloop import make_context
 
     return make_context(args.project, args.overrides, echo=_out)
 
@@ -129,7 +138,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     """``specloop monitor --from-logs``: the spec's monitor on logged traffic."""
     from specloop import ConfigError, RegistryError
-    from specloop._tabular import from_parquet
 
     from ._logs import inputs_frame, parse_when, read_logs
 
@@ -166,7 +174,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                               fix="send traffic to 'specloop serve' (with plugins.serve.log."
                                   "enabled: true), or widen --since/--until")
         store = ctx.store
-        reference = from_parquet(store.get(champion["reference_key"], "train.parquet"))
+        import io
+
+        import pandas as pd
+
+        reference = pd.read_parquet(io.BytesIO(store.get(champion["reference_key"],
+                                                         "train.parquet")))
         columns = json.loads(store.get(champion["reference_key"], "columns.json"))
         features = columns["features"]
         current = inputs_frame(records, features)
@@ -196,8 +209,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                          else f"{c['threshold']:g}",
                          "psi": "-" if c.get("psi") is None else f"{c['psi']:.3f}",
                          "drifted": "yes" if c.get("drifted") else "no"})
-        from specloop.cli import _table
-
         _out(_table(rows, ["feature", "type", "method", "statistic", "threshold", "psi",
                            "drifted"]))
         verdict = "DRIFT" if report.get("drifted") else "no data drift"

@@ -37,6 +37,7 @@ PUBLIC = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "make_context",
     "param",
 ]
 
