@@ -204,7 +204,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             stat = c.get("statistic")
             rows.append({"feature": c["column"], "type": c.get("type"),
                          "method": c.get("method"),
-                         "statistic": "-" if stat is None else f"{stat:.4f}",
+                         "statistic": "-" if stat is None else f"{stat:.4g}",
                          "threshold": "-" if c.get("threshold") is None
                          else f"{c['threshold']:g}",
                          "psi": "-" if c.get("psi") is None else f"{c['psi']:.3f}",
