@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
 from ._metrics import Metrics
 from ._model import InputError, LoadedModel, load_version
@@ -228,11 +228,10 @@ def create_app(options: dict | None = None) -> FastAPI:
     if options is None:
         options = json.loads(os.environ[OPTIONS_ENV])
     server = Server(options)
-    app = FastAPI(title=f"specloop: {server.name}", lifespan=server.lifespan,
-                  description="Predictions from the model registry's "
-                              f"{'version ' + str(server.pinned) if server.pinned else repr(server.alias)}"
-                              " of " + server.name + ". The request schema is generated from "
-                              "the model's signature.", version="1")
+    which = f"version {server.pinned}" if server.pinned is not None else repr(server.alias)
+    app = FastAPI(title=f"specloop: {server.name}", lifespan=server.lifespan, version="1",
+                  description=f"Predictions from the registry's {which} of {server.name}. "
+                              "The request schema is generated from the model's signature.")
     app.state.server = server
     app.add_middleware(MetricsMiddleware, metrics=server.metrics)
     settings = server.settings

@@ -112,8 +112,8 @@ class RequestLogger:
 
     def _new_name(self, date: str) -> str:
         self._seq += 1
-        return self.store.path("logs", self.model, date, time.strftime("part-%H%M%S-", time.gmtime())
-                               + f"{os.getpid()}-{self._seq:04d}.jsonl")
+        name = time.strftime("part-%H%M%S-", time.gmtime()) + f"{os.getpid()}-{self._seq:04d}"
+        return self.store.path("logs", self.model, date, name + ".jsonl")
 
     def _flush(self) -> None:
         for date, lines in self._lines().items():

@@ -36,9 +36,9 @@ class Histogram:
             acc += n
             out.append(f'{name}_bucket{{{labels}{sep}le="{bound:g}"}} {acc}')
         out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum{{{labels}}} {self.sum:.6f}" if labels else f"{name}_sum {self.sum:.6f}")
-        out.append(f"{name}_count{{{labels}}} {self.count}" if labels else
-                   f"{name}_count {self.count}")
+        tag = f"{{{labels}}}" if labels else ""
+        out.append(f"{name}_sum{tag} {self.sum:.6f}")
+        out.append(f"{name}_count{tag} {self.count}")
         return out
 
 

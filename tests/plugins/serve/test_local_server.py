@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_deploy_starts_a_managed_server_and_its_logs_feed_the_loop(tmp_path):
-    p = build_project(tmp_path / "proj", extra={
-        "loop": {"incoming": {"kind": "serving_logs"}}, "retrain": {"kind": "on_drift"}}, versions=1)
+    p = build_project(tmp_path / "proj", versions=1, extra={
+        "loop": {"incoming": {"kind": "serving_logs"}}, "retrain": {"kind": "on_drift"}})
     root = p.root
     deploy = ["deploy=local_server", "deploy.port=0"]
     try:

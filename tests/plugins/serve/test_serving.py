@@ -146,7 +146,6 @@ def test_hot_reload_follows_promote_and_rollback_without_dropping_requests(serve
                                                                            served_project):
     import threading
 
-    root = served_project.root
     results: list[tuple[int, int | None]] = []
     stop = threading.Event()
 
