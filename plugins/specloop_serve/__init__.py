@@ -39,6 +39,8 @@ class LocalServerConf:
 class ServingLogsConf(DataConf):
     """Sealed request-log parts written by ``specloop serve`` (one loop batch per part)."""
 
+    target: str | None = param(None, help="the label column, if logged (as loop.incoming it is "
+                                          "inherited from data)")
     model: str | None = param(None, help="model whose logs to read (default: project.name)")
     min_rows: int = param(1, check=Interval(int, 1, None),
                           help="skip parts with fewer logged rows than this")
