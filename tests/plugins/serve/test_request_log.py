@@ -82,3 +82,18 @@ def test_parse_when():
         parse_when("last tuesday")
     assert parse_when("90m", now) == datetime(2026, 1, 2, 12, tzinfo=timezone.utc) - \
         timedelta(minutes=90)
+
+
+def test_object_store_gets_one_sealed_part_per_flush(tmp_path):
+    import uuid
+
+    store = ArtifactStore(f"memory://logs-{uuid.uuid4().hex}/store", tmp_path)
+    assert not store.local
+    log = RequestLogger(store, "m", LogSettings(flush_records=1000, flush_seconds=60))
+    for batch in range(3):
+        log.log(time.time(), f"r{batch}", 1, [{"a": batch}], [batch], None)
+        log._flush()
+    log.close()
+    parts = log_parts(store, "m", sealed_only=True)
+    assert len(parts) == 3 and log_parts(store, "m") == parts
+    assert [r["prediction"] for r in read_logs(store, "m")] == [0, 1, 2]

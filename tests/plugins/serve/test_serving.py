@@ -267,3 +267,18 @@ def test_serve_refuses_bad_settings_and_missing_versions(served_project):
     assert res.exit_code == 2 and "'staging'" in res.stderr
     res = served_project.cli("server", "status", "--project", str(root))
     assert res.exit_code == 2 and "deploy.kind" in res.stderr and "local_server" in res.stderr
+
+
+def test_several_workers_serve_and_stop_cleanly(served_project):
+    logs = served_project.root / ".specloop" / "logs"
+    open_before = set(logs.glob("*/*/*.open"))  # the module's server is still running
+    many = Served(served_project.root, "--workers", "2")
+    try:
+        for _ in range(6):
+            status, doc = many.client.json("POST", "/predict", [RECORD, RECORD])
+            assert status == 200 and doc["version"] == 1 and len(doc["predictions"]) == 2
+        assert many.client.json("GET", "/ready")[0] == 200
+    finally:
+        many.stop()
+    assert many.proc.returncode == 0, many.log.read_text()
+    assert set(logs.glob("*/*/*.open")) == open_before
