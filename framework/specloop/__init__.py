@@ -40,6 +40,7 @@ def make_context(project_dir, overrides=(), *, echo=None):
 
     return _make_context(project_dir, overrides, echo=echo)
 
+
 __all__ = [
     "ArtifactError",
     "ComponentSpec",
