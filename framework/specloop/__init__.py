@@ -17,6 +17,31 @@ from .schema import DataConf, Interval, Options, RetrainConf, SplitConf, param
 
 __version__ = "0.1.0"
 
+
+def make_context(project_dir, overrides=(), *, echo=None):
+    """Compose and validate a project's spec and return its run context.
+
+    The entry point for plugin commands (``specloop_add_cli_commands``) that work on a
+    project: the context holds the validated spec, the store, the registry and the run id.
+    Call ``close()`` on it when done. Hydra and the plugins load on the first call, not when
+    ``specloop`` is imported.
+
+    Args:
+        project_dir: The project folder (holding ``conf/config.yaml``).
+        overrides: Hydra overrides, as on the command line.
+        echo: Where progress lines go (a callable taking a string); default stderr.
+
+    Returns:
+        A ``RunContext``.
+
+    Raises:
+        ConfigError: for any problem with the spec.
+    """
+    from ._session import make_context as _make_context
+
+    return _make_context(project_dir, overrides, echo=echo)
+
+
 __all__ = [
     "ArtifactError",
     "ComponentSpec",
@@ -38,6 +63,7 @@ __all__ = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "make_context",
     "open_url",
     "param",
     "remote_errors",

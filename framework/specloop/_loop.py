@@ -160,6 +160,9 @@ class Loop:
         obs = Observation(batch_id, len(frame), drift, metrics, champion["metrics"],
                           self.metrics_c.primary, self.metrics_c.greater_is_better, since + 1)
         decision = self.policy.decide(obs) if self.policy else Decision(False, "no policy")
+        if decision.retrain and target not in frame.columns:  # e.g. logged serving traffic
+            decision = Decision(False, f"{decision.reason}, but the batch has no {target!r} "
+                                       "labels to retrain on", decision.details)
         primary = self.metrics_c.primary
         record: dict[str, Any] = {
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),

@@ -10,13 +10,15 @@ from importlib.metadata import entry_points
 
 import pytest
 
-HEAVY = ("sklearn", "pandas", "scipy", "pyarrow", "s3fs", "botocore", "aiobotocore", "moto")
+HEAVY = ("sklearn", "pandas", "scipy", "pyarrow", "s3fs", "botocore", "aiobotocore", "moto",
+         "fastapi", "uvicorn", "starlette")
 ENTRY_POINTS = sorted(entry_points(group="specloop.plugins"), key=lambda ep: ep.name)
 
 
 def test_builtins_are_entry_points():
     names = {ep.name for ep in ENTRY_POINTS}
-    assert {"tabular", "sklearn", "gates", "bundle", "drift", "retrain", "targets"} <= names
+    assert {"tabular", "sklearn", "gates", "bundle", "drift", "retrain", "targets",
+            "serve"} <= names
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ PUBLIC = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "make_context",
     "open_url",
     "param",
     "remote_errors",

@@ -10,6 +10,7 @@ import specloop_bundle
 import specloop_drift
 import specloop_gates
 import specloop_retrain
+import specloop_serve
 import specloop_sklearn
 import specloop_tabular
 
@@ -38,6 +39,36 @@ class TestCsvGlob(DataSourceSuite):
         (root / "data" / "incoming").mkdir(parents=True)
         for i in range(3):
             make_frame(20, seed=i).to_csv(root / "data" / "incoming" / f"b{i}.csv", index=False)
+
+
+class TestServingLogs(DataSourceSuite):
+    kind = "serving_logs"
+    plugin = specloop_serve
+    config = {"model": "m"}
+
+    def prepare_project(self, root: Path) -> None:
+        import time
+
+        from specloop_serve._logs import RequestLogger
+        from specloop_serve._settings import LogSettings
+
+        log = RequestLogger(self._store(root), "m", LogSettings(rotate_bytes=500))
+        frame = make_frame(30)[["x1", "x2", "color"]]
+        for i, row in enumerate(frame.to_dict("records")):
+            log.log(time.time(), str(i), 1, [row], [0], None)
+            log._flush()
+        log.close()
+
+    @staticmethod
+    def _store(root: Path):
+        from specloop._store import ArtifactStore
+
+        return ArtifactStore(".specloop", root)
+
+    def context(self, project_dir: Path):
+        ctx = super().context(project_dir)
+        ctx.store, ctx.model_name = self._store(project_dir), "m"
+        return ctx
 
 
 class TestSklearnDataset(DataSourceSuite):

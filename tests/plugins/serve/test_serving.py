@@ -1,0 +1,284 @@
+"""A real ``specloop serve`` on 127.0.0.1: every endpoint, every bad input, hot reload,
+request logs read back by ``specloop monitor --from-logs``, and the admin token."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from serving_helpers import (RECORD, Client, Served, served_project, server,  # noqa: F401
+                             wait_for)
+
+pytestmark = pytest.mark.slow
+
+
+def _in_process(project, version: int):
+    ctx = project.context()
+    try:
+        rec = ctx.registry.get(ctx.model_name, version)
+        model = pickle.loads(ctx.store.get(rec["model_key"], "model.bin"))
+    finally:
+        ctx.close()
+    return model
+
+
+def test_health_ready_metadata(server, served_project):
+    c = server.client
+    assert c.json("GET", "/health") == (200, {"status": "ok"})
+    assert c.json("GET", "/ready") == (200, {"ready": True, "version": 1})
+    status, meta = c.json("GET", "/metadata")
+    assert status == 200
+    assert meta["model"] == "small" and meta["version"] == 1 and meta["alias"] == "champion"
+    assert [f["name"] for f in meta["signature"]["inputs"]] == ["x1", "x2", "color"]
+    assert meta["classes"] == [0, 1] and "roc_auc" in meta["metrics"]
+
+
+def test_predict_matches_the_model_in_process(server, served_project):
+    import pandas as pd
+
+    rows = [RECORD, {"x1": -2.0, "x2": 1, "color": "blue"}, {"x1": 3, "x2": 0.0,
+                                                            "color": "green"}]
+    model = _in_process(served_project, 1)
+    X = pd.DataFrame(rows)
+    status, one = server.client.json("POST", "/predict", rows[0])
+    assert status == 200 and one["version"] == 1 and len(one["predictions"]) == 1
+    status, many = server.client.json("POST", "/predict", rows)
+    assert status == 200
+    assert many["predictions"] == model.predict(X).tolist()
+    proba = model.predict_proba(X)
+    for got, want in zip(many["probabilities"], proba):
+        assert got["0"] == pytest.approx(want[0]) and got["1"] == pytest.approx(want[1])
+    assert one["probabilities"][0]["1"] == pytest.approx(proba[0][1])
+
+
+def test_openapi_is_generated_from_the_signature(server):
+    status, schema = server.client.json("GET", "/openapi.json")
+    assert status == 200
+    record = schema["components"]["schemas"]["Record"]
+    assert set(record["properties"]) == {"x1", "x2", "color"}
+    assert record["properties"]["x1"]["type"] == ["number", "null"]
+    assert record["properties"]["color"]["type"] == ["string", "null"]
+    assert record["additionalProperties"] is False
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["example"]) == {"x1", "x2", "color"}
+    status, html, _ = server.client.request("GET", "/docs")
+    assert status == 200 and b"swagger" in html.lower()
+
+
+def test_admin_routes_do_not_exist_without_a_token(server):
+    for path in ("/admin/reload", "/admin/promote", "/admin/rollback"):
+        assert server.client.request("POST", path, "{}")[0] == 404
+    assert server.client.json("GET", "/metadata")[1]["version"] == 1
+
+
+BAD = [
+    ("missing feature", json.dumps({"x1": 1.0, "color": "red"}), 422, "x2"),
+    ("extra feature", json.dumps({**RECORD, "x3": 1}), 422, "x3"),
+    ("string for a number", json.dumps({**RECORD, "x1": "1.5"}), 422, "x1"),
+    ("number for a string", json.dumps({**RECORD, "color": 3}), 422, "color"),
+    ("boolean for a number", json.dumps({**RECORD, "x2": True}), 422, "x2"),
+    ("object for a number", json.dumps({**RECORD, "x2": {"a": 1}}), 422, "x2"),
+    ("bad record in a list", json.dumps([RECORD, {**RECORD, "x1": "a"}]), 422, "record 1"),
+    ("non-object in a list", json.dumps([RECORD, 5]), 422, "record 1"),
+    ("non-JSON body", "x1=1&x2=2", 400, "not valid JSON"),
+    ("truncated JSON", json.dumps(RECORD)[:-3], 400, "not valid JSON"),
+    ("NaN", json.dumps(RECORD).replace("0.5", "NaN"), 400, "NaN"),
+    ("empty list", "[]", 422, "empty list"),
+    ("empty body", "", 400, "not valid JSON"),
+    ("scalar body", "42", 422, "JSON object"),
+    ("too many records", json.dumps([RECORD] * 501), 413, "max_rows"),
+    ("too large a body", json.dumps([{**RECORD, "color": "x" * 1000}] * 300), 413,
+     "max_body_bytes"),
+]
+
+
+@pytest.mark.parametrize("name,body,status,named", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_4xx_naming_the_field_and_the_server_keeps_serving(server, name, body,
+                                                                        status, named):
+    got, raw, _ = server.client.request("POST", "/predict", body,
+                                        {"Content-Type": "application/json"})
+    assert got == status, raw
+    doc = json.loads(raw)
+    assert named in doc["error"], doc
+    if status == 422 and named in RECORD or named == "x3":
+        assert doc["detail"][0]["loc"][-1] == named
+    assert server.client.json("POST", "/predict", RECORD)[0] == 200
+
+
+def test_too_large_chunked_body_without_content_length(server):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    chunks = (b"[" + b"1," * 50_000 for _ in range(6))
+    conn.request("POST", "/predict", body=chunks, encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 413 and b"max_body_bytes" in r.read()
+    conn.close()
+    assert server.client.json("POST", "/predict", RECORD)[0] == 200
+
+
+def test_metrics_count_requests_latency_and_predictions(server):
+    for _ in range(3):
+        server.client.json("POST", "/predict", [RECORD, RECORD])
+    server.client.request("POST", "/predict", "nope")
+    status, raw, headers = server.client.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    text = raw.decode()
+    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert counts['specloop_requests_total{path="/predict",status="200"}'] >= 3
+    assert counts['specloop_requests_total{path="/predict",status="400"}'] >= 1
+    assert counts['specloop_request_duration_seconds_count{path="/predict"}'] >= 4
+    assert counts['specloop_request_duration_seconds_bucket{path="/predict",le="+Inf"}'] == \
+        counts['specloop_request_duration_seconds_count{path="/predict"}']
+    predicted = sum(v for k, v in counts.items() if k.startswith("specloop_predictions_total"))
+    assert predicted == counts["specloop_predicted_rows_total"] >= 6
+    assert 'specloop_model_version{model="small",alias="champion"} 1' in text
+    # no client input ever produced a 5xx
+    assert not [k for k in counts if k.startswith("specloop_requests_total") and
+                'status="5' in k]
+
+
+def test_hot_reload_follows_promote_and_rollback_without_dropping_requests(server,
+                                                                           served_project):
+    import threading
+
+    results: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        client = Client(server.port)
+        while not stop.is_set():
+            status, doc = client.json("POST", "/predict", RECORD)
+            results.append((status, doc.get("version")))
+
+    def version() -> int:
+        return server.client.json("GET", "/metadata")[1]["version"]
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        wait_for(lambda: len(results) > 5, what="traffic")
+        res = served_project.cli("registry", "promote", "2")
+        assert res.exit_code == 0, res.stderr
+        wait_for(lambda: version() == 2, what="the server to switch to v2")
+        n = len(results)
+        wait_for(lambda: len(results) > n + 5, what="traffic on v2")
+        res = served_project.cli("registry", "rollback")
+        assert res.exit_code == 0, res.stderr
+        wait_for(lambda: version() == 1, what="the server to switch back to v1")
+        n = len(results)
+        wait_for(lambda: len(results) > n + 5, what="traffic on v1 again")
+    finally:
+        stop.set()
+        thread.join()
+    assert {s for s, _ in results} == {200}
+    versions = [v for _, v in results]
+    switches = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+    assert switches == [1, 2, 1]
+    text = server.client.request("GET", "/metrics")[1].decode()
+    assert "specloop_model_reloads_total 2" in text
+
+
+def _logged(root) -> list[dict]:
+    out = []
+    for path in sorted((root / ".specloop" / "logs" / "small").glob("*/part-*.jsonl*")):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def test_requests_are_logged_and_monitor_reads_them_as_a_batch(server, served_project):
+    import numpy as np
+
+    root = served_project.root
+    before = len(_logged(root))
+    rng = np.random.default_rng(1)
+    shifted = [{"x1": float(a), "x2": float(b), "color": "red"}
+               for a, b in zip(rng.normal(4, 1, 300), rng.normal(3, 1, 300))]
+    for i in range(0, 300, 100):
+        status, doc = server.client.json("POST", "/predict", shifted[i:i + 100],
+                                         headers={"X-Request-ID": f"shift-{i}"})
+        assert status == 200
+    logged = wait_for(lambda: (lambda rows: rows if len(rows) >= before + 300 else None)(
+        _logged(root)), what="the request log to be flushed")
+    rec = next(r for r in logged if r["request_id"] == "shift-100")
+    assert rec["inputs"] == shifted[rec["row"] + 100] and rec["version"] == 1
+    assert set(rec["probabilities"]) == {"0", "1"} and rec["prediction"] in (0, 1)
+
+    res = served_project.cli("monitor", "--from-logs", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["rows"] >= 300 and doc["reference_version"] == 1
+    drifted = {c["column"]: c["drifted"] for c in doc["report"]["columns"]}
+    assert drifted["x1"] is True and drifted["x2"] is True and doc["report"]["drifted"]
+
+    res = served_project.cli("monitor", "--from-logs", "--since", "1d", "--fail-on-drift")
+    assert res.exit_code == 1 and "DRIFT" in res.stdout and "x1" in res.stdout
+
+    res = served_project.cli("monitor", "--from-logs", "--since", "yesterday-ish")
+    assert res.exit_code == 2 and "--since" in res.stderr and "Traceback" not in res.stderr
+    res = served_project.cli("monitor", "--from-logs", "--since", "2999-01-01")
+    assert res.exit_code == 2 and "no logged requests" in res.stderr
+
+
+def test_admin_routes_need_the_token(served_project, server):
+    root = served_project.root
+    admin = Served(root, env={"SPECLOOP_SERVE_TOKEN": "s3cret-token"})
+    try:
+        c = admin.client
+        assert c.request("POST", "/admin/reload")[0] == 401
+        assert c.request("POST", "/admin/reload", None,
+                         {"Authorization": "Bearer wrong"})[0] == 403
+        auth = {"Authorization": "Bearer s3cret-token"}
+        assert c.json("POST", "/admin/reload", headers=auth) == (
+            200, {"changed": False, "version": 1})
+        status, doc = c.json("POST", "/admin/promote", {"version": "two"}, headers=auth)
+        assert status == 422 and "version" in doc["error"]
+        status, doc = c.json("POST", "/admin/promote", {"version": 99}, headers=auth)
+        assert status == 409 and "99" in doc["error"]
+        status, doc = c.json("POST", "/admin/promote", {"version": 2, "reason": "canary ok"},
+                             headers=auth)
+        assert status == 200 and doc["version"] == 2 and doc["previous"] == 1
+        assert c.json("POST", "/predict", RECORD)[1]["version"] == 2
+        status, doc = c.json("POST", "/admin/rollback", headers=auth)
+        assert status == 200 and doc["version"] == 1
+        hist = json.loads(served_project.cli("registry", "history", "--json").stdout)
+        assert [a["reason"] for a in hist["audit"]][-2:] == ["canary ok",
+                                                             "rolled back over HTTP"]
+    finally:
+        admin.stop()
+    # the other server followed the alias all along
+    wait_for(lambda: server.client.json("GET", "/metadata")[1]["version"] == 1)
+
+
+def test_serve_refuses_bad_settings_and_missing_versions(served_project):
+    root = served_project.root
+    res = served_project.cli("serve", "plugins.serve.max_rowz=5")
+    assert res.exit_code == 2 and "plugins.serve.max_rowz" in res.stderr
+    assert "max_rows" in res.stderr
+    res = served_project.cli("serve", "plugins.serve.poll_seconds=-1")
+    assert res.exit_code == 2 and "plugins.serve.poll_seconds" in res.stderr
+    res = served_project.cli("serve", "--version", "99")
+    assert res.exit_code == 2 and "no version 99" in res.stderr
+    res = served_project.cli("serve", "--alias", "staging")
+    assert res.exit_code == 2 and "'staging'" in res.stderr
+    res = served_project.cli("server", "status", "--project", str(root))
+    assert res.exit_code == 2 and "deploy.kind" in res.stderr and "local_server" in res.stderr
+
+
+def test_several_workers_serve_and_stop_cleanly(served_project):
+    logs = served_project.root / ".specloop" / "logs"
+    open_before = set(logs.glob("*/*/*.open"))  # the module's server is still running
+    many = Served(served_project.root, "--workers", "2")
+    try:
+        for _ in range(6):
+            status, doc = many.client.json("POST", "/predict", [RECORD, RECORD])
+            assert status == 200 and doc["version"] == 1 and len(doc["predictions"]) == 2
+        assert many.client.json("GET", "/ready")[0] == 200
+    finally:
+        many.stop()
+    assert many.proc.returncode == 0, many.log.read_text()
+    assert set(logs.glob("*/*/*.open")) == open_before
