@@ -42,6 +42,29 @@ def make_context(project_dir, overrides=(), *, echo=None):
     return _make_context(project_dir, overrides, echo=echo)
 
 
+def load_model(ctx, version):
+    """Deserialize a registered model version the one safe way the engine does.
+
+    The bytes are checked against the SHA-256 the registry recorded before anything is
+    deserialized, and loaded with the spec's model component (skops with the version's
+    recorded trusted types; pickle only if the spec allows it).
+
+    Args:
+        ctx: A run context (from :func:`make_context`).
+        version: The registry record of the version (``ctx.registry.get(name, n)``).
+
+    Returns:
+        The fitted model.
+
+    Raises:
+        ArtifactError: for a tampered, truncated or untrusted artifact.
+    """
+    from ._model_artifacts import load_model as _load
+
+    component = ctx.spec.components["model"].build()
+    return _load(ctx, component, version["model_key"], version)
+
+
 __all__ = [
     "ArtifactError",
     "ComponentSpec",
@@ -63,6 +86,7 @@ __all__ = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "load_model",
     "make_context",
     "open_url",
     "param",

@@ -200,14 +200,15 @@ def _plain(value: Any) -> Any:
 
 
 def load_version(ctx: Any, record: dict, alias: str | None) -> LoadedModel:
-    """Load a registry version for serving: the model through the project's model component
-    (``loads`` on bytes whose SHA-256 the store checked) and the signature stored beside it.
+    """Load a registry version for serving: the model through ``specloop.load_model`` (the
+    registry's SHA-256 checked first, skops with recorded trusted types) and its signature.
 
     This is the only place the server deserializes a model.
     """
+    from specloop import load_model
+
     store = ctx.store
-    model_c = ctx.spec.components["model"].build()
-    model = model_c.loads(store.get(record["model_key"], "model.bin"))
+    model = load_model(ctx, record)
     signature = json.loads(store.get(record["model_key"], "signature.json"))
     return LoadedModel(ctx.model_name, int(record["version"]), record, model,
                        Contract(signature), alias)

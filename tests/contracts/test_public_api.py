@@ -37,6 +37,7 @@ PUBLIC = [
     "file_md5",
     "hookimpl",
     "hookspec",
+    "load_model",
     "make_context",
     "open_url",
     "param",
