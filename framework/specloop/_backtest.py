@@ -47,8 +47,9 @@ class OverlayStore(ArtifactStore):
     def meta(self, key: str) -> dict:
         return super().meta(key) if super().has(key) else self.base.meta(key)
 
-    def get(self, key: str, name: str) -> bytes:
-        return super().get(key, name) if super().has(key) else self.base.get(key, name)
+    def get(self, key: str, name: str, **kw: Any) -> bytes:
+        return super().get(key, name, **kw) if super().has(key) else \
+            self.base.get(key, name, **kw)
 
 
 class BacktestJob(SweepJob):

@@ -161,12 +161,16 @@ class Pipeline:
         memory for the stages of this run. :meth:`flush` waits for every pending write; it runs
         before anything records a key (registration) and at the end of the run.
         """
+        store = self.ctx.store
+        self.in_background(lambda: store.put(key, files(), meta))
+
+    def in_background(self, write: Callable[[], Any]) -> None:
+        """Run ``write`` on the writer thread, after the writes queued before it."""
         if self._writer is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="specloop-store")
-        store = self.ctx.store
-        self._pending.append(self._writer.submit(lambda: store.put(key, files(), meta)))
+        self._pending.append(self._writer.submit(write))
 
     def flush(self, *, raise_errors: bool = True) -> None:
         """Wait for the artifacts :meth:`put_later` is still writing."""
@@ -289,7 +293,7 @@ class Pipeline:
         except BaseException:
             held.close()
             raise
-        if len(self._pending) > queued:  # still being written by put_later: unlock after it
+        if len(self._pending) > queued:  # still being written in the background: unlock after
             self._pending.append(self._writer.submit(held.close))
         else:
             held.close()
@@ -324,9 +328,11 @@ class Pipeline:
         fitted = model_c.fit(X, y, categorical=cols["categorical"], task=cols["task"],
                              seed=self.spec.project.seed)
         sig = signature(split["train"], cols)
-        save_model(self.ctx.store, plan.key, model_c, fitted,
-                   {"signature.json": json.dumps(sig).encode()},
-                   {"stage": "train", "component": self.spec.components["model"].spec.name})
+        # serializing (skops walks the whole estimator) overlaps with the evaluate stage
+        store, name = self.ctx.store, self.spec.components["model"].spec.name
+        self.in_background(lambda: save_model(store, plan.key, model_c, fitted,
+                                              {"signature.json": json.dumps(sig).encode()},
+                                              {"stage": "train", "component": name}))
         self._loaded["train"] = {"model": fitted, "signature": sig}
 
     def _run_evaluate(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:

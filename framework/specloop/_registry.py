@@ -136,9 +136,9 @@ class Registry:
         self._conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        for attempt in range(100):  # concurrent first opens race on creating the schema
-            try:
+        for attempt in range(100):  # concurrent first opens race on WAL mode and the schema
+            try:  # (switching to WAL can report "locked" at once, without the busy handler)
+                self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.executescript(_SCHEMA)
                 break
             except sqlite3.OperationalError as exc:

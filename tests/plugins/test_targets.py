@@ -7,13 +7,12 @@ import hashlib
 import io
 import json
 import math
-import pickle
 
 import pytest
 import specloop_tabular
 import specloop_targets
 
-from specloop import ConfigError
+from specloop import ConfigError, load_model
 from specloop.testing import make_test_plugin_manager
 from specloop.testing.suites import DeployerSuite, make_frame
 
@@ -67,7 +66,7 @@ def test_batch_scores_every_row_in_chunks_like_the_whole_file(project):
     # the same model scoring the whole file at once gives the same numbers
     ctx = project.context(["deploy=scores"])
     champion = ctx.registry.resolve("small", "champion")
-    model = pickle.loads(ctx.store.get(champion["model_key"], "model.bin"))
+    model = load_model(ctx, champion)
     frame = pd.read_csv(project.root / "data" / "score.csv")
     features = [f["name"] for f in json.loads(ctx.store.get(champion["model_key"],
                                                             "signature.json"))["inputs"]]

@@ -4,7 +4,7 @@ request logs read back by ``specloop monitor --from-logs``, and the admin token.
 from __future__ import annotations
 
 import json
-import pickle
+from specloop import load_model
 
 import pytest
 
@@ -18,7 +18,7 @@ def _in_process(project, version: int):
     ctx = project.context()
     try:
         rec = ctx.registry.get(ctx.model_name, version)
-        model = pickle.loads(ctx.store.get(rec["model_key"], "model.bin"))
+        model = load_model(ctx, rec)
     finally:
         ctx.close()
     return model
