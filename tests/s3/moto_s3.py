@@ -18,7 +18,7 @@ DUMMY = {"AWS_ACCESS_KEY_ID": "specloop-test", "AWS_SECRET_ACCESS_KEY": "specloo
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
-    """The endpoint URL of a moto S3 server started for this session."""
+    """The endpoint URL of a moto S3 server started once per pytest run."""
     pytest.importorskip("s3fs")
     import logging
 
