@@ -14,6 +14,7 @@ disables it. Entries are small JSON files written atomically; an unreadable entr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -99,6 +100,7 @@ def save(entry: str, doc: dict[str, Any]) -> None:
     root = cache_dir()
     if root is None:
         return
+    tmp = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-", suffix=".json")
@@ -106,7 +108,6 @@ def save(entry: str, doc: dict[str, Any]) -> None:
             json.dump({**doc, "format": FORMAT}, fh)
         os.replace(tmp, root / f"{entry}.json")
     except (OSError, TypeError, ValueError):
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except (OSError, NameError):
-            pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -60,7 +60,6 @@ class Loop:
         return champion
 
     def _reference(self, champion: dict) -> tuple[Any, dict]:
-        store = self.ctx.store
         key = champion["reference_key"]
         return (from_parquet(read_file(self.ctx, key, "train.parquet", champion)),
                 json.loads(read_file(self.ctx, key, "columns.json", champion)))
