@@ -4,6 +4,9 @@
 recorded metrics with the gate the project declares (the same :func:`judge` that ``specloop
 run`` uses). A failing gate changes nothing unless the caller forces it with a reason; the
 forced promotion is audited with the reason and the failed gate result.
+
+When ``champion`` moves (promote or rollback), :func:`deploy_champion` deploys the new holder
+with the spec's deploy component, so one command moves the model *and* its deployment.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._pipeline import judge
+from ._pipeline import deploy, judge, run_stage
 from .errors import RegistryError
 
 CHAMPION = "champion"
@@ -96,6 +99,23 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
                              action="force-promote" if forced else "promote", expect=current)
     return {"alias": alias, "from": previous, "to": candidate["version"], "gate": gate,
             "forced": forced}
+
+
+def deploy_champion(ctx: Any) -> dict | None:
+    """Deploy the current champion with the project's deploy component.
+
+    Returns the deploy component's result, or ``None`` when the spec declares no deploy stage
+    or the model has no champion. A failing deploy raises :class:`StageError` (exit code 1)
+    naming the component; the alias move before it stands.
+    """
+    spec = ctx.spec
+    declared = spec.components.get("deploy")
+    champion = ctx.registry.resolve(ctx.model_name, CHAMPION)
+    if declared is None or champion is None:
+        return None
+    result, _ = run_stage(ctx, "deploy", declared.spec,
+                          lambda: deploy(ctx, spec, declared.build(), champion, None))
+    return result
 
 
 def judge_against_champion(ctx: Any, candidate: dict) -> dict:

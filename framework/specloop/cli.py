@@ -266,6 +266,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redeploy(ctx, args: argparse.Namespace) -> None:
+    """After ``champion`` moved: deploy its new holder, unless ``--no-deploy``."""
+    if args.alias != "champion" or args.no_deploy:
+        return
+    from ._governance import deploy_champion
+
+    result = deploy_champion(ctx)
+    if result is not None:
+        where = result.get("location") or result.get("url") or ""
+        _out(f"deployed v{result.get('version', '?')}" + (f" → {where}" if where else ""))
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     """``specloop registry list|show|promote|rollback|history``."""
     ctx = _context(args)
@@ -310,9 +322,11 @@ def cmd_registry(args: argparse.Namespace) -> int:
                      + res["gate"]["summary"])
             _out(f"{args.alias}: v{res['from']} → v{res['to']}" if res["from"] else
                  f"{args.alias}: → v{res['to']}")
+            _redeploy(ctx, args)
         elif sub == "rollback":
             old, new = reg.rollback(name, args.alias, reason=args.reason or "rollback")
             _out(f"{args.alias}: v{old} → v{new} (rolled back)")
+            _redeploy(ctx, args)
         elif sub == "history":
             hist = reg.alias_history(name)
             audit = reg.audit(name)
@@ -412,10 +426,15 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p.add_argument("--reason", default=None, help="why (recorded in the audit log)")
     p.add_argument("--force", action="store_true",
                    help="promote although the gate fails (needs --reason)")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="move the alias only; do not deploy the new champion")
     _common(p)
-    p = gsub.add_parser("rollback", help="move an alias back to its previous version")
+    p = gsub.add_parser("rollback", help="move an alias back to its previous version "
+                                         "(and deploy it, for champion)")
     p.add_argument("--alias", default="champion")
     p.add_argument("--reason", default=None)
+    p.add_argument("--no-deploy", action="store_true",
+                   help="move the alias only; do not deploy the previous champion")
     _common(p)
     p = gsub.add_parser("history", help="alias history and the audit log")
     _common(p)

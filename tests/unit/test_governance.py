@@ -84,6 +84,47 @@ def test_rollback_moves_champion_back_in_one_command(two_versions):
     assert hist["audit"][-1]["reason"] == "worse in production"
 
 
+def _deployed_version(p) -> int:
+    return json.loads((p.root / "deploy" / "champion" / "metadata.json").read_text())["version"]
+
+
+def test_promote_and_rollback_redeploy_the_champion(two_versions):
+    p = two_versions
+    assert _deployed_version(p) == 1
+    res = p.cli("registry", "promote", "2", "--force", "--reason", "ship v2")
+    assert res.exit_code == 0, res.output
+    assert "deployed v2 → " in res.stdout
+    assert _deployed_version(p) == 2  # the bundle follows the alias
+    res = p.cli("registry", "rollback", "--reason", "v2 misbehaves")
+    assert res.exit_code == 0, res.output
+    assert "champion: v2 → v1 (rolled back)" in res.stdout and "deployed v1" in res.stdout
+    assert _deployed_version(p) == 1
+
+
+def test_no_deploy_moves_the_alias_only(two_versions):
+    p = two_versions
+    res = p.cli("registry", "promote", "2", "--force", "--reason", "stage it", "--no-deploy")
+    assert res.exit_code == 0, res.output
+    assert "deployed" not in res.stdout
+    assert _deployed_version(p) == 1
+    assert _history(p)["aliases"][-1]["version"] == 2
+    # moving another alias never deploys
+    res = p.cli("registry", "promote", "1", "--alias", "stable")
+    assert res.exit_code == 0 and "deployed" not in res.stdout
+
+
+def test_a_failing_redeploy_says_so_and_keeps_the_alias_move(two_versions):
+    p = two_versions
+    (p.root / "deploy").rename(p.root / "deploy-old")
+    (p.root / "deploy").write_text("a file where the bundle folder should be")
+    res = p.cli("registry", "promote", "2", "--force", "--reason", "ship v2")
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert "champion: v1 → v2" in res.stdout
+    assert "stage 'deploy' failed" in res.stderr and "bundle" in res.stderr
+    assert _history(p)["aliases"][-1]["version"] == 2  # the audited move stands
+
+
 def test_show_prints_the_model_card(two_versions):
     p = two_versions
     assert p.cli("registry", "promote", "2", "--force", "--reason", "card test").exit_code == 0
