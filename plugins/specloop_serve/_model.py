@@ -99,8 +99,9 @@ class Contract:
             name = f["name"]
             values = [r[name] for r in rows]
             kind = f["type"]
-            if kind == "string":
-                arr = np.array(values, dtype=object)
+            if kind == "string":  # null is a missing value (NaN), as pandas reads it
+                arr = np.array([np.nan if v is None else v for v in values], dtype=object) \
+                    if None in values else np.array(values, dtype=object)
             elif kind == "number" or None in values:
                 arr = np.array(values, dtype=float)
             elif kind == "integer":
@@ -153,6 +154,7 @@ class LoadedModel:
     contract: Contract
     alias: str | None
     loaded_at: float = field(default_factory=time.time)
+    fast: Any = None  # a compiled FastPath when the pipeline's steps allow one
 
     @property
     def classes(self) -> list | None:
@@ -174,10 +176,15 @@ class LoadedModel:
         what scikit-learn's ``predict`` returns for its probabilistic classifiers; computing
         both from one ``predict_proba`` call halves the work per request.
         """
-        X = self.contract.frame(rows)
+        fast = self.fast
         if self._classes is None:
-            return self.model.predict(X).tolist(), None
-        proba = self.model.predict_proba(X)
+            out = fast.predict(rows) if fast is not None else None
+            if out is None:
+                out = self.model.predict(self.contract.frame(rows))
+            return out.tolist(), None
+        proba = fast.predict_proba(rows) if fast is not None else None
+        if proba is None:
+            proba = self.model.predict_proba(self.contract.frame(rows))
         idx = proba.argmax(axis=1).tolist()
         labels, classes = self._labels, self._classes
         return [classes[i] for i in idx], [dict(zip(labels, p)) for p in proba.tolist()]
@@ -207,8 +214,10 @@ def load_version(ctx: Any, record: dict, alias: str | None) -> LoadedModel:
     """
     from specloop import load_model
 
+    from ._fastpath import compile_fast_path
+
     store = ctx.store
     model = load_model(ctx, record)
     signature = json.loads(store.get(record["model_key"], "signature.json"))
     return LoadedModel(ctx.model_name, int(record["version"]), record, model,
-                       Contract(signature), alias)
+                       Contract(signature), alias, fast=compile_fast_path(model, signature))
