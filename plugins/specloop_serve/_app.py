@@ -66,6 +66,10 @@ class Batcher:
         self.busy = False
 
     async def submit(self, model: LoadedModel, rows: list) -> tuple[list, list | None]:
+        if not self.busy and model.cheap(len(rows)):
+            # a compiled call on a few rows takes tens of microseconds: less than handing
+            # it to the worker thread and back, so it runs here
+            return model.predict(rows)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self.pending.append((model, rows, fut))

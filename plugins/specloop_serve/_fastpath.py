@@ -43,6 +43,8 @@ class _Unsupported(Exception):
 class FastPath:
     """Records → the final estimator's input matrix → predictions, without the pipeline."""
 
+    INLINE_ROWS = 4  # up to this many rows a call is cheap enough to run on the event loop
+
     def __init__(self, blocks: list[Callable], n_features: int, estimator: Any,
                  trees: _Trees | None) -> None:
         self._blocks = blocks

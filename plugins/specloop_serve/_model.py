@@ -169,6 +169,10 @@ class LoadedModel:
         self._classes = None if classes is None else [_plain(c) for c in classes]
         self._labels = None if classes is None else [str(c) for c in self._classes]
 
+    def cheap(self, n: int) -> bool:
+        """Whether scoring ``n`` rows is a compiled call of a few tens of microseconds."""
+        return self.fast is not None and n <= self.fast.INLINE_ROWS
+
     def predict(self, rows: list[dict]) -> tuple[list, list | None]:
         """Predictions (and per-class probabilities for classifiers) for checked records.
 
@@ -198,6 +202,7 @@ class LoadedModel:
                 "task": self.contract.signature.get("task"),
                 "target": self.contract.signature.get("target"),
                 "classes": self._classes, "signature": self.contract.signature,
+                "fast_path": self.fast is not None,
                 "record_schema": self.contract.json_schema(),
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
 

@@ -33,6 +33,7 @@ def test_health_ready_metadata(server, served_project):
     assert meta["model"] == "small" and meta["version"] == 1 and meta["alias"] == "champion"
     assert [f["name"] for f in meta["signature"]["inputs"]] == ["x1", "x2", "color"]
     assert meta["classes"] == [0, 1] and "roc_auc" in meta["metrics"]
+    assert meta["fast_path"] is True  # the default preprocessing compiles
 
 
 def test_predict_matches_the_model_in_process(server, served_project):
