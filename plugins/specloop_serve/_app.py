@@ -169,8 +169,8 @@ class Server:
         reg = self.ctx.registry
         record = reg.get(self.name, self.pinned) if self.pinned is not None else \
             reg.resolve(self.name, self.alias)
-        self.model: LoadedModel | None = load_version(self.ctx, record, self.alias) \
-            if record is not None else None
+        self.model: LoadedModel | None = load_version(
+            self.ctx, record, self.alias, self.settings.fast_path) if record is not None else None
         self._limit_threads()  # after the model's native libraries are loaded
         self.ctx.close()  # reopened by the thread that polls the registry
 
@@ -192,7 +192,7 @@ class Server:
             loop = asyncio.get_running_loop()
             try:
                 loaded = await loop.run_in_executor(None, load_version, self.ctx, record,
-                                                    self.alias)
+                                                    self.alias, self.settings.fast_path)
             except Exception:
                 self.metrics.reload_errors += 1
                 raise

@@ -217,9 +217,11 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def load_version(ctx: Any, record: dict, alias: str | None) -> LoadedModel:
+def load_version(ctx: Any, record: dict, alias: str | None,
+                 fast_path: bool = True) -> LoadedModel:
     """Load a registry version for serving: the model through ``specloop.load_model`` (the
-    registry's SHA-256 checked first, skops with recorded trusted types) and its signature.
+    registry's SHA-256 checked first, skops with recorded trusted types), its signature and,
+    with ``fast_path``, the compiled scoring path when the pipeline allows one.
 
     This is the only place the server deserializes a model.
     """
@@ -231,4 +233,5 @@ def load_version(ctx: Any, record: dict, alias: str | None) -> LoadedModel:
     model = load_model(ctx, record)
     signature = json.loads(store.get(record["model_key"], "signature.json"))
     return LoadedModel(ctx.model_name, int(record["version"]), record, model,
-                       Contract(signature), alias, fast=compile_fast_path(model, signature))
+                       Contract(signature), alias,
+                       fast=compile_fast_path(model, signature) if fast_path else None)

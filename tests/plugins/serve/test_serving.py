@@ -54,6 +54,22 @@ def test_predict_matches_the_model_in_process(server, served_project):
     assert one["probabilities"][0]["1"] == pytest.approx(proba[0][1])
 
 
+def test_the_full_pipeline_answers_exactly_like_the_fast_path(server, served_project):
+    rows = [RECORD, {"x1": None, "x2": 1e6, "color": "unseen"},
+            {"x1": -2.0, "x2": None, "color": None}, {"x1": 3, "x2": 0, "color": "blue"}]
+    slow = Served(served_project.root, "plugins.serve.fast_path=false")
+    try:
+        assert slow.client.json("GET", "/metadata")[1]["fast_path"] is False
+        for body in (rows, rows[1], rows[2]):
+            status, want = slow.client.json("POST", "/predict", body)
+            status2, got = server.client.json("POST", "/predict", body)
+            assert status == status2 == 200
+            assert got["predictions"] == want["predictions"]
+            assert got["probabilities"] == want["probabilities"]  # to the last bit
+    finally:
+        slow.stop()
+
+
 def test_openapi_is_generated_from_the_signature(server):
     status, schema = server.client.json("GET", "/openapi.json")
     assert status == 200
