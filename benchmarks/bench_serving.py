@@ -132,12 +132,13 @@ def prepare(tmp: Path) -> Path:
     return proj
 
 
-def in_process(proj: Path, records: list[dict]) -> tuple[dict, object]:
+def in_process(proj: Path, records: list[dict], fast_path: bool) -> tuple[dict, object]:
     from specloop._session import make_context
     from specloop_serve._model import load_version
 
     ctx = make_context(proj)
-    loaded = load_version(ctx, ctx.registry.resolve(ctx.model_name, "champion"), "champion")
+    loaded = load_version(ctx, ctx.registry.resolve(ctx.model_name, "champion"), "champion",
+                          fast_path)
     ctx.close()
     from threadpoolctl import threadpool_limits
 
@@ -254,7 +255,8 @@ def main() -> None:
         records = json.loads(frame[feats].to_json(orient="records"))
         single = [json.dumps(r).encode() for r in records[:500]]
         batches = [json.dumps(records[i:i + 100]).encode() for i in range(0, 1000, 100)]
-        inproc, loaded = in_process(proj, records)
+        inproc, loaded = in_process(proj, records,
+                                    "plugins.serve.fast_path=false" not in args.override)
         servers = {}
         try:
             proc, port = start_specloop(proj, args)
