@@ -1,10 +1,11 @@
 """The prediction server: a FastAPI app built per process by :func:`create_app`.
 
-The predict path is kept lean: the body is read with a size cap and parsed with ``json``,
+The predict path is kept lean: the body is read with a size cap and parsed with ``orjson``,
 records are checked against precomputed per-feature type checks (no per-request pydantic
-model), and scoring runs on one worker thread fed by a micro-batcher: requests that arrive
-while the model is busy are scored together in the next call, each with the model object it
-saw when it arrived. Hot reload swaps that object; requests in flight keep theirs.
+model), a few rows on a compiled fast path are scored on the event loop, and everything else
+runs on one worker thread fed by a micro-batcher: requests that arrive while the model is
+busy are scored together in the next call, each with the model object it saw when it
+arrived. Hot reload swaps that object; requests in flight keep theirs.
 """
 
 from __future__ import annotations
