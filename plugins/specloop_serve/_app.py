@@ -283,7 +283,7 @@ def create_app(options: dict | None = None) -> FastAPI:
             return _json(exc.status, exc.body())
         try:
             preds, probas = await server.batcher.submit(model, rows)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             return _json(422, InputError(422, f"the model could not score this input: "
                                               f"{type(exc).__name__}: {exc}").body())
         rid = request.headers.get("x-request-id", "")[:128] or os.urandom(8).hex()

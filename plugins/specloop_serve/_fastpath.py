@@ -170,11 +170,11 @@ def _compile(model: Any, signature: dict) -> FastPath:
         cols = _column_names(cols, names)
         if not cols:
             continue
-        kinds = {types.get(c) for c in cols}
-        steps = [] if isinstance(trans, str) and trans == "passthrough" else (
-            [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans])
         if isinstance(trans, str) and trans != "passthrough":
             raise _Unsupported(trans)
+        kinds = {types.get(c) for c in cols}
+        steps = [] if isinstance(trans, str) else (
+            [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans])
         if kinds <= set(_NUMERIC):
             blocks.append(_numeric_block(cols, steps))
         elif kinds == {"string"}:

@@ -105,6 +105,8 @@ BAD = [
     ("empty list", "[]", 422, "empty list"),
     ("empty body", "", 400, "not valid JSON"),
     ("scalar body", "42", 422, "JSON object"),
+    ("a number beyond float range", json.dumps({**RECORD, "x1": 10**400}), 422,
+     "could not score"),
     ("too many records", json.dumps([RECORD] * 501), 413, "max_rows"),
     ("too large a body", json.dumps([{**RECORD, "color": "x" * 1000}] * 300), 413,
      "max_body_bytes"),
