@@ -13,10 +13,10 @@ the same floating-point operations and the results are identical:
   indicator), ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler`` for numeric columns, and
   ``SimpleImputer`` then ``OneHotEncoder`` (``handle_unknown="ignore"``, dense, no ``drop``,
   no infrequent categories) for string columns;
-- the final estimator gets the matrix; ``HistGradientBoosting`` models without native
-  categorical splits are evaluated by walking all trees at once with numpy (each tree's
-  leaf value added in iteration order, as scikit-learn does), any other estimator is called
-  with the matrix.
+- the final estimator gets the matrix; for up to 16 rows, the trees of a
+  ``HistGradientBoosting`` model without native categorical splits are walked in Python
+  (each tree's leaf value added in iteration order, as scikit-learn does); larger batches
+  and any other estimator are scored by calling the estimator with the matrix.
 
 Anything else makes :func:`compile_fast_path` return ``None`` and the server uses the full
 pipeline. Before a compiled path is used, it is checked against the full pipeline on probe
@@ -63,6 +63,7 @@ class FastPath:
         return X if X.shape[1] == self._n_features else None
 
     def predict_proba(self, rows: list[dict]) -> np.ndarray | None:
+        """The estimator's ``predict_proba``, or ``None``: use the full pipeline."""
         X = self.matrix(rows)
         if X is None:
             return None
@@ -71,6 +72,7 @@ class FastPath:
         return self._estimator.predict_proba(X)
 
     def predict(self, rows: list[dict]) -> np.ndarray | None:
+        """The estimator's ``predict``, or ``None``: use the full pipeline."""
         X = self.matrix(rows)
         if X is None:
             return None
