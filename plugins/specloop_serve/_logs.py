@@ -25,6 +25,16 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 
+try:  # orjson (in the serve extra) writes a row several times faster than json
+    import orjson
+
+    def _line(rec: dict) -> bytes:
+        return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+except ImportError:  # pragma: no cover
+    def _line(rec: dict) -> bytes:
+        return json.dumps(rec, separators=(",", ":")).encode() + b"\n"
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -107,7 +117,7 @@ class RequestLogger:
                        "inputs": row, "prediction": preds[i]}
                 if probas is not None:
                     rec["probabilities"] = probas[i]
-                out.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+                out.append(_line(rec))
         return by_date
 
     def _new_name(self, date: str) -> str:

@@ -35,6 +35,7 @@ class ServeSettings:
     poll_seconds: float = 1.0       # how often the alias is re-read for hot reload
     max_body_bytes: int = 1_000_000  # larger request bodies get 413
     max_rows: int = 10_000          # more records in one request get 413
+    fast_path: bool = True          # compile supported pipelines to numpy at load
     log: LogSettings = field(default_factory=LogSettings)
 
 

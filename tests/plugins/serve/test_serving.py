@@ -33,6 +33,7 @@ def test_health_ready_metadata(server, served_project):
     assert meta["model"] == "small" and meta["version"] == 1 and meta["alias"] == "champion"
     assert [f["name"] for f in meta["signature"]["inputs"]] == ["x1", "x2", "color"]
     assert meta["classes"] == [0, 1] and "roc_auc" in meta["metrics"]
+    assert meta["fast_path"] is True  # the default preprocessing compiles
 
 
 def test_predict_matches_the_model_in_process(server, served_project):
@@ -51,6 +52,22 @@ def test_predict_matches_the_model_in_process(server, served_project):
     for got, want in zip(many["probabilities"], proba):
         assert got["0"] == pytest.approx(want[0]) and got["1"] == pytest.approx(want[1])
     assert one["probabilities"][0]["1"] == pytest.approx(proba[0][1])
+
+
+def test_the_full_pipeline_answers_exactly_like_the_fast_path(server, served_project):
+    rows = [RECORD, {"x1": None, "x2": 1e6, "color": "unseen"},
+            {"x1": -2.0, "x2": None, "color": None}, {"x1": 3, "x2": 0, "color": "blue"}]
+    slow = Served(served_project.root, "plugins.serve.fast_path=false")
+    try:
+        assert slow.client.json("GET", "/metadata")[1]["fast_path"] is False
+        for body in (rows, rows[1], rows[2]):
+            status, want = slow.client.json("POST", "/predict", body)
+            status2, got = server.client.json("POST", "/predict", body)
+            assert status == status2 == 200
+            assert got["predictions"] == want["predictions"]
+            assert got["probabilities"] == want["probabilities"]  # to the last bit
+    finally:
+        slow.stop()
 
 
 def test_openapi_is_generated_from_the_signature(server):
@@ -88,6 +105,8 @@ BAD = [
     ("empty list", "[]", 422, "empty list"),
     ("empty body", "", 400, "not valid JSON"),
     ("scalar body", "42", 422, "JSON object"),
+    ("a number beyond float range", json.dumps({**RECORD, "x1": 10**400}), 422,
+     "could not score"),
     ("too many records", json.dumps([RECORD] * 501), 413, "max_rows"),
     ("too large a body", json.dumps([{**RECORD, "color": "x" * 1000}] * 300), 413,
      "max_body_bytes"),
