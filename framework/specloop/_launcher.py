@@ -198,17 +198,18 @@ def _fan_out(launcher: Any, jobs: list[tuple[int, list[str]]], n_jobs: int) -> l
     return [results[idx] for idx, _ in jobs]
 
 
-def make_discoverable() -> None:
-    """Let Hydra's plugin scan find ``hydra_plugins.specloop_launcher`` in any install.
+def register_plugin() -> None:
+    """Make ``hydra/launcher=specloop`` known to Hydra in any install.
 
-    Hydra lists the ``hydra_plugins`` namespace with ``pkgutil``, which does not see a
-    portion that an editable install (``pip install -e``) provides through an import hook;
-    the package's folder is then added to the namespace's path (it is already there in a
-    regular install).
+    Hydra finds plugins by listing the ``hydra_plugins`` namespace with ``pkgutil``, which
+    does not see a portion that an editable install (``pip install -e``) provides through an
+    import hook, nor one installed after Hydra's scan ran in this process. Importing the
+    plugin module registers its config; ``Plugins.register`` (Hydra's API for plugins
+    registered by hand) its class. Both are idempotent.
     """
-    import hydra_plugins
-    from hydra_plugins import specloop_launcher
+    from hydra.core.plugins import Plugins
 
-    where = str(Path(specloop_launcher.__file__).resolve().parent.parent)
-    if where not in [str(p) for p in hydra_plugins.__path__]:
-        hydra_plugins.__path__.append(where)
+    plugins = Plugins.instance()  # the scan runs first (it may execute the module again)
+    from hydra_plugins.specloop_launcher import specloop_launcher
+
+    plugins.register(specloop_launcher.SpecloopLauncher)

@@ -230,11 +230,11 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     """
     import hydra
 
-    from ._launcher import make_discoverable
+    from ._launcher import register_plugin
 
     project_dir = Path(project_dir).resolve()
     check_plugins(overrides)
-    make_discoverable()
+    register_plugin()
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     job = job or SweepJob(project_dir)
