@@ -64,6 +64,20 @@ class BacktestJob(SweepJob):
         super().__init__(project_dir)
         self.limit = limit
 
+    def warm_up(self, cfg: Any) -> None:
+        """Imports only (see :func:`~specloop._multirun.warm_components`): a backtest never
+        writes the project's store."""
+        from hydra.core.hydra_config import HydraConfig
+
+        from ._multirun import _overrides, warm_components
+        from ._session import make_context
+
+        ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
+        try:
+            warm_components(ctx)
+        finally:
+            ctx.close()
+
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         from ._loop import Loop
         from ._registry import Registry, registry_path

@@ -26,7 +26,7 @@ from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-DEFAULT_LAUNCHER = "joblib"
+DEFAULT_LAUNCHER = "specloop"
 
 
 class SweepJob:
@@ -75,14 +75,46 @@ class SweepJob:
         value = self.objective(result)
         return worst if math.isnan(value) else value
 
+    def warm_up(self, cfg: Any) -> None:
+        """Before members fork (``hydra/launcher=specloop``): compute the stages they share.
+
+        Runs ``data`` and ``split`` of the first member (``cfg``) in this process, recorded
+        as a run of its own (``command: sweep-warm-up``), so the forked members find them in
+        the store, then :func:`warm_components`, so members inherit the libraries. The
+        pipeline's writer thread is stopped and the registry connection closed before this
+        returns: nothing may be shared across the fork.
+        """
+        from hydra.core.hydra_config import HydraConfig
+
+        from ._pipeline import Pipeline, execute
+        from ._session import make_context
+        from ._tabular import from_parquet
+
+        ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
+        try:
+            plans = {p.name: p for p in Pipeline(ctx).plan()}
+            if not (plans["data"].cached and plans["split"].cached):  # else: no run to record
+                execute(ctx, command="sweep-warm-up", until="split", register=False)
+            # read the split back once: members read it too (the Parquet reader's imports)
+            from_parquet(ctx.store.get(plans["split"].key, "test.parquet"))
+            warm_components(ctx)
+        finally:
+            ctx.close()
+
+    def lost(self, cfg: Any, why: str) -> Any:
+        """Record a member whose process died without a result (called by the launcher)."""
+        from hydra.core.hydra_config import HydraConfig
+
+        return self._record(HydraConfig.get(), {"status": "failed", "error": why,
+                                                "error_type": "LostMember"}, 0.0)
+
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
         from .errors import SpecloopError
 
         hc = HydraConfig.get()
-        overrides = [o[2:] if o.startswith("++") else o
-                     for o in hc.overrides.task if not o.startswith("hydra.")]
+        overrides = _overrides(hc)
         job_dir = Path(hc.runtime.output_dir)
         start = time.perf_counter()
         try:
@@ -97,8 +129,16 @@ class SweepJob:
                   file=sys.stderr, flush=True)
             out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                    "error_type": type(exc).__name__}
-        out = {"job": int(hc.job.num), "overrides": overrides,
-               "seconds": round(time.perf_counter() - start, 3), **out}
+        return self._record(hc, out, time.perf_counter() - start)
+
+    def _record(self, hc: Any, out: dict, seconds: float) -> Any:
+        """Write the member's ``result.json``; return what the sweeper expects."""
+        from omegaconf import OmegaConf
+
+        job_dir = Path(hc.sweep.dir) / str(hc.sweep.subdir) \
+            if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
+        out = {"job": int(hc.job.num), "overrides": _overrides(hc),
+               "seconds": round(seconds, 3), **out}
         job_dir.mkdir(parents=True, exist_ok=True)
         tmp = job_dir / "result.json.tmp"
         tmp.write_text(json.dumps(out, indent=2, default=str))
@@ -106,6 +146,25 @@ class SweepJob:
         if hc.sweeper.get("_target_") != BASIC_SWEEPER:
             return self.sweeper_value(out, hc.sweeper)
         return out
+
+
+def warm_components(ctx: Any) -> None:
+    """Call the optional ``warm_up()`` of each component of ``ctx``'s spec: imports only
+    (the estimator, its serializer, the metrics), never a computation. Errors are left for
+    the members to meet and report."""
+    for resolved in ctx.spec.components.values():
+        try:
+            prepare = getattr(resolved.build(), "warm_up", None) if resolved else None
+            if callable(prepare):
+                prepare()
+        except Exception:  # noqa: BLE001 - the member's own error to report
+            pass
+
+
+def _overrides(hc: Any) -> list[str]:
+    """A member's own overrides (without Hydra's), as ``specloop run`` takes them."""
+    return [o[2:] if o.startswith("++") else o
+            for o in hc.overrides.task if not o.startswith("hydra.")]
 
 
 def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
@@ -116,6 +175,7 @@ def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
 
 # Hydra plugins a sweep may select, the module that provides each, and specloop's extra
 PLUGIN_OPTIONS = {
+    ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
     ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", None),
     ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
     ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
@@ -170,8 +230,11 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     """
     import hydra
 
+    from ._launcher import register_plugin
+
     project_dir = Path(project_dir).resolve()
     check_plugins(overrides)
+    register_plugin()
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     job = job or SweepJob(project_dir)

@@ -67,6 +67,17 @@ class SklearnModel:
                 exc.file = ctx.spec.provenance.where(exc.key)
             raise
 
+    def warm_up(self) -> None:
+        """Import what fitting and serializing will use (nothing is computed).
+
+        Called once by the ``specloop`` sweep launcher before it forks the members, so
+        every member inherits the imports instead of repeating them.
+        """
+        self._estimator_class()
+        for module in ("sklearn.compose", "sklearn.impute", "sklearn.pipeline",
+                       "sklearn.preprocessing", *(("skops.io",) if self.format == "skops" else ())):
+            importlib.import_module(module)
+
     def pipeline(self, categorical: list[str], numeric: list[str], task: str) -> Any:
         """The full pipeline: column preprocessing, then the estimator."""
         from sklearn.compose import ColumnTransformer

@@ -35,6 +35,11 @@ def _stage_runs(root: Path, stage: str) -> int:
     return sum(1 for d in docs if d["stages"].get(stage, {}).get("status") == "ran")
 
 
+def _commands(root: Path) -> list[str]:
+    runs = root / ".specloop" / "runs"
+    return [json.loads((d / "manifest.json").read_text())["command"] for d in runs.iterdir()]
+
+
 def _versions(root: Path, name: str = "small") -> list[dict]:
     reg = Registry(root / ".specloop" / "registry.db")
     try:
@@ -44,11 +49,17 @@ def _versions(root: Path, name: str = "small") -> list[dict]:
 
 
 @pytest.mark.slow
-def test_bad_member_fails_alone_and_only_the_winner_is_registered(project):
+@pytest.mark.parametrize("launcher", [None, "joblib"])
+def test_bad_member_fails_alone_and_only_the_winner_is_registered(project, launcher):
     root = project.root
-    res = specloop("run", "-m", "model.params.max_iter=50,200,-5", cwd=root)
+    chosen = [f"hydra/launcher={launcher}"] if launcher else []
+    res = specloop("run", "-m", *chosen, "model.params.max_iter=50,200,-5", cwd=root)
     assert res.returncode == 1, res.stderr
-    assert "Joblib.Parallel" in res.stderr + res.stdout           # the parallel default
+    if launcher is None:  # the default: shared stages first, then forked workers
+        assert "in forked workers" in res.stdout                  # Hydra's log
+        assert "threads alive" not in res.stdout + res.stderr    # nothing shared across fork
+    else:
+        assert "Joblib.Parallel" in res.stderr + res.stdout
     assert "invalid value for model.params.max_iter" in res.stderr  # the ConfigError, rendered
     assert "2 of 3 member(s) succeeded" in res.stdout
     [sweep] = _sweep_dirs(root)
@@ -63,9 +74,12 @@ def test_bad_member_fails_alone_and_only_the_winner_is_registered(project):
         table = list(csv.DictReader(fh))
     assert [r["job"] for r in table] == [str(r["job"]) for r in rows]
     assert {"overrides", "roc_auc", "accuracy", "seconds", "cache_hits"} <= set(table[0])
-    # upstream stages ran once for the whole sweep, also with members in parallel processes
+    # upstream stages ran once for the whole sweep, also with members in parallel processes:
+    # in the specloop launcher's warm-up run (every member hits the cache), or in the member
+    # that took the store's lock first (the other one waited and hit the cache)
     assert _stage_runs(root, "data") == 1 and _stage_runs(root, "split") == 1
-    assert sum(r["cache_hits"] for r in rows[:2]) == 2
+    assert sum(r["cache_hits"] for r in rows[:2]) == (4 if launcher is None else 2)
+    assert _commands(root).count("sweep-warm-up") == (1 if launcher is None else 0)
     # sweep.register: best (the default) registers the winner alone, as challenger
     versions = _versions(root)
     assert len(versions) == 1 and versions[0]["aliases"] == ["challenger"]
