@@ -160,6 +160,9 @@ class ArtifactWriter:
             request = pickle.dumps((store, key, files, meta), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - e.g. a model holding a lambda: write it here
             return write(store, key, files, meta)
+        # tells the child whether to wait for the whole warm-up before unpickling (see _serve)
+        has_model = any(isinstance(v, ModelFile) for v in files.values())
+        request = (b"M" if has_model else b"F") + request
         try:
             _send(self._proc.stdin, request)
             reply = _recv(self._proc.stdout)
@@ -253,25 +256,25 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     if hello is None:
         return
     sys.path[:] = hello["sys_path"]  # the parent's: plugins importable from the same places
-    if hello["parquet"]:
-        try:
-            import pyarrow.parquet  # noqa: F401
-            import pandas  # noqa: F401
-        except ImportError:
-            pass  # reported, if it matters, by the write that needs it
-    try:
-        for component in pickle.loads(hello["warm"]):  # noqa: S301
-            warm_up = getattr(component, "warm_up", None)
-            if callable(warm_up):
-                warm_up()
-    except Exception:  # noqa: BLE001 - a warm-up is an optimization; the write reports errors
-        pass
+    # Warm up on a thread, so that an artifact that arrives meanwhile (the data set and the
+    # split, while skops still imports) is stored at once: a run killed while it fits keeps
+    # them. A write that needs a module being imported waits for that import's lock.
+    # Two threads must never import the same package at once (a circular import inside it
+    # can then see a half-initialized module): frames are unpickled once pandas and pyarrow
+    # are imported, a model once the whole warm-up (skops, scikit-learn) is over.
+    import threading
+
+    frames_ready, all_ready = threading.Event(), threading.Event()
+    threading.Thread(target=_warm_up, args=(hello["parquet"], hello["warm"], frames_ready,
+                                            all_ready), name="specloop-warm-up",
+                     daemon=True).start()
     while True:
         request = _recv(inp)
         if request is None:
             return
+        (all_ready if request[:1] == b"M" else frames_ready).wait()
         try:
-            record = write(*pickle.loads(request))  # noqa: S301 - from our parent
+            record = write(*pickle.loads(request[1:]))  # noqa: S301 - from our parent
             reply = ("ok", record, "")
         except BaseException as exc:  # noqa: BLE001 - sent back to the parent
             text = traceback.format_exc()
@@ -281,6 +284,27 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
             except Exception:  # noqa: BLE001 - an exception that does not pickle
                 reply = ("error", None, text)
         _send(out, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _warm_up(parquet: bool, blob: bytes, frames_ready: Any, all_ready: Any) -> None:
+    try:
+        try:
+            import pandas  # noqa: F401 - frames unpickle into pandas whether or not parquet
+            if parquet:
+                import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            pass  # reported, if it matters, by the write that needs it
+        frames_ready.set()
+        try:
+            for component in pickle.loads(blob):  # noqa: S301 - from our parent
+                warm_up = getattr(component, "warm_up", None)
+                if callable(warm_up):
+                    warm_up()
+        except Exception:  # noqa: BLE001 - a warm-up is an optimization; writes report errors
+            pass
+    finally:
+        frames_ready.set()
+        all_ready.set()
 
 
 def main() -> None:
