@@ -110,8 +110,8 @@ class ArtifactWriter:
     order, which also keeps its per-key locks held until the artifact is stored.
 
     Args:
-        warm: Components whose optional ``warm_up()`` the child calls before the first
-            artifact arrives (the model component imports its serializer there).
+        warm: Components whose optional ``warm_up()`` the child calls on a thread of its
+            own as soon as it starts (the model component imports its serializer there).
         parquet: Whether the child should import pandas and pyarrow up front.
         process: ``False`` writes everything in this process; by default the
             ``SPECLOOP_ARTIFACT_WRITER`` variable decides (``thread`` turns the child off).
@@ -139,10 +139,15 @@ class ArtifactWriter:
         hello = pickle.dumps({"sys_path": list(sys.path), "parquet": parquet, "warm": blob},
                              protocol=pickle.HIGHEST_PROTOCOL)
         self._stderr = tempfile.TemporaryFile(prefix="specloop-writer-")
+        # ``-m`` must find this very specloop even when it is importable here only through
+        # a path added at run time; the rest of ``sys.path`` follows in the hello message
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [here, *filter(None, [os.environ.get("PYTHONPATH")])])}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "specloop._artifact_writer"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True)
+                stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True, env=env)
             _send(self._proc.stdin, hello)
         except OSError:  # no child processes here (sandbox, exotic platform): in process
             self._discard()
