@@ -11,7 +11,9 @@ What is measured, every command as a child process, wall-clock, ``OMP_NUM_THREAD
    (read the CSV, stratified 80/20 split, one-hot + HistGradientBoostingClassifier(max_iter=100),
    the same six metrics on the test rows, the fitted pipeline pickled to a file). The
    composed spec may come from the per-user composition cache (as after any ``plan`` or
-   ``validate``); row 1b empties that cache too, so Hydra composes from scratch.
+   ``validate``); row 1b empties that cache too, so Hydra composes from scratch; row 1c
+   writes the artifacts in the run's own process (``SPECLOOP_ARTIFACT_WRITER=thread``)
+   instead of the artifact writer process, for a paired comparison of the two.
 2. ``specloop run`` again with the store kept (nothing changed) vs the first run of the same
    round, and ``specloop plan`` on the unchanged project.
 3. ``specloop plugins`` and ``specloop --version`` cold start.
@@ -123,7 +125,8 @@ ENV = _env()
 CPU: dict[str, float] = {}  # CPU seconds (user + sys) of the last child, by label
 
 
-def timed(cmd: list[str], cwd: Path | None = None, label: str = "") -> tuple[float, str]:
+def timed(cmd: list[str], cwd: Path | None = None, label: str = "",
+          env: dict[str, str] | None = None) -> tuple[float, str]:
     """Run ``cmd`` as a child process; return (wall seconds, stdout). Fails loudly.
 
     The child's CPU time (user + sys) is kept in ``CPU[label]``: less sensitive than wall
@@ -131,7 +134,7 @@ def timed(cmd: list[str], cwd: Path | None = None, label: str = "") -> tuple[flo
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+    proc = subprocess.run(cmd, cwd=cwd, env={**ENV, **(env or {})}, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -208,14 +211,20 @@ def one_round(i: int, project: Path, tmp: Path, specloop: str) -> dict[str, floa
         r["cold"], out = timed(run, label="cold")
         _check_stages(out, "ran", "cold specloop run")
 
+    def thread_run() -> None:  # artifacts written in process, not by the writer process
+        _fresh_store(project)
+        r["thread"], out = timed(run, label="thread", env={"SPECLOOP_ARTIFACT_WRITER": "thread"})
+        r["cpu_thread"] = CPU["thread"]
+        _check_stages(out, "ran", "specloop run with SPECLOOP_ARTIFACT_WRITER=thread")
+
     def plain_run() -> None:
         r["plain"], out = timed(plain, label="plain")
         r["cpu_plain"] = CPU["plain"]
         r["auc_plain"] = _metric(out)
 
     # 1. first run vs the plain script, order alternating round by round
-    for step in ((plain_run, cold_run, fresh_run) if i % 2 == 0 else
-                 (fresh_run, cold_run, plain_run)):
+    for step in ((plain_run, cold_run, thread_run, fresh_run) if i % 2 == 0 else
+                 (fresh_run, thread_run, cold_run, plain_run)):
         step()
     # 2. unchanged re-run (store kept) and plan; alternate their order too
     def rerun() -> None:
@@ -250,6 +259,8 @@ def report(rounds: list[dict], args: argparse.Namespace, notes: list[str]) -> st
     med = {k: _median(v) for k, v in col.items()}
     ratio_run = [r["run"] / r["plain"] for r in rounds]
     ratio_cold = [r["cold"] / r["plain"] for r in rounds]
+    ratio_thread = [r["thread"] / r["plain"] for r in rounds]
+    cpu_thread = _median([r["cpu_thread"] / r["cpu_plain"] for r in rounds])
     ratio_rerun = [r["rerun"] / r["run"] for r in rounds]
     ratio_plan = [r["plan"] / r["run"] for r in rounds]
     rr, rre, rpl = _median(ratio_run), _median(ratio_rerun), _median(ratio_plan)
@@ -266,6 +277,11 @@ def report(rounds: list[dict], args: argparse.Namespace, notes: list[str]) -> st
         ("1b", "`specloop run`, fresh store and no composed-spec cache", f"{med['cold']:.2f} s",
          f"plain script {med['plain']:.2f} s",
          f"{_median(ratio_cold):.2f}× ({spread(ratio_cold, '{:.2f}')})", "—", "—", "info"),
+        ("1c", "`specloop run`, fresh store, artifacts written in process "
+         "(`SPECLOOP_ARTIFACT_WRITER=thread`)", f"{med['thread']:.2f} s",
+         f"plain script {med['plain']:.2f} s",
+         f"{_median(ratio_thread):.2f}× ({spread(ratio_thread, '{:.2f}')})",
+         f"{cpu_thread:.2f}×", "—", "info"),
         ("2", "`specloop run`, unchanged (store kept)", f"{med['rerun']:.2f} s",
          f"first run {med['run']:.2f} s", f"**{rre:.1%}** ({spread(ratio_rerun, '{:.1%}')})",
          f"{cpu_rerun:.1%}", "≤ 5 %", _verdict(rre, 0.05)),

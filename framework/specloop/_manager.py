@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from importlib.metadata import entry_points
 from typing import Iterable
 
 import pluggy
 
 from . import hookspecs
-from ._dists import describe
+from ._dists import describe, entry_points
 from .components import BrokenPlugin, ComponentSpec, ComponentTable
 from .errors import PluginError
 

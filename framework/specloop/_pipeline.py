@@ -17,10 +17,9 @@ from typing import Any, Callable
 from ._context import RunContext
 from ._hashing import cache_key
 from ._manifest import Manifest, latest_manifest
-from ._model_artifacts import (MODEL_FILE, load_model, read_file, recorded_file, save_model,
-                              version_artifacts)
+from ._model_artifacts import MODEL_FILE, load_model, read_file, recorded_file, version_artifacts
 from ._spec import Resolved, _plain
-from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
+from ._tabular import columns_for, from_parquet, signature, split_frame
 from .errors import ArtifactError, ConfigError, SpecloopError, StageError
 
 STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
@@ -71,6 +70,7 @@ class Pipeline:
         self._components: dict[str, Any] = {}
         self._loaded: dict[str, Any] = {}
         self._writer: Any = None
+        self._artifacts: Any = None  # the ArtifactWriter, once a stage computes an artifact
         self._pending: list[Any] = []
 
     # -- components --------------------------------------------------------------------------
@@ -153,16 +153,40 @@ class Pipeline:
             return False
 
     # -- writing outputs ---------------------------------------------------------------------
-    def put_later(self, key: str, files: Callable[[], dict[str, bytes]], meta: dict) -> None:
-        """Encode and store an artifact on a writer thread, off the critical path.
+    def start_writer(self, plans: list[StagePlan]) -> None:
+        """Start the artifact writer process when a stage will compute an artifact.
 
-        The data and split stages hand their frames over here: Parquet encoding and the
-        fsynced write overlap with training (which releases the GIL), and the frames stay in
-        memory for the stages of this run. :meth:`flush` waits for every pending write; it runs
-        before anything records a key (registration) and at the end of the run.
+        Started before the first stage runs, it imports the encoders (pyarrow, and the model
+        component's serializer when ``train`` will run) on the other core while this
+        process loads the data and fits. A fully cached run starts nothing.
+        """
+        if self._artifacts is not None:
+            return
+        todo = {p.name for p in plans if not p.cached}
+        if not todo & {"data", "split", "train"}:
+            return
+        from ._artifact_writer import ArtifactWriter
+
+        warm = [self.component("model")] if "train" in todo else []
+        self._artifacts = ArtifactWriter(warm, parquet=bool(todo & {"data", "split"}))
+
+    def put_later(self, key: str, files: dict[str, Any], meta: dict) -> None:
+        """Encode and store an artifact off the critical path.
+
+        ``files`` maps names to bytes, :class:`ParquetFile` or :class:`ModelFile`. They go to
+        the artifact writer process (see ``_artifact_writer``), which encodes and writes them
+        on the other core while training runs; the writer thread only hands them over and
+        waits for the record, in order. The frames and the model stay in memory for the
+        stages of this run. :meth:`flush` waits for every pending write; it runs before
+        anything records a key (registration) and at the end of the run.
         """
         store = self.ctx.store
-        self.in_background(lambda: store.put(key, files(), meta))
+        if self._artifacts is None:
+            from ._artifact_writer import ArtifactWriter
+
+            self._artifacts = ArtifactWriter(process=False)
+        writer = self._artifacts
+        self.in_background(lambda: writer.put(store, key, files, meta))
 
     def in_background(self, write: Callable[[], Any]) -> None:
         """Run ``write`` on the writer thread, after the writes queued before it."""
@@ -184,6 +208,9 @@ class Pipeline:
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
+        if self._artifacts is not None:  # nothing after a flush writes through it
+            self._artifacts.close()
+            self._artifacts = None
         if errors and raise_errors:
             raise errors[0]
 
@@ -238,6 +265,7 @@ class Pipeline:
         manifest.record_plan(plans.values())
         rows: list[dict] = []
         try:
+            self.start_writer(list(plans.values()))
             self._run_stages(plans, manifest, rows)
         except BaseException:
             self.flush(raise_errors=False)  # keep what was computed; the stage error wins
@@ -299,13 +327,17 @@ class Pipeline:
             held.close()
 
     def _run_data(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        from ._artifact_writer import ParquetFile  # not imported by a cached run
+
         frame = self.component("data").load(self.ctx)
         columns_for(frame, self.spec.components["data"].config, self.spec.provenance.where)
-        self.put_later(plan.key, lambda: {"frame.parquet": to_parquet(frame)},
+        self.put_later(plan.key, {"frame.parquet": ParquetFile(frame)},
                        {"stage": "data", "rows": len(frame)})
         self._loaded["data"] = frame
 
     def _run_split(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        from ._artifact_writer import ParquetFile
+
         frame = self.load("data", plans["data"])
         conf = self.spec.components["data"].config
         columns = columns_for(frame, conf, self.spec.provenance.where)
@@ -314,13 +346,15 @@ class Pipeline:
             raise ConfigError("the split leaves no training or no test rows", key="data.split",
                               expected="enough rows for both sides",
                               fix="change data.split.test_size or add data")
-        self.put_later(plan.key, lambda: {"train.parquet": to_parquet(train),
-                                          "test.parquet": to_parquet(test),
-                                          "columns.json": json.dumps(columns).encode()},
+        self.put_later(plan.key, {"train.parquet": ParquetFile(train),
+                                  "test.parquet": ParquetFile(test),
+                                  "columns.json": json.dumps(columns).encode()},
                        {"stage": "split", "train_rows": len(train), "test_rows": len(test)})
         self._loaded["split"] = {"train": train, "test": test, "columns": columns}
 
     def _run_train(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
+        from ._artifact_writer import ModelFile
+
         split = self.load("split", plans["split"])
         model_c = self.component("model")
         cols = split["columns"]
@@ -329,10 +363,10 @@ class Pipeline:
                              seed=self.spec.project.seed)
         sig = signature(split["train"], cols)
         # serializing (skops walks the whole estimator) overlaps with the evaluate stage
-        store, name = self.ctx.store, self.spec.components["model"].spec.name
-        self.in_background(lambda: save_model(store, plan.key, model_c, fitted,
-                                              {"signature.json": json.dumps(sig).encode()},
-                                              {"stage": "train", "component": name}))
+        name = self.spec.components["model"].spec.name
+        self.put_later(plan.key, {MODEL_FILE: ModelFile(model_c, fitted),
+                                  "signature.json": json.dumps(sig).encode()},
+                       {"stage": "train", "component": name})
         self._loaded["train"] = {"model": fitted, "signature": sig}
 
     def _run_evaluate(self, plan: StagePlan, plans: dict, manifest: Manifest) -> None:
@@ -536,8 +570,13 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
         plans = [p for p in plans if p.name not in ("register", "deploy")]
     elif alias != "champion":
         plans = [p for p in plans if p.name != "deploy"]
-    pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
-    manifest = Manifest(ctx, command)
+    pipe.start_writer(plans)  # imports the encoders on the other core from now on
+    try:
+        pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
+        manifest = Manifest(ctx, command)
+    except BaseException:
+        pipe.flush(raise_errors=False)  # stops the writer process
+        raise
     threads = ctx.spec.project.threads if any(not p.cached for p in plans) else None
     try:
         with thread_limits(threads):  # only loads threadpoolctl when a stage will run

@@ -73,6 +73,10 @@ class ArtifactStore:
                 self._fs, _ = open_url(self.url, self.storage_options)
         return self._fs
 
+    def __getstate__(self) -> dict:
+        # sent to the artifact writer process: it opens its own filesystem
+        return {**self.__dict__, "_fs": None}
+
     def _remote(self) -> remote_errors:
         return remote_errors(self.url, self.storage_options)
 

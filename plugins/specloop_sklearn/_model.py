@@ -133,6 +133,13 @@ class SklearnModel:
 
         return sio.dumps(fitted)
 
+    def warm_up(self) -> None:
+        """Import the serializer :meth:`dumps` will use (the engine calls this in its
+        artifact writer process while the model trains; importing skops builds its table of
+        trusted types, which takes most of a second)."""
+        if self.format == "skops":
+            import skops.io  # noqa: F401
+
     def trusted_types(self, data: bytes) -> list[str]:
         """The types beyond skops' defaults that loading ``data`` needs (recorded at save time)."""
         if self.format == "pickle":
