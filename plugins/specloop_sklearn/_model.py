@@ -70,8 +70,10 @@ class SklearnModel:
     def warm_up(self) -> None:
         """Import what fitting and serializing will use (nothing is computed).
 
-        Called once by the ``specloop`` sweep launcher before it forks the members, so
-        every member inherits the imports instead of repeating them.
+        Called once by the ``specloop`` sweep launcher before it forks the members, so every
+        member inherits the imports instead of repeating them, and by the engine's artifact
+        writer process while the model trains (importing skops builds its table of trusted
+        types, which takes most of a second).
         """
         self._estimator_class()
         for module in ("sklearn.compose", "sklearn.impute", "sklearn.pipeline",
@@ -132,13 +134,6 @@ class SklearnModel:
         import skops.io as sio
 
         return sio.dumps(fitted)
-
-    def warm_up(self) -> None:
-        """Import the serializer :meth:`dumps` will use (the engine calls this in its
-        artifact writer process while the model trains; importing skops builds its table of
-        trusted types, which takes most of a second)."""
-        if self.format == "skops":
-            import skops.io  # noqa: F401
 
     def trusted_types(self, data: bytes) -> list[str]:
         """The types beyond skops' defaults that loading ``data`` needs (recorded at save time)."""
