@@ -21,7 +21,8 @@ If the child dies mid-write, the parent raises an :class:`ArtifactError` naming 
 and the child's exit status and last error output; the store's atomic write means nothing
 half-written is visible, and the parent removes the child's temporary folder. Anything the
 child cannot receive (a component or a model that does not pickle) is encoded and written
-in the parent instead, as is everything when ``SPECLOOP_ARTIFACT_WRITER=thread`` is set.
+in the parent instead, as is everything when ``SPECLOOP_ARTIFACT_WRITER=thread`` is set or
+when this process has the encoders imported already (see :func:`_child_pays_off`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def _recv(stream: IO[bytes]) -> bytes | None:
     return body if len(body) == size else None
 
 
+_children = 0  # writer children this process has started (forked processes inherit it)
+
+
+def _child_pays_off(model: bool, parquet: bool) -> bool:
+    """Whether a child would still import something this process has not.
+
+    The child's gain is the encoders' imports, done on the other core. A process that already
+    started one (a sweep member after the first in the basic launcher, a retrain in the loop,
+    a member forked from the sweep's warm-up) imports the encoders itself at most once more:
+    a child per run would cost every later run seconds of CPU on a core that other members
+    or other work need.
+    """
+    if _children:
+        return False
+    return (parquet and "pyarrow" not in sys.modules) or (model and "skops.io" not in sys.modules)
+
+
 class ArtifactWriter:
     """Writes artifacts in a child process, or in this one when that is not possible.
 
@@ -114,13 +132,17 @@ class ArtifactWriter:
             own as soon as it starts (the model component imports its serializer there).
         parquet: Whether the child should import pandas and pyarrow up front.
         process: ``False`` writes everything in this process; by default the
-            ``SPECLOOP_ARTIFACT_WRITER`` variable decides (``thread`` turns the child off).
+            ``SPECLOOP_ARTIFACT_WRITER`` variable decides: ``thread`` turns the child off,
+            ``process`` always starts one, ``auto`` (the default) starts one when
+            :func:`_child_pays_off`.
     """
 
     def __init__(self, warm: list[Any] = (), *, parquet: bool = True,
                  process: bool | None = None) -> None:
         if process is None:
-            process = os.environ.get(ENV, "process").strip().lower() != "thread"
+            mode = os.environ.get(ENV, "auto").strip().lower()
+            process = mode == "process" or (mode != "thread" and
+                                            _child_pays_off(bool(warm), parquet))
         self._proc: subprocess.Popen | None = None
         self._stderr: IO[bytes] | None = None
         if process:
@@ -149,6 +171,8 @@ class ArtifactWriter:
                 [sys.executable, "-m", "specloop._artifact_writer"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True, env=env)
             _send(self._proc.stdin, hello)
+            global _children
+            _children += 1
         except OSError:  # no child processes here (sandbox, exotic platform): in process
             self._discard()
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ._manager import PluginManager
 from ._registry import Registry, open_registry
@@ -109,17 +109,36 @@ def environment() -> dict[str, Any]:
             "env": {k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")}}
 
 
-def git_state(path: Path) -> dict[str, Any]:
-    """The git commit of ``path`` and whether the work tree is dirty (``None`` outside git)."""
+def git_state(path: Path) -> Callable[[], dict[str, Any]]:
+    """Start finding the git commit of ``path`` and whether the work tree is dirty.
+
+    Both ``git`` commands start at once and run while the caller goes on; the returned
+    function waits for them and gives ``{"commit", "dirty"}`` (``None`` values outside git).
+    """
     import subprocess
 
+    cmds = (["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                                text=True, timeout=10)
-        if commit.returncode != 0:
-            return {"commit": None, "dirty": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=path, capture_output=True, text=True, timeout=10)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  stdin=subprocess.DEVNULL, text=True) for c in cmds]
+    except OSError:
+        return lambda: {"commit": None, "dirty": None}
+    result: dict[str, Any] = {}
+
+    def wait() -> dict[str, Any]:
+        if not result:
+            outs = []
+            for proc in procs:
+                try:
+                    out, _ = proc.communicate(timeout=10)
+                except subprocess.SubprocessError:
+                    proc.kill()
+                    proc.communicate()
+                    out = None
+                outs.append(out if proc.returncode == 0 else None)
+            commit, status = outs
+            result.update({"commit": commit.strip(), "dirty": bool(status and status.strip())}
+                          if commit else {"commit": None, "dirty": None})
+        return result
+
+    return wait

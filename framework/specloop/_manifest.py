@@ -28,11 +28,20 @@ def _iso(ts: float) -> str:
 class Manifest:
     """The manifest of one run, kept in memory and written to the store."""
 
-    def __init__(self, ctx: Any, command: str) -> None:
+    def __init__(self, ctx: Any, command: str, *, eager: bool = True) -> None:
+        """Args:
+            ctx: The run context.
+            command: Recorded in the manifest.
+            eager: Write the manifest at once and after planning, so that a run that dies
+                leaves a ``running`` manifest behind. A run whose stages are all cached passes
+                ``False``: it changes nothing, and its manifest is written once, at the end.
+        """
         from ._context import environment, git_state
 
         self.ctx = ctx
+        self.eager = eager
         spec = ctx.spec
+        self._git = git_state(spec.project_dir)  # runs while the stages do
         self.doc: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "specloop_version": _specloop_version(),
@@ -46,7 +55,7 @@ class Manifest:
             "overrides": list(spec.overrides),
             "choices": dict(spec.choices),
             "config": spec.raw,
-            "git": git_state(spec.project_dir),
+            "git": None,  # filled in by write()
             "environment": environment(),
             "seed": spec.project.seed,
             "stages": {},
@@ -63,7 +72,8 @@ class Manifest:
         self.model_version: int | None = None
         self.gate: dict | None = None
         self.deployment: dict | None = None
-        self.write()
+        if eager:
+            self.write()
 
     def record_plan(self, plans: Iterable[Any]) -> None:
         """Store every stage's key, config and inputs before the stages run."""
@@ -76,7 +86,8 @@ class Manifest:
             if p.name == "data":
                 self.doc["data_fingerprint"] = {k[10:]: v for k, v in p.config.items()
                                                 if k.startswith("data file ")} or p.key
-        self.write()
+        if self.eager:
+            self.write()
 
     def stage_done(self, name: str, plan: Any, seconds: float, failed: bool = False) -> None:
         """Record a stage's outcome."""
@@ -101,6 +112,8 @@ class Manifest:
 
     def write(self) -> None:
         """Write the manifest to the store (atomically)."""
+        if self.doc["git"] is None:
+            self.doc["git"] = self._git()
         self.ctx.store.write_json(f"runs/{self.ctx.run_id}/manifest.json", self.doc)
 
 

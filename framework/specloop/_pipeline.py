@@ -573,7 +573,7 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
     pipe.start_writer(plans)  # imports the encoders on the other core from now on
     try:
         pipe.preflight(plans)  # a bad parameter is a user error, not a failed run
-        manifest = Manifest(ctx, command)
+        manifest = Manifest(ctx, command, eager=any(not p.cached for p in plans))
     except BaseException:
         pipe.flush(raise_errors=False)  # stops the writer process
         raise

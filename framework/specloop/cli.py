@@ -355,12 +355,39 @@ def _common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
                        help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
 
 
-def build_parser(pm: Any = None) -> argparse.ArgumentParser:
-    """The argument parser, with the sub-commands plugins add."""
+class _Skipped:
+    """Stands in for the parser of a sub-command that is not being parsed: building all of
+    them (argparse looks up a translation for every help text) costs more than a cached run's
+    whole pipeline decision."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlySubparsers:
+    """``add_subparsers()`` that builds the parser of the command ``only`` and skips the rest."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self.sub.add_parser(name, **kwargs) if name == self.only else _Skipped()
+
+
+def build_parser(pm: Any = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, with the sub-commands plugins add.
+
+    Args:
+        pm: The plugin manager whose plugins add sub-commands (none: the built-in ones only).
+        only: Build just this built-in sub-command (what ``main`` parses when the command line
+            names one and asks for no help).
+    """
     parser = argparse.ArgumentParser(
         prog="specloop", description="The MLOps loop as a declarative spec.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if only is not None:
+        sub = _OnlySubparsers(sub, only)
 
     p = sub.add_parser("run", help="run the pipeline up to deploy")
     _common(p)
@@ -480,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     needs_plugins = any(a in argv for a in ("-h", "--help")) or not argv or \
         argv[0] not in ("run", "plan", "validate", "loop", "plugins", "runs", "registry",
                         "reproduce", "export")
-    parser = build_parser(make_plugin_manager() if needs_plugins else None)
+    parser = build_parser(make_plugin_manager(), None) if needs_plugins else \
+        build_parser(None, only=argv[0])
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:

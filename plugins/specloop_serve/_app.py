@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
 
-from ._metrics import Metrics
+from ._metrics import Metrics, SharedMetrics
 from ._model import InputError, LoadedModel, load_version
 
 OPTIONS_ENV = "SPECLOOP_SERVE_OPTIONS"
@@ -162,6 +162,8 @@ class Server:
         self.alias = options.get("alias")
         self.pinned = options.get("version")
         self.metrics = Metrics()
+        self.shared = SharedMetrics(options["metrics_dir"], self.metrics) \
+            if options.get("metrics_dir") else None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specloop-predict")
         self.batcher = Batcher(self.executor, max(self.settings.max_rows, 1))
         self.logger = RequestLogger(self.ctx.store, self.name, self.settings.log) \
@@ -211,19 +213,40 @@ class Server:
             except Exception:  # keep serving the version we have; counted in /metrics
                 pass
 
+    async def share(self) -> None:
+        """Every second, publish this worker's counters for the others' ``/metrics``."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.shared.write(self.logger)
+            except OSError:  # the folder went away with the server; nothing to share
+                pass
+
+    def render_metrics(self) -> str:
+        if self.shared is not None:
+            return self.shared.render(self.model, self.logger)
+        return self.metrics.render(self.model, self.logger)
+
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
         if self.logger is not None:
             self.logger.start()
-        task = asyncio.get_running_loop().create_task(self.follow()) \
-            if self.pinned is None else None
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self.follow())] if self.pinned is None else []
+        if self.shared is not None:
+            tasks.append(loop.create_task(self.share()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
             if self.logger is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.logger.close)
+            if self.shared is not None:
+                try:
+                    self.shared.write(self.logger)  # final counts survive this worker
+                except OSError:
+                    pass
             self.executor.shutdown(wait=True)
             self.ctx.close()
 
@@ -317,8 +340,7 @@ def create_app(options: dict | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return PlainTextResponse(server.metrics.render(server.model, server.logger),
-                                 media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(server.render_metrics(), media_type="text/plain; version=0.0.4")
 
     if settings.token:
         _admin_routes(app, server, settings.token)

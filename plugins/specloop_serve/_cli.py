@@ -6,6 +6,8 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 
@@ -116,8 +118,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         _out(f"note: binding to {args.host}: /predict is reachable from other machines; "
              "the admin routes stay off without a token")
+    # several workers sum their /metrics counters through snapshots in a folder of their own
+    metrics_dir = tempfile.mkdtemp(prefix="specloop-metrics-") if args.workers > 1 else None
     os.environ[OPTIONS_ENV] = json.dumps({"project": project, "overrides": overrides,
-                                          "alias": alias, "version": args.model_version})
+                                          "alias": alias, "version": args.model_version,
+                                          "metrics_dir": metrics_dir})
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
@@ -126,11 +131,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
          f"http://{args.host}:{args.port} ({args.workers} worker(s)); request logs: "
          f"{store_root + '/logs' if settings.log.enabled else 'off'}; admin routes: "
          f"{'on' if settings.token else 'off'}")
-    uvicorn.run("specloop_serve._app:create_app", factory=True, host=args.host,
-                port=args.port, workers=args.workers,
-                http="httptools" if importlib.util.find_spec("httptools") else "h11",
-                loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run("specloop_serve._app:create_app", factory=True, host=args.host,
+                    port=args.port, workers=args.workers,
+                    http="httptools" if importlib.util.find_spec("httptools") else "h11",
+                    loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+                    log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -186,7 +186,9 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_folder(crashy, tmp_path):
     assert not store.has("k") and _leftovers(tmp_path / "s") == []
 
 
-def test_a_run_whose_writer_process_dies_fails_clearly_and_keeps_the_store(crashy, project):
+def test_a_run_whose_writer_process_dies_fails_clearly_and_keeps_the_store(crashy, project,
+                                                                            monkeypatch):
+    monkeypatch.setenv("SPECLOOP_ARTIFACT_WRITER", "process")  # whatever this process imported
     res = project.cli("run", "model.estimator=crashy_estimators.CrashOnLoad",
                       "allow_python_targets=true")
     assert res.exit_code == 1, res.output
@@ -218,3 +220,24 @@ def test_thread_mode_writes_in_process(project, monkeypatch):
     assert ArtifactWriter().in_process
     run = project.run()
     run.assert_stages(ran=["data", "split", "train", "evaluate", "register"])
+
+
+def test_a_child_only_while_the_encoders_imports_are_ahead(monkeypatch):
+    import sys
+
+    from specloop import _artifact_writer as aw
+
+    monkeypatch.setattr(aw, "_children", 0)
+    monkeypatch.delitem(sys.modules, "pyarrow", raising=False)
+    monkeypatch.delitem(sys.modules, "skops.io", raising=False)
+    assert aw._child_pays_off(model=True, parquet=True)
+    monkeypatch.setitem(sys.modules, "pyarrow", object())
+    assert aw._child_pays_off(model=True, parquet=False)
+    monkeypatch.setitem(sys.modules, "skops.io", object())
+    # everything the child would import is here already (a member forked after warm-up)
+    assert not aw._child_pays_off(model=True, parquet=True)
+    monkeypatch.delitem(sys.modules, "skops.io")
+    # a process that started a child once (basic launcher, the loop) writes in process after
+    monkeypatch.setattr(aw, "_children", 1)
+    assert not aw._child_pays_off(model=True, parquet=True)
+    assert ArtifactWriter([object()]).in_process

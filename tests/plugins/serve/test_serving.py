@@ -288,16 +288,29 @@ def test_serve_refuses_bad_settings_and_missing_versions(served_project):
     assert res.exit_code == 2 and "deploy.kind" in res.stderr and "local_server" in res.stderr
 
 
-def test_several_workers_serve_and_stop_cleanly(served_project):
+def test_several_workers_serve_sum_their_metrics_and_stop_cleanly(served_project, tmp_path):
     logs = served_project.root / ".specloop" / "logs"
     open_before = set(logs.glob("*/*/*.open"))  # the module's server is still running
-    many = Served(served_project.root, "--workers", "2")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    many = Served(served_project.root, "--workers", "2", env={"TMPDIR": str(tmp)})
     try:
-        for _ in range(6):
+        for _ in range(6):  # one connection per request: the kernel spreads them over workers
             status, doc = many.client.json("POST", "/predict", [RECORD, RECORD])
             assert status == 200 and doc["version"] == 1 and len(doc["predictions"]) == 2
         assert many.client.json("GET", "/ready")[0] == 200
+
+        def summed():
+            text = many.client.request("GET", "/metrics")[1].decode()
+            return text if ("specloop_workers 2" in text and
+                            "specloop_predicted_rows_total 12" in text) else None
+
+        # whichever worker answers, the scrape counts both (others' counts lag up to 1 s)
+        text = wait_for(summed, what="both workers' counters in one scrape")
+        assert 'specloop_requests_total{path="/predict",status="200"} 6' in text
+        assert 'specloop_request_duration_seconds_count{path="/predict"} 6' in text
     finally:
         many.stop()
     assert many.proc.returncode == 0, many.log.read_text()
     assert set(logs.glob("*/*/*.open")) == open_before
+    assert list(tmp.iterdir()) == []  # the snapshots folder went with the server
