@@ -39,11 +39,18 @@ class SweepJob:
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
+        self.sweep_pid = os.getpid()  # travels with the job to the launcher's workers
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
+        from ._artifact_writer import ENV
         from ._pipeline import execute
         from ._session import make_context
+
+        if os.getpid() != getattr(self, "sweep_pid", os.getpid()):
+            # a launcher worker: the other cores run other members, so an artifact writer
+            # process would only take CPU from them (unless the user asks for one)
+            os.environ.setdefault(ENV, "thread")
 
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         try:
