@@ -384,9 +384,12 @@ def _admin_routes(app: FastAPI, server: Server, token: str) -> None:
             return resp
         return await answer(await server.refresh())
 
-    @app.post("/admin/promote", summary="Point the alias at a version (body: {version, reason})")
+    @app.post("/admin/promote", summary="Point the alias at a version, through the declared "
+                                        "gate (body: {version, reason, force})")
     async def promote(request: Request) -> Response:
         from specloop import RegistryError
+        from specloop._governance import GateRefused
+        from specloop._governance import promote as governed_promote
 
         if (resp := denied(request)) is not None:
             return resp
@@ -396,14 +399,17 @@ def _admin_routes(app: FastAPI, server: Server, token: str) -> None:
             if type(version) is not int:
                 raise InputError(422, "'version' must be an integer", ["version"])
             alias = doc.get("alias", server.alias or "champion")
-            prev = server.ctx.registry.set_alias(
-                server.name, alias, version,
-                reason=str(doc.get("reason") or "promoted over HTTP"))
+            force = doc.get("force", False) is True
+            res = governed_promote(server.ctx, version, alias=alias, force=force,
+                                   reason=doc.get("reason") or
+                                   (None if force else "promoted over HTTP"))
         except InputError as exc:
             return _json(exc.status, exc.body())
+        except GateRefused as exc:
+            return _json(409, {"error": exc.args[0], "gate": exc.gate.get("summary")})
         except RegistryError as exc:
             return _json(409, {"error": exc.args[0]})
-        return await answer(await server.refresh(), {"alias": alias, "previous": prev})
+        return await answer(await server.refresh(), {"alias": alias, "previous": res["from"]})
 
     @app.post("/admin/rollback", summary="Move the alias back to its previous version")
     async def rollback(request: Request) -> Response:

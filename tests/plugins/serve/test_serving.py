@@ -9,7 +9,7 @@ from specloop import load_model
 import pytest
 
 from serving_helpers import (RECORD, Client, Served, served_project, server,  # noqa: F401
-                             wait_for)
+                             build_project, wait_for)
 
 pytestmark = pytest.mark.slow
 
@@ -286,6 +286,29 @@ def test_serve_refuses_bad_settings_and_missing_versions(served_project):
     assert res.exit_code == 2 and "'staging'" in res.stderr
     res = served_project.cli("server", "status", "--project", str(root))
     assert res.exit_code == 2 and "deploy.kind" in res.stderr and "local_server" in res.stderr
+
+
+def test_admin_promote_goes_through_the_declared_gate(tmp_path):
+    p = build_project(tmp_path / "gated", {"gate": {"kind": "threshold",
+                                                    "beat_champion_by": 0.5}})
+    admin = Served(p.root, env={"SPECLOOP_SERVE_TOKEN": "s3cret-token"})
+    auth = {"Authorization": "Bearer s3cret-token"}
+    try:
+        c = admin.client
+        status, doc = c.json("POST", "/admin/promote", {"version": 2}, headers=auth)
+        assert status == 409 and "the gate refuses to promote v2" in doc["error"]
+        assert "beats champion by >= 0.5" in doc["gate"]
+        status, doc = c.json("POST", "/admin/promote", {"version": 2, "force": True},
+                             headers=auth)
+        assert status == 409 and "--force needs --reason" in doc["error"]
+        assert c.json("GET", "/metadata")[1]["version"] == 1  # nothing changed
+        status, doc = c.json("POST", "/admin/promote",
+                             {"version": 2, "force": True, "reason": "incident 7"}, headers=auth)
+        assert status == 200 and doc["version"] == 2 and doc["previous"] == 1
+    finally:
+        admin.stop()
+    last = json.loads(p.cli("registry", "history", "--json").stdout)["audit"][-1]
+    assert (last["action"], last["reason"]) == ("force-promote", "incident 7")
 
 
 def test_several_workers_serve_sum_their_metrics_and_stop_cleanly(served_project, tmp_path):
