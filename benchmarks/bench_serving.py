@@ -66,10 +66,18 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 12
     raise RuntimeError("server did not become ready")
 
 
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> None:
+    """One keep-alive POST; anything but a 200 stops the benchmark."""
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"status {resp.status}: {data[:200]!r}")
+
+
 def _client(port: int, path: str, bodies: list[bytes], seconds: float, start: float,
             out: mp.Queue) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
     while time.time() < start:
         time.sleep(0.001)
     n, i, lat = 0, 0, []
@@ -78,11 +86,7 @@ def _client(port: int, path: str, bodies: list[bytes], seconds: float, start: fl
         if time.time() >= end:
             break
         t0 = time.perf_counter()
-        conn.request("POST", path, bodies[i % len(bodies)], headers)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"status {resp.status}")
+        _post(conn, path, bodies[i % len(bodies)])
         lat.append(time.perf_counter() - t0)
         n += 1
         i += 1
@@ -107,15 +111,10 @@ def load(port: int, path: str, bodies: list[bytes], clients: int, seconds: float
 
 def sequential(port: int, path: str, bodies: list[bytes], n: int) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
     lat = []
     for i in range(n + 50):
         t0 = time.perf_counter()
-        conn.request("POST", path, bodies[i % len(bodies)], headers)
-        r = conn.getresponse()
-        r.read()
-        if r.status != 200:
-            raise RuntimeError(f"status {r.status}: {r.read()[:200]}")
+        _post(conn, path, bodies[i % len(bodies)])
         if i >= 50:
             lat.append(time.perf_counter() - t0)
     lat.sort()

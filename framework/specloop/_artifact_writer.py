@@ -154,6 +154,7 @@ class ArtifactWriter:
         return self._proc is None
 
     def _start(self, warm: list[Any], parquet: bool) -> None:
+        global _children
         try:
             blob = pickle.dumps(warm, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - a component that does not pickle: no warm-up
@@ -171,7 +172,6 @@ class ArtifactWriter:
                 [sys.executable, "-m", "specloop._artifact_writer"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True, env=env)
             _send(self._proc.stdin, hello)
-            global _children
             _children += 1
         except OSError:  # no child processes here (sandbox, exotic platform): in process
             self._discard()

@@ -47,7 +47,7 @@ class SweepJob:
         from ._pipeline import execute
         from ._session import make_context
 
-        if os.getpid() != getattr(self, "sweep_pid", os.getpid()):
+        if os.getpid() != self.sweep_pid:
             # a launcher worker: the other cores run other members, so an artifact writer
             # process would only take CPU from them (unless the user asks for one)
             os.environ.setdefault(ENV, "thread")

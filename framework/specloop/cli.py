@@ -274,7 +274,7 @@ def _redeploy(ctx, args: argparse.Namespace) -> None:
 
     result = deploy_champion(ctx)
     if result is not None:
-        where = result.get("location") or result.get("url") or ""
+        where = result.get("location")
         _out(f"deployed v{result.get('version', '?')}" + (f" → {where}" if where else ""))
 
 
