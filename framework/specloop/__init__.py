@@ -65,6 +65,32 @@ def load_model(ctx, version):
     return _load(ctx, component, version["model_key"], version)
 
 
+def promote(ctx, version, *, alias="champion", force=False, reason=None):
+    """Point ``alias`` at ``version`` the governed way ``specloop registry promote`` does.
+
+    For ``champion`` the project's declared gate judges the candidate's recorded metrics
+    against the champion's; a failing gate changes nothing unless ``force`` is given with a
+    ``reason``, and the forced promotion is audited as such.
+
+    Args:
+        ctx: A run context (from :func:`make_context`); its spec declares the gate.
+        version: The version to promote.
+        alias: The alias to move (only ``champion`` is gated).
+        force: Promote although the gate fails (needs ``reason``).
+        reason: Why; recorded in the alias history and the audit log.
+
+    Returns:
+        ``{"alias", "from", "to", "gate", "forced"}``.
+
+    Raises:
+        RegistryError: an unknown version, ``force`` without ``reason``, or a gate that
+            refuses (then the error's ``gate`` attribute holds the gate's result).
+    """
+    from ._governance import promote as _promote
+
+    return _promote(ctx, version, alias=alias, force=force, reason=reason)
+
+
 __all__ = [
     "ArtifactError",
     "ComponentSpec",
@@ -90,5 +116,6 @@ __all__ = [
     "make_context",
     "open_url",
     "param",
+    "promote",
     "remote_errors",
 ]

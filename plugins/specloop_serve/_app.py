@@ -388,8 +388,7 @@ def _admin_routes(app: FastAPI, server: Server, token: str) -> None:
                                         "gate (body: {version, reason, force})")
     async def promote(request: Request) -> Response:
         from specloop import RegistryError
-        from specloop._governance import GateRefused
-        from specloop._governance import promote as governed_promote
+        from specloop import promote as governed_promote
 
         if (resp := denied(request)) is not None:
             return resp
@@ -405,10 +404,10 @@ def _admin_routes(app: FastAPI, server: Server, token: str) -> None:
                                    (None if force else "promoted over HTTP"))
         except InputError as exc:
             return _json(exc.status, exc.body())
-        except GateRefused as exc:
-            return _json(409, {"error": exc.args[0], "gate": exc.gate.get("summary")})
         except RegistryError as exc:
-            return _json(409, {"error": exc.args[0]})
+            gate = getattr(exc, "gate", None)  # the gate refused: say why
+            return _json(409, {"error": exc.args[0],
+                               **({"gate": gate.get("summary")} if gate else {})})
         return await answer(await server.refresh(), {"alias": alias, "previous": res["from"]})
 
     @app.post("/admin/rollback", summary="Move the alias back to its previous version")

@@ -41,6 +41,7 @@ PUBLIC = [
     "make_context",
     "open_url",
     "param",
+    "promote",
     "remote_errors",
 ]
 
