@@ -49,6 +49,40 @@ def worker_count(n_jobs: int | None) -> int:
     return max(1, cores + 1 + n_jobs) if n_jobs < 0 else int(n_jobs)
 
 
+class KeptConfigs:
+    """A Hydra config loader that keeps the member configs it composes until a member asks.
+
+    Hydra's sweepers compose every member's config before launching the batch, to fail early
+    on one that does not compose, and throw it away; the member composes it again. Wrapped
+    around the sweep's loader (:meth:`SpecloopLauncher.setup`), the loader hands the member
+    (and the warm-up) a copy of the config composed for the check: one composition per member
+    instead of two (about 0.2 s each; a copy takes milliseconds).
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.kept: dict[tuple[str, ...], Any] = {}
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        import copy
+
+        key = tuple(sweep_overrides)
+        if key not in self.kept:
+            self.kept[key] = self.loader.load_sweep_config(master_config, list(sweep_overrides))
+        return copy.deepcopy(self.kept[key])
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the ConfigLoader interface
+        if name.startswith("__") or name in ("loader", "kept"):
+            raise AttributeError(name)  # not set yet (unpickling): no recursion
+        return getattr(self.loader, name)
+
+
+def keep_member_configs(hydra_context: Any) -> None:
+    """Wrap ``hydra_context``'s config loader in :class:`KeptConfigs` (once)."""
+    if not isinstance(hydra_context.config_loader, KeptConfigs):
+        hydra_context.config_loader = KeptConfigs(hydra_context.config_loader)
+
+
 def member_config(launcher: Any, idx: int, overrides: Sequence[str]) -> Any:
     """The config Hydra composes for member ``idx`` (as every Hydra launcher does)."""
     from omegaconf import open_dict
@@ -131,6 +165,44 @@ def threads_alive() -> list[str]:
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int) -> list[Any]:
+    """Run a batch of members: in this process's fork server when it has one (the members
+    inherit the server's imports), else from this process. Returns their ``JobReturn``s."""
+    from ._fork_server import ForkServerError, current
+
+    jobs = [list(ov) for ov in job_overrides]
+    server = current()
+    if server is not None:
+        from hydra.core.singleton import Singleton
+
+        # Hydra's singletons (its config store, the sweep's HydraConfig), as Hydra's joblib
+        # launcher hands them to its workers; not OmegaConf's resolvers: Hydra registers them
+        # as lambdas, which do not pickle, and setup_globals registers them again
+        state = Singleton.get_state()["instances"]
+        try:
+            return server.call(launch_in_server, launcher, state, jobs, initial_job_idx)
+        except ForkServerError as exc:
+            log.warning(f"specloop launcher: {exc}; the members run from this process")
+    return launch_here(launcher, jobs, initial_job_idx)
+
+
+def launch_in_server(launcher: Any, state: Any, job_overrides: Sequence[Sequence[str]],
+                     initial_job_idx: int) -> list[Any]:
+    """:func:`launch_here` in the fork server, with the sweep process's Hydra singletons."""
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+
+    # as Singleton.set_state, without the resolvers, and keeping the server's plugin scan (a
+    # second scan executes the plugin modules again: their classes would no longer pickle)
+    scanned = Singleton._instances.get(Plugins)
+    Singleton._instances = dict(state)
+    if scanned is not None:
+        Singleton._instances[Plugins] = scanned
+    Plugins.instance()
+    return launch_here(launcher, job_overrides, initial_job_idx)
+
+
+def launch_here(launcher: Any, job_overrides: Sequence[Sequence[str]],
+                initial_job_idx: int) -> list[Any]:
     """Warm up, fork the members (``n_jobs`` at a time), collect their ``JobReturn``s."""
     from hydra.core.utils import configure_log, filter_overrides, setup_globals
 

@@ -221,6 +221,16 @@ def check_plugins(overrides: list[str]) -> None:
                               f"pip install {dist}")
 
 
+def chosen_launcher(overrides: list[str]) -> str:
+    """The ``hydra/launcher`` option a sweep over ``overrides`` runs with."""
+    chosen = DEFAULT_LAUNCHER
+    for ov in overrides:
+        group, _, option = ov.lstrip("+").partition("=")
+        if group == "hydra/launcher":
+            chosen = option
+    return chosen
+
+
 def launcher_overrides(overrides: list[str]) -> list[str]:
     """The default parallel launcher, unless the overrides choose one."""
     if any(o.lstrip("+").startswith("hydra/launcher=") for o in overrides):
@@ -235,12 +245,25 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     Returns:
         The sweep folder and one result per member, in job order.
     """
+    from ._fork_server import ForkServer
+
+    project_dir = Path(project_dir).resolve()
+    check_plugins(overrides)
+    # the specloop launcher's members fork from a server that imports while Hydra composes
+    server = ForkServer.start() if chosen_launcher(overrides) == DEFAULT_LAUNCHER else None
+    try:
+        return _multirun(project_dir, overrides, job, sweep_dir)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
+              sweep_dir: Path | None) -> tuple[Path, list[dict]]:
     import hydra
 
     from ._launcher import register_plugin
 
-    project_dir = Path(project_dir).resolve()
-    check_plugins(overrides)
     register_plugin()
     pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())

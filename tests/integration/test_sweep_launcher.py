@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from specloop._fork_server import ForkServer
 from specloop._multirun import SweepJob, multirun
 
 
@@ -21,7 +23,7 @@ class CrashingJob(SweepJob):
         if "model.params.C=0.5" in overrides:
             os._exit(3)  # no exception, no result: as a segfault or the OOM killer would
         out = super().member(cfg, overrides, job_dir)
-        out["pid"] = os.getpid()
+        out["pid"], out["ppid"] = os.getpid(), os.getppid()
         return out
 
 
@@ -35,9 +37,12 @@ def test_a_member_whose_process_dies_fails_alone(project):
     assert lost["overrides"] == ["sweep.register=none", "model.params.C=0.5"]
     assert "died (exit code 3) before reporting a result" in lost["error"]
     assert json.loads((sweep_dir / "1" / "result.json").read_text())["status"] == "failed"
-    # every member ran in a process of its own, forked from this one
+    # every member ran in a process of its own, forked from the sweep's fork server (which
+    # imported the libraries while Hydra composed), not from this process
     pids = {r["pid"] for r in (results[0], results[2])}
     assert len(pids) == 2 and os.getpid() not in pids
+    parents = {r["ppid"] for r in (results[0], results[2])}
+    assert len(parents) == 1 and os.getpid() not in parents
     # the members found data and split computed by the warm-up run, before the fork
     assert [r["cache_hits"] for r in (results[0], results[2])] == [2, 2]
     runs = [json.loads((d / "manifest.json").read_text())
@@ -59,3 +64,22 @@ def test_n_jobs_one_still_isolates_members_and_warm_up_can_be_switched_off(proje
     runs = [json.loads((d / "manifest.json").read_text())["command"]
             for d in (root / ".specloop" / "runs").iterdir()]
     assert "sweep-warm-up" not in runs
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_fork_server_died_runs_its_members_from_its_own_process(project,
+                                                                              monkeypatch):
+    real_start = ForkServer.start.__func__
+
+    def start_and_kill(cls, preload=()):
+        server = real_start(cls, preload=())
+        os.kill(server.pid, signal.SIGKILL)  # gone before the launcher calls it
+        return server
+
+    monkeypatch.setattr(ForkServer, "start", classmethod(start_and_kill))
+    root = project.root
+    _, results = multirun(root, ["sweep.register=none", "model.params.C=1.0,2.0"],
+                          job=CrashingJob(root))
+    assert [r["status"] for r in results] == ["succeeded", "succeeded"]
+    assert {r["ppid"] for r in results} == {os.getpid()}  # forked from here instead
+    assert [r["cache_hits"] for r in results] == [2, 2]  # and the warm-up still ran first

@@ -37,9 +37,12 @@ class SpecloopLauncher(Launcher):
         self.hydra_context: Optional[Any] = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        from specloop._launcher import keep_member_configs
+
         self.config = config
         self.task_function = task_function
         self.hydra_context = hydra_context
+        keep_member_configs(hydra_context)  # members reuse the configs the sweeper checked
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
         from specloop._launcher import launch
