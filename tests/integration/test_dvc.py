@@ -261,3 +261,39 @@ def test_reproduce_fetches_the_recorded_commit_when_the_workspace_changed(repo):
     commit = doc["data_versions"]["data/train.csv"]["commit"]
     assert f"read commit {commit[:12]} through DVC" in out.stdout
     assert "NO" not in out.stdout.split()
+
+
+def test_export_dvc_in_a_project_below_the_repository_root(tmp_path):
+    """A monorepo: git and DVC at the root, the project in ``projects/proj``; ``dvc repro``
+    works from the project folder and from the root, and both tools agree on unchanged."""
+    mono = tmp_path / "mono"
+    root = mono / "projects" / "proj"
+    p = ProjectBuilder(root)
+    small_csv(root / "data" / "train.csv", rows=300, seed=0)
+    p.write_conf("data/small.yaml", {"kind": "csv", "path": "data/train.csv",
+                                     "target": "label", "drop": ["id"]})
+    p.write_conf("config.yaml", {
+        "defaults": [{"data": "small"}, {"model": "logistic"}, {"metrics": "classification"},
+                     {"gate": "default"}, {"deploy": "none"}, "_self_"],
+        "project": {"name": "small", "seed": 0},
+    })
+    (mono / ".gitignore").write_text(".specloop/\n")
+    sh(mono, "git", "init", "-q")
+    sh(mono, "git", "config", "user.email", "test@localhost")
+    sh(mono, "git", "config", "user.name", "test")
+    dvc(mono, "init", "-q")
+    dvc(mono, "add", "-q", "projects/proj/data/train.csv")
+    assert p.cli("export", "dvc").exit_code == 0
+    assert "data/train.csv" in yaml.safe_load((root / "dvc.yaml").read_text())[
+        "stages"]["data"]["deps"]  # relative to the project folder, where dvc.yaml lives
+    sh(mono, "git", "add", "-A")
+    sh(mono, "git", "commit", "-q", "-m", "project")
+
+    first = sh(root, DVC, "repro")
+    assert "Running stage 'train'" in first
+    run = sh(root, str(BIN / "specloop"), "run")
+    rows = [line.split() for line in run.splitlines()
+            if line.split()[:1] and line.split()[0] in ("data", "split", "train", "evaluate")]
+    assert len(rows) == 4 and all(r[1] == "cached" for r in rows), run
+    from_root = sh(mono, DVC, "repro", "projects/proj/dvc.yaml")
+    assert "Running stage" not in from_root and "up to date" in from_root
