@@ -54,8 +54,8 @@ def dvc(root: Path, *args: str) -> None:
         os.chdir(cwd)
 
 
-def build_repo(root: Path) -> Path:
-    """A project that is a git + DVC repo: data/train.csv at tags v1 and v2, pushed."""
+def small_project(root: Path) -> ProjectBuilder:
+    """A small project reading ``data/train.csv`` (300 rows)."""
     p = ProjectBuilder(root)
     small_csv(root / "data" / "train.csv", rows=300, seed=0)
     p.write_conf("data/small.yaml", {"kind": "csv", "path": "data/train.csv",
@@ -65,11 +65,22 @@ def build_repo(root: Path) -> Path:
                      {"gate": "default"}, {"deploy": "none"}, "_self_"],
         "project": {"name": "small", "seed": 0},
     })
+    return p
+
+
+def git_dvc_init(root: Path) -> None:
+    """``git init`` and ``dvc init`` in ``root``, with the store ignored."""
     (root / ".gitignore").write_text(".specloop/\n")
     sh(root, "git", "init", "-q")
     sh(root, "git", "config", "user.email", "test@localhost")
     sh(root, "git", "config", "user.name", "test")
     dvc(root, "init", "-q")
+
+
+def build_repo(root: Path) -> Path:
+    """A project that is a git + DVC repo: data/train.csv at tags v1 and v2, pushed."""
+    small_project(root)
+    git_dvc_init(root)
     dvc(root, "remote", "add", "-d", "local", str(root.parent / "dvc-remote"))
     dvc(root, "add", "-q", "data/train.csv")
     sh(root, "git", "add", "-A")
@@ -268,20 +279,8 @@ def test_export_dvc_in_a_project_below_the_repository_root(tmp_path):
     works from the project folder and from the root, and both tools agree on unchanged."""
     mono = tmp_path / "mono"
     root = mono / "projects" / "proj"
-    p = ProjectBuilder(root)
-    small_csv(root / "data" / "train.csv", rows=300, seed=0)
-    p.write_conf("data/small.yaml", {"kind": "csv", "path": "data/train.csv",
-                                     "target": "label", "drop": ["id"]})
-    p.write_conf("config.yaml", {
-        "defaults": [{"data": "small"}, {"model": "logistic"}, {"metrics": "classification"},
-                     {"gate": "default"}, {"deploy": "none"}, "_self_"],
-        "project": {"name": "small", "seed": 0},
-    })
-    (mono / ".gitignore").write_text(".specloop/\n")
-    sh(mono, "git", "init", "-q")
-    sh(mono, "git", "config", "user.email", "test@localhost")
-    sh(mono, "git", "config", "user.name", "test")
-    dvc(mono, "init", "-q")
+    p = small_project(root)
+    git_dvc_init(mono)
     dvc(mono, "add", "-q", "projects/proj/data/train.csv")
     assert p.cli("export", "dvc").exit_code == 0
     assert "data/train.csv" in yaml.safe_load((root / "dvc.yaml").read_text())[
