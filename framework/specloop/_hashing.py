@@ -53,7 +53,7 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     if entry is not None and time.time() - max(st.st_mtime, st.st_ctime) > _SETTLED:
         try:
             os.makedirs(os.path.dirname(entry), exist_ok=True)
-            tmp = f"{entry}.tmp-{os.getpid()}"
+            tmp = f"{entry}.tmp-{os.urandom(4).hex()}"
             with open(tmp, "w", encoding="ascii") as fh:
                 fh.write(digest)
             os.replace(tmp, entry)
