@@ -381,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
         w0 = time.perf_counter()
-        one_round(0, project, tmp, specloop, args.baseline)  # warm-up: page cache, .pyc files; not reported
+        # warm-up: page cache, .pyc files; not reported
+        one_round(0, project, tmp, specloop, args.baseline)
         per_round = time.perf_counter() - w0
         left = args.budget - (time.perf_counter() - t0)
         fit = max(1, int(left // per_round))
