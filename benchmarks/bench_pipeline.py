@@ -13,7 +13,11 @@ What is measured, every command as a child process, wall-clock, ``OMP_NUM_THREAD
    composed spec may come from the per-user composition cache (as after any ``plan`` or
    ``validate``); row 1b empties that cache too, so Hydra composes from scratch; row 1c
    writes the artifacts in the run's own process (``SPECLOOP_ARTIFACT_WRITER=thread``)
-   instead of the artifact writer process, for a paired comparison of the two.
+   instead of the artifact writer process, for a paired comparison of the two. With
+   ``--baseline DIR`` (a source tree of another revision, e.g. from ``git archive REV
+   framework plugins | tar -x -C DIR``), row 1d runs that revision's ``specloop run`` in the
+   same rounds (its ``framework/`` and ``plugins/`` put first on ``PYTHONPATH``): a before/after
+   comparison paired round by round.
 2. ``specloop run`` again with the store kept (nothing changed) vs the first run of the same
    round, and ``specloop plan`` on the unchanged project.
 3. ``specloop plugins`` and ``specloop --version`` cold start.
@@ -191,7 +195,8 @@ def _versions() -> str:
 
 
 # -- one round ------------------------------------------------------------------------------
-def one_round(i: int, project: Path, tmp: Path, specloop: str) -> dict[str, float]:
+def one_round(i: int, project: Path, tmp: Path, specloop: str,
+              baseline: Path | None = None) -> dict[str, float]:
     csv_path = project / "data" / "train.csv"
     plain = [sys.executable, str(tmp / "plain.py"), str(csv_path), str(tmp / "model.pkl"),
              str(SEED)]
@@ -217,14 +222,22 @@ def one_round(i: int, project: Path, tmp: Path, specloop: str) -> dict[str, floa
         r["cpu_thread"] = CPU["thread"]
         _check_stages(out, "ran", "specloop run with SPECLOOP_ARTIFACT_WRITER=thread")
 
+    def baseline_run() -> None:  # another revision's code, same command and data
+        _fresh_store(project)
+        path = os.pathsep.join(str(baseline / d) for d in ("framework", "plugins"))
+        r["baseline"], out = timed(run, label="baseline", env={"PYTHONPATH": path})
+        r["cpu_baseline"] = CPU["baseline"]
+        _check_stages(out, "ran", "baseline specloop run")
+        r["auc_baseline"] = _metric(out)
+
     def plain_run() -> None:
         r["plain"], out = timed(plain, label="plain")
         r["cpu_plain"] = CPU["plain"]
         r["auc_plain"] = _metric(out)
 
     # 1. first run vs the plain script, order alternating round by round
-    for step in ((plain_run, cold_run, thread_run, fresh_run) if i % 2 == 0 else
-                 (fresh_run, thread_run, cold_run, plain_run)):
+    steps = [plain_run, cold_run, thread_run, fresh_run, *([baseline_run] if baseline else [])]
+    for step in (steps if i % 2 == 0 else steps[::-1]):
         step()
     # 2. unchanged re-run (store kept) and plan; alternate their order too
     def rerun() -> None:
@@ -298,10 +311,21 @@ def report(rounds: list[dict], args: argparse.Namespace, notes: list[str]) -> st
     ]
     head = ("#", "measurement", "specloop (median)", "reference (median)",
             "wall ratio, paired median (min–max)", "CPU ratio", "goal", "result")
+    if "baseline" in rounds[0]:
+        ratio_base = [r["run"] / r["baseline"] for r in rounds]
+        ratio_bp = [r["baseline"] / r["plain"] for r in rounds]
+        rows.insert(3, (
+            "1d", f"`specloop run`, fresh store, baseline revision ({args.baseline.name})",
+            f"{med['baseline']:.2f} s", f"plain script {med['plain']:.2f} s",
+            f"{_median(ratio_bp):.2f}× ({spread(ratio_bp, '{:.2f}')}); row 1 / row 1d: "
+            f"**{_median(ratio_base):.3f}×** ({spread(ratio_base, '{:.3f}')})",
+            f"{_median([r['cpu_baseline'] / r['cpu_plain'] for r in rounds]):.2f}×",
+            "—", "info"))
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     aucs = {(r["auc_specloop"], r["auc_plain"]) for r in rounds}
-    same = all(a == b for a, b in aucs)
+    same = all(a == b for a, b in aucs) and all(
+        r.get("auc_baseline", r["auc_specloop"]) == r["auc_specloop"] for r in rounds)
     lines += [
         "",
         f"- data: {args.rows_actual:,} rows in train.csv ({args.rows_per_month:,} per month × 6), "
@@ -326,9 +350,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the whole benchmark may take; repeats are reduced to fit "
                              "(default: 330)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folder")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="a source tree of another revision (holding framework/ and "
+                             "plugins/): its 'specloop run' is timed in the same rounds (row 1d)")
     args = parser.parse_args(argv)
     if args.rows < 600 or args.repeats < 1:
         parser.error("--rows must be at least 600 and --repeats at least 1")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "framework" / "specloop").is_dir():
+            parser.error(f"--baseline {args.baseline}: no framework/specloop/ in it")
 
     t0 = time.perf_counter()
     specloop = _specloop_exe()
@@ -350,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
         w0 = time.perf_counter()
-        one_round(0, project, tmp, specloop)  # warm-up: page cache, .pyc files; not reported
+        # warm-up: page cache, .pyc files; not reported
+        one_round(0, project, tmp, specloop, args.baseline)
         per_round = time.perf_counter() - w0
         left = args.budget - (time.perf_counter() - t0)
         fit = max(1, int(left // per_round))
@@ -363,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds = []
         for i in range(repeats):
             print(f"round {i + 1}/{repeats} ...", file=sys.stderr, flush=True)
-            rounds.append(one_round(i, project, tmp, specloop))
+            rounds.append(one_round(i, project, tmp, specloop, args.baseline))
             print("  " + "  ".join(f"{k} {v:.2f}" for k, v in rounds[-1].items()
                                    if not k.startswith("auc")), file=sys.stderr, flush=True)
         notes.append(f"total benchmark time {time.perf_counter() - t0:.0f} s")

@@ -91,6 +91,27 @@ def promote(ctx, version, *, alias="champion", force=False, reason=None):
     return _promote(ctx, version, alias=alias, force=force, reason=reason)
 
 
+def cache_dir(name):
+    """The per-user folder where the cache ``name`` lives (``None``: caching is off).
+
+    For a plugin that remembers something costly to compute and cheap to recompute, keyed
+    by what it depends on (as specloop's own cache of composed specs is):
+    ``$SPECLOOP_CACHE_DIR/<name>``, else ``$XDG_CACHE_HOME/specloop/<name>``, else
+    ``~/.cache/specloop/<name>``; ``SPECLOOP_CACHE_DIR=off`` switches every cache off. The
+    folder may not exist yet; entries should be written atomically and an unreadable entry
+    treated as a miss.
+
+    Args:
+        name: The cache's name (one folder per cache, e.g. the plugin's name).
+
+    Returns:
+        A ``pathlib.Path``, or ``None``.
+    """
+    from ._compose_cache import user_cache
+
+    return user_cache(name)
+
+
 __all__ = [
     "ArtifactError",
     "ComponentSpec",
@@ -109,6 +130,7 @@ __all__ = [
     "StageError",
     "UnknownKindError",
     "__version__",
+    "cache_dir",
     "file_md5",
     "hookimpl",
     "hookspec",

@@ -229,8 +229,15 @@ class ArtifactWriter:
             err.add_note(f"writer process output:\n{tail}")
         return err
 
-    def close(self) -> None:
-        """Let the child exit (it finishes nothing more) and reap it; idempotent."""
+    def close(self, *, wait: bool = True) -> None:
+        """Let the child exit (it finishes nothing more) and reap it; idempotent.
+
+        Args:
+            wait: ``False`` only tells the child to exit (it has replied to every write, so
+                nothing is lost) and returns at once; a later ``close()`` reaps it. Taking
+                a process of scikit-learn's size down takes the kernel some 30 ms, which
+                then overlaps with registering and deploying.
+        """
         proc = self._proc
         if proc is None:
             return
@@ -238,6 +245,8 @@ class ArtifactWriter:
             proc.stdin.close()
         except OSError:
             pass
+        if not wait:
+            return
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:  # pragma: no cover - a hung child

@@ -29,15 +29,24 @@ _ENV = re.compile(r"\$\{\s*oc\.env\s*:\s*([A-Za-z_]\w*)")
 _SAFE_RESOLVERS = {"oc.env"}
 
 
-def cache_dir() -> Path | None:
-    """Where entries live, or ``None`` when the cache is switched off."""
+def user_cache(name: str) -> Path | None:
+    """The per-user folder of the cache ``name``, or ``None`` when caching is switched off.
+
+    ``$SPECLOOP_CACHE_DIR/<name>``, else ``$XDG_CACHE_HOME/specloop/<name>``, else
+    ``~/.cache/specloop/<name>``; ``SPECLOOP_CACHE_DIR=off`` switches every cache off.
+    """
     configured = os.environ.get("SPECLOOP_CACHE_DIR")
     if configured is not None:
         if configured.strip().lower() in {"", "0", "off", "false", "no"}:
             return None
-        return Path(configured) / "compose"
+        return Path(configured) / name
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "specloop" / "compose"
+    return Path(base) / "specloop" / name
+
+
+def cache_dir() -> Path | None:
+    """Where entries live, or ``None`` when the cache is switched off."""
+    return user_cache("compose")
 
 
 def _versions() -> list[str]:

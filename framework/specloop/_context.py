@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ def new_run_id() -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-<ms><hex>``."""
     now = datetime.now(timezone.utc)
     return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}" + \
-        secrets.token_hex(2)
+        os.urandom(2).hex()
 
 
 @dataclass

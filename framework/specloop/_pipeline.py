@@ -71,6 +71,7 @@ class Pipeline:
         self._loaded: dict[str, Any] = {}
         self._writer: Any = None
         self._artifacts: Any = None  # the ArtifactWriter, once a stage computes an artifact
+        self._exiting: list[Any] = []  # writers told to exit, not reaped yet
         self._pending: list[Any] = []
 
     # -- components --------------------------------------------------------------------------
@@ -196,8 +197,14 @@ class Pipeline:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="specloop-store")
         self._pending.append(self._writer.submit(write))
 
-    def flush(self, *, raise_errors: bool = True) -> None:
-        """Wait for the artifacts :meth:`put_later` is still writing."""
+    def flush(self, *, raise_errors: bool = True, reap: bool = True) -> None:
+        """Wait for the artifacts :meth:`put_later` is still writing.
+
+        Args:
+            raise_errors: Raise the first error a write raised.
+            reap: Also wait for the writer process to exit; ``False`` lets it exit while
+                this process goes on (the next flush with ``reap`` waits for it).
+        """
         pending, self._pending = self._pending, []
         errors = []
         for future in pending:
@@ -209,8 +216,12 @@ class Pipeline:
             self._writer.shutdown(wait=True)
             self._writer = None
         if self._artifacts is not None:  # nothing after a flush writes through it
-            self._artifacts.close()
+            self._exiting.append(self._artifacts)
             self._artifacts = None
+        for writer in self._exiting:
+            writer.close(wait=reap)
+        if reap:
+            self._exiting = []
         if errors and raise_errors:
             raise errors[0]
 
@@ -278,8 +289,8 @@ class Pipeline:
             plan = plans.get(name)
             if plan is None:
                 continue
-            if name == "register":
-                self.flush()  # a version records the split's key: it must be in the store
+            if name == "register":  # a version records the split's key: it must be stored
+                self.flush(reap=False)
             spec = plan.component.spec if plan.component else None
 
             def step(name: str = name, plan: StagePlan = plan) -> None:

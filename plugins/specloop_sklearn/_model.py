@@ -9,6 +9,8 @@ from typing import Any
 
 from specloop import ArtifactError, ConfigError
 
+from ._skops_types import skops_io
+
 
 class SklearnModel:
     """Builds ``preprocessing → estimator``, fits it, and (de)serializes it.
@@ -72,13 +74,15 @@ class SklearnModel:
 
         Called once by the ``specloop`` sweep launcher before it forks the members, so every
         member inherits the imports instead of repeating them, and by the engine's artifact
-        writer process while the model trains (importing skops builds its table of trusted
-        types, which takes most of a second).
+        writer process while the model trains (skops with its trusted-type lists as
+        remembered for the installed packages, see ``_skops_types``).
         """
         self._estimator_class()
         for module in ("sklearn.compose", "sklearn.impute", "sklearn.pipeline",
-                       "sklearn.preprocessing", *(("skops.io",) if self.format == "skops" else ())):
+                       "sklearn.preprocessing"):
             importlib.import_module(module)
+        if self.format == "skops":
+            skops_io()
 
     def pipeline(self, categorical: list[str], numeric: list[str], task: str) -> Any:
         """The full pipeline: column preprocessing, then the estimator."""
@@ -131,17 +135,13 @@ class SklearnModel:
             buf = io.BytesIO()
             pickle.dump(fitted, buf, protocol=pickle.HIGHEST_PROTOCOL)
             return buf.getvalue()
-        import skops.io as sio
-
-        return sio.dumps(fitted)
+        return skops_io().dumps(fitted)
 
     def trusted_types(self, data: bytes) -> list[str]:
         """The types beyond skops' defaults that loading ``data`` needs (recorded at save time)."""
         if self.format == "pickle":
             return []
-        import skops.io as sio
-
-        return sorted(sio.get_untrusted_types(data=data))
+        return sorted(skops_io().get_untrusted_types(data=data))
 
     def loads(self, data: bytes, *, format: str = "skops",
               trusted: list[str] | None = None) -> Any:

@@ -34,6 +34,7 @@ PUBLIC = [
     "StageError",
     "UnknownKindError",
     "__version__",
+    "cache_dir",
     "file_md5",
     "hookimpl",
     "hookspec",
