@@ -26,11 +26,13 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any, Callable, Sequence
 
 # What a specloop run imports on its way to fitting a model, in import order. A module that
-# is not installed is skipped: the member that needs it reports that itself.
-PRELOAD = ("omegaconf", "hydra.core.utils", "hydra.core.plugins", "numpy", "pandas",
+# is not installed is skipped: the member that needs it reports that itself. What only a
+# component knows how to import (its serializer: the sklearn plugin imports skops with its
+# remembered trusted-type lists) is left to the components' ``warm_up()`` in the warm-up.
+PRELOAD = ("omegaconf", "hydra.core.utils", "numpy", "pandas",
            "pyarrow.parquet", "scipy.stats", "sklearn.base", "sklearn.pipeline",
            "sklearn.compose", "sklearn.impute", "sklearn.preprocessing", "sklearn.metrics",
-           "sklearn.model_selection", "skops.io", "specloop._pipeline", "specloop._session",
+           "sklearn.model_selection", "specloop._pipeline", "specloop._session",
            "specloop._tabular")
 
 _current: ForkServer | None = None
@@ -124,11 +126,6 @@ def _serve(conn: Connection, preload: Sequence[str]) -> None:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - not installed or broken: the member says so
-                pass
-        if "hydra.core.plugins" in sys.modules:  # Hydra's plugin scan imports its plugins
-            try:
-                sys.modules["hydra.core.plugins"].Plugins.instance()
-            except Exception:  # noqa: BLE001 - the launch meets it again
                 pass
         while True:
             try:

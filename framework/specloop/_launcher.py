@@ -191,13 +191,13 @@ def launch_in_server(launcher: Any, state: Any, job_overrides: Sequence[Sequence
     from hydra.core.plugins import Plugins
     from hydra.core.singleton import Singleton
 
-    # as Singleton.set_state, without the resolvers, and keeping the server's plugin scan (a
-    # second scan executes the plugin modules again: their classes would no longer pickle)
+    # as Singleton.set_state, without the resolvers and without scanning Hydra's plugins: the
+    # members run their task function and need no plugin; a scan in a later batch would
+    # execute the plugin modules again, and their classes would no longer pickle
     scanned = Singleton._instances.get(Plugins)
     Singleton._instances = dict(state)
     if scanned is not None:
         Singleton._instances[Plugins] = scanned
-    Plugins.instance()
     return launch_here(launcher, job_overrides, initial_job_idx)
 
 
