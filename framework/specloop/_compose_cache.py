@@ -109,14 +109,25 @@ def save(entry: str, doc: dict[str, Any]) -> None:
     root = cache_dir()
     if root is None:
         return
+    try:
+        text = json.dumps({**doc, "format": FORMAT})
+    except (TypeError, ValueError):
+        return
+    write_entry(root / f"{entry}.json", text)
+
+
+def write_entry(path: str | os.PathLike, text: str) -> None:
+    """Write a cache entry atomically, creating its folder; a failure leaves no entry and no
+    temporary file, and is not an error (the entry is computed again next time)."""
+    folder = os.path.dirname(os.fspath(path))
     tmp = None
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-", suffix=".json")
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({**doc, "format": FORMAT}, fh)
-        os.replace(tmp, root / f"{entry}.json")
-    except (OSError, TypeError, ValueError):
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

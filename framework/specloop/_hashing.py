@@ -51,14 +51,9 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
             h.update(block)
     digest = h.hexdigest()
     if entry is not None and time.time() - max(st.st_mtime, st.st_ctime) > _SETTLED:
-        try:
-            os.makedirs(os.path.dirname(entry), exist_ok=True)
-            tmp = f"{entry}.tmp-{os.urandom(4).hex()}"
-            with open(tmp, "w", encoding="ascii") as fh:
-                fh.write(digest)
-            os.replace(tmp, entry)
-        except OSError:
-            pass  # not remembered: hashed again next time
+        from ._compose_cache import write_entry
+
+        write_entry(entry, digest)  # a failure: hashed again next time
     return digest
 
 

@@ -76,6 +76,13 @@ def _imputed_onehot() -> list:
             OneHotEncoder(handle_unknown="ignore", sparse_output=False)]
 
 
+def _median_imputed_hgb(max_iter: int) -> Pipeline:
+    """Median-imputed numbers, imputed one-hot categories, HistGradientBoosting."""
+    return Pipeline([("preprocess", _pre([SimpleImputer(strategy="median")], _imputed_onehot())),
+                     ("estimator", HistGradientBoostingClassifier(max_iter=max_iter,
+                                                                  random_state=0))])
+
+
 def _assert_same(model, signature=SIGNATURE, records=None) -> None:
     records = records or _records()
     fast = compile_fast_path(model, signature)
@@ -112,10 +119,7 @@ def test_numeric_steps_match_the_pipeline(numeric_steps):
 
 def test_hist_gradient_boosting_trees_match_the_pipeline_bit_for_bit():
     X, y, _ = _training()
-    model = Pipeline([("preprocess", _pre([SimpleImputer(strategy="median")],
-                                          _imputed_onehot())),
-                      ("estimator", HistGradientBoostingClassifier(max_iter=40,
-                                                                   random_state=0))]).fit(X, y)
+    model = _median_imputed_hgb(40).fit(X, y)
     assert compile_fast_path(model, SIGNATURE)._trees is not None
     _assert_same(model)
 
@@ -192,10 +196,7 @@ def test_a_null_with_no_imputer_in_front_of_the_encoder_uses_the_pipeline():
 
 def test_the_probe_check_rejects_a_compiled_path_that_differs():
     X, y, _ = _training()
-    model = Pipeline([("preprocess", _pre([SimpleImputer(strategy="median")],
-                                          _imputed_onehot())),
-                      ("estimator", HistGradientBoostingClassifier(max_iter=20,
-                                                                   random_state=0))]).fit(X, y)
+    model = _median_imputed_hgb(20).fit(X, y)
     fast = compile_fast_path(model, SIGNATURE)
     assert fast is not None and _agrees(fast, model, SIGNATURE)
     trees: _Trees = fast._trees
