@@ -6,16 +6,32 @@ plugins import only ``specloop`` and ``specloop.testing``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ._batch import Batch
 from ._hashing import file_md5
 from ._policy import Decision, Observation
 from ._remote import open_url, remote_errors
 from .components import ComponentSpec, Stage
-from .errors import (ArtifactError, ConfigError, PluginError, RegistryError, SpecloopError,
-                     StageError, UnknownKindError)
+from .errors import (ArtifactError, BatchNotReady, BusyError, ConfigError, PluginError,
+                     RegistryError, SpecloopError, StageError, UnknownKindError)
 from .hookspecs import hookimpl, hookspec
 from .schema import DataConf, Interval, Options, RetrainConf, SplitConf, param
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+if TYPE_CHECKING:  # the context types load with the engine, on the first make_context
+    from ._context import NodeContext, RunContext
+
+
+def __getattr__(name: str):
+    """``specloop.RunContext`` and ``specloop.NodeContext``, imported when first named (the
+    engine behind them imports Hydra's schema machinery; plugin modules stay cheap)."""
+    if name in ("RunContext", "NodeContext"):
+        from . import _context
+
+        return getattr(_context, name)
+    raise AttributeError(f"module 'specloop' has no attribute {name!r}")
 
 
 def make_context(project_dir, overrides=(), *, echo=None):
@@ -46,8 +62,8 @@ def load_model(ctx, version):
     """Deserialize a registered model version the one safe way the engine does.
 
     The bytes are checked against the SHA-256 the registry recorded before anything is
-    deserialized, and loaded with the spec's model component (skops with the version's
-    recorded trusted types; pickle only if the spec allows it).
+    deserialized, and loaded by the component that saved them, with the trusted types
+    recorded at save time (pickle only if the spec allows it).
 
     Args:
         ctx: A run context (from :func:`make_context`).
@@ -57,80 +73,87 @@ def load_model(ctx, version):
         The fitted model.
 
     Raises:
-        ArtifactError: for a tampered, truncated or untrusted artifact.
+        ArtifactError: for a missing, tampered or untrusted artifact.
+        PluginError: the component that saved it is not installed.
     """
     from ._model_artifacts import load_model as _load
 
-    component = ctx.spec.components["model"].build()
-    return _load(ctx, component, version["model_key"], version)
+    return _load(ctx, version["model_key"], version)
 
 
-def promote(ctx, version, *, alias="champion", force=False, reason=None):
+def promote(ctx, version, *, alias="champion", force=False, reason=None, deploy=True):
     """Point ``alias`` at ``version`` the governed way ``specloop registry promote`` does.
 
     For ``champion`` the project's declared gate judges the candidate's recorded metrics
     against the champion's; a failing gate changes nothing unless ``force`` is given with a
-    ``reason``, and the forced promotion is audited as such.
+    ``reason``, and the forced promotion is audited as such. The new champion is then
+    deployed with the spec's deploy component, under the model's lock.
 
     Args:
         ctx: A run context (from :func:`make_context`); its spec declares the gate.
         version: The version to promote.
-        alias: The alias to move (only ``champion`` is gated).
+        alias: The alias to move (only ``champion`` is gated and deployed).
         force: Promote although the gate fails (needs ``reason``).
         reason: Why; recorded in the alias history and the audit log.
+        deploy: Deploy the new champion.
 
     Returns:
-        ``{"alias", "from", "to", "gate", "forced"}``.
+        ``{"alias", "from", "to", "gate", "forced", "deployment"}``.
 
     Raises:
-        RegistryError: an unknown version, ``force`` without ``reason``, or a gate that
-            refuses (then the error's ``gate`` attribute holds the gate's result).
+        RegistryError: an unknown version, ``force`` without ``reason``, a gate that
+            refuses (then the error's ``gate`` attribute holds the gate's result), or the
+            alias moved meanwhile.
     """
     from ._governance import promote as _promote
 
-    return _promote(ctx, version, alias=alias, force=force, reason=reason)
+    return _promote(ctx, version, alias=alias, force=force, reason=reason, deploy=deploy)
 
 
-def cache_dir(name):
-    """The per-user folder where the cache ``name`` lives (``None``: caching is off).
-
-    For a plugin that remembers something costly to compute and cheap to recompute, keyed
-    by what it depends on (as specloop's own cache of composed specs is):
-    ``$SPECLOOP_CACHE_DIR/<name>``, else ``$XDG_CACHE_HOME/specloop/<name>``, else
-    ``~/.cache/specloop/<name>``; ``SPECLOOP_CACHE_DIR=off`` switches every cache off. The
-    folder may not exist yet; entries should be written atomically and an unreadable entry
-    treated as a miss.
+def rollback(ctx, *, alias="champion", reason=None, deploy=True):
+    """Move ``alias`` back to its previous holder the governed way ``specloop registry
+    rollback`` does (never to the version just rolled back from), and deploy it.
 
     Args:
-        name: The cache's name (one folder per cache, e.g. the plugin's name).
+        ctx: A run context (from :func:`make_context`).
+        alias: The alias to move back.
+        reason: Why; recorded in the alias history and the audit log.
+        deploy: Deploy the restored champion.
 
     Returns:
-        A ``pathlib.Path``, or ``None``.
-    """
-    from ._compose_cache import user_cache
+        ``{"alias", "from", "to", "deployment"}``.
 
-    return user_cache(name)
+    Raises:
+        RegistryError: no earlier holder, or the alias moved meanwhile.
+    """
+    from ._governance import rollback as _rollback
+
+    return _rollback(ctx, alias, reason=reason, deploy=deploy)
 
 
 __all__ = [
     "ArtifactError",
+    "Batch",
+    "BatchNotReady",
+    "BusyError",
     "ComponentSpec",
     "ConfigError",
     "DataConf",
     "Decision",
     "Interval",
+    "NodeContext",
     "Observation",
     "Options",
     "PluginError",
     "RegistryError",
     "RetrainConf",
+    "RunContext",
     "SpecloopError",
     "SplitConf",
     "Stage",
     "StageError",
     "UnknownKindError",
     "__version__",
-    "cache_dir",
     "file_md5",
     "hookimpl",
     "hookspec",
@@ -140,4 +163,5 @@ __all__ = [
     "param",
     "promote",
     "remote_errors",
+    "rollback",
 ]

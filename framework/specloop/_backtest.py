@@ -27,29 +27,34 @@ from typing import Any
 
 from ._multirun import SweepJob
 from ._store import ArtifactStore
+from ._text import table
 
 
 class OverlayStore(ArtifactStore):
-    """A copy-on-write view of another store: reads fall through to ``base``, writes stay here.
+    """A copy-on-write view of another store: reads fall through to ``base`` (trusted by the
+    project's own index), writes stay here (recorded in the member's index).
 
     Args:
         root: The local folder that receives every write.
-        base: The store read when an artifact is not in ``root`` (never written).
+        index: The member's artifact index.
+        base: The project's store, read when an artifact is not here (never written).
     """
 
-    def __init__(self, root: Path, base: ArtifactStore) -> None:
-        super().__init__(str(root), Path(root))
+    def __init__(self, root: Path, index: Any, base: ArtifactStore) -> None:
+        super().__init__(str(root), Path(root), index=index)
         self.base = base
 
-    def has(self, key: str) -> bool:
-        return super().has(key) or self.base.has(key)
+    def _own(self, key: str) -> bool:
+        return super().record(key) is not None
 
-    def meta(self, key: str) -> dict:
-        return super().meta(key) if super().has(key) else self.base.meta(key)
+    def record(self, key: str) -> dict | None:
+        return super().record(key) or self.base.record(key)
+
+    def has(self, key: str) -> bool:
+        return super().has(key) if self._own(key) else self.base.has(key)
 
     def get(self, key: str, name: str, **kw: Any) -> bytes:
-        return super().get(key, name, **kw) if super().has(key) else \
-            self.base.get(key, name, **kw)
+        return super().get(key, name, **kw) if self._own(key) else self.base.get(key, name, **kw)
 
 
 class BacktestJob(SweepJob):
@@ -65,54 +70,38 @@ class BacktestJob(SweepJob):
         self.limit = limit
 
     def warm_up(self, cfg: Any) -> None:
-        """Imports only (see :func:`~specloop._multirun.warm_components`): a backtest never
-        writes the project's store."""
-        from hydra.core.hydra_config import HydraConfig
-
-        from ._multirun import _overrides, warm_components
-        from ._session import make_context
-
-        ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
-        try:
-            warm_components(ctx)
-        finally:
-            ctx.close()
+        """Nothing to share: a backtest never writes the project's store."""
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         from ._loop import Loop
-        from ._registry import Registry, registry_path
+        from ._registry import Registry
         from ._session import make_context
 
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         job_dir.mkdir(parents=True, exist_ok=True)
         log = open(job_dir / "loop.log", "w")
         ctx.echo = lambda text: (log.write(text + "\n"), log.flush())
+        project_registry = ctx.registry  # read only: its index vouches for the base store
         try:
             project_store = ctx.store
             name = ctx.model_name
-            champion = None
-            path = registry_path(ctx.spec.store.registry, project_store.root,
-                                 project_store.local, ctx.project_dir)
-            if path.exists():
-                project_registry = Registry(path)
-                try:
-                    champion = project_registry.resolve(name, "champion")
-                finally:
-                    project_registry.close()
-            ctx._store = OverlayStore(job_dir / "store", project_store)
-            ctx._registry = Registry(job_dir / "registry.db")
+            champion = project_registry.resolve(name, "champion")
+            own = Registry(job_dir / "registry.db")
+            ctx._registry, ctx._store = own, OverlayStore(job_dir / "store", own.index,
+                                                          project_store)
             ctx.spec.components["deploy"] = None  # a backtest never deploys
             if champion is not None:
                 start = f"project champion v{champion['version']}"
-                copy = ctx.registry.register(
+                copy = own.register(
                     name, model_key=champion["model_key"], metrics=champion["metrics"],
                     reference_key=champion["reference_key"],
                     data_fingerprint=champion["data_fingerprint"], run_id=champion["run_id"],
                     config=champion["config"], gate=champion["gate"],
                     source={"kind": "backtest", "project_version": champion["version"]},
-                    reason=f"copy of the project's champion v{champion['version']}")
-                ctx.registry.set_alias(name, "champion", copy["version"],
-                                       reason=f"backtest starts from {start}")
+                    reason=f"copy of the project's champion v{champion['version']}",
+                    artifacts=champion["artifacts"])
+                own.set_alias(name, "champion", copy["version"],
+                              reason=f"backtest starts from {start}")
             else:
                 start = "trained in the backtest (the project has no champion)"
             loop = Loop(ctx)
@@ -120,6 +109,7 @@ class BacktestJob(SweepJob):
             primary, greater = loop.metrics_c.primary, loop.metrics_c.greater_is_better
         finally:
             ctx.close()
+            project_registry.close()
             log.close()
         return summarize(records, primary, greater, ctx.spec.choices.get("retrain"), start)
 
@@ -178,7 +168,6 @@ def run_backtest(project_dir: Path, overrides: list[str], out: Any,
     """
     from ._multirun import multirun, new_sweep_dir
     from ._sweep import display, leaderboard, save
-    from .cli import _table
 
     project_dir = Path(project_dir).resolve()
     sweep_dir, results = multirun(project_dir, overrides, BacktestJob(project_dir, limit),
@@ -198,11 +187,11 @@ def run_backtest(project_dir: Path, overrides: list[str], out: Any,
     paths = save(sweep_dir, "backtest", rows, {"months": months})
     save(sweep_dir, "backtest_months", months)
     shown = display(rows, metric_cols)
-    out(_table(shown, ["rank", "overrides", "status", *metric_cols, "worst_batch", "retrains",
+    out(table(shown, ["rank", "overrides", "status", *metric_cols, "worst_batch", "retrains",
                        "promotions", "seconds"]))
     if months:
         out("")
-        out(_table(months, list(months[0])))
+        out(table(months, list(months[0])))
         out("(R: retrained and promoted that month; r: retrained, champion kept)")
     failed = [r for r in rows if r["status"] != "succeeded"]
     start = next((r.get("start") for r in results if r.get("start")), None)

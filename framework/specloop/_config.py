@@ -8,6 +8,7 @@ the Compose API (``run``, ``plan``) and for ``hydra.main`` (multirun).
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+
+ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
+             "retrain", "loop", "sweep", "plugins", "allow_python_targets")
+
+
+def unknown_root_key(key: str, where: str) -> ConfigError:
+    """The error for a top-level key the spec does not have, with a "did you mean"."""
+    close = difflib.get_close_matches(key, ROOT_KEYS, n=1)
+    return ConfigError(f"unknown top-level key {key!r}", key=key, file=where,
+                       expected="one of: " + ", ".join(ROOT_KEYS),
+                       fix=f"rename it to {close[0]!r}" if close else "remove it",
+                       extra=[("did you mean", close[0])] if close else [])
 
 
 def framework_conf_dir() -> str:
@@ -152,24 +166,8 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
             f"no spec found in {str(project_dir)!r}", file=str(conf / "config.yaml"),
             expected="a project folder with conf/config.yaml",
             fix="pass --project DIR pointing at a project, or run from inside one")
-    search = conf_search_dirs(project_dir, plugin_dirs)
-    from . import _compose_cache
-
-    entry = _compose_cache.key([conf, *map(Path, search)], list(overrides))
-    cached = _compose_cache.load(entry) if entry else None
-    if cached is not None:
-        return _from_cache(cached, project_dir, search)
-    composed = _compose_with_hydra(project_dir, conf, overrides, search)
-    if entry:
-        _compose_cache.save(entry, {"config": composed.config, "choices": composed.choices,
-                                    "overrides": composed.overrides})
-    return composed
-
-
-def _from_cache(doc: dict, project_dir: Path, search: list[str]) -> Composed:
-    prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], doc["choices"],
-                      doc["overrides"])
-    return Composed(doc["config"], prov, doc["choices"], doc["overrides"])
+    return _compose_with_hydra(project_dir, conf, overrides,
+                               conf_search_dirs(project_dir, plugin_dirs))
 
 
 def _compose_with_hydra(project_dir: Path, conf: Path, overrides: list[str],
@@ -253,8 +251,6 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
         options = list(getattr(exc, "options", None) or [])
         extra = [("available", ", ".join(options))] if options else []
         if options and missing:
-            import difflib
-
             close = difflib.get_close_matches(missing.split("/")[-1], options, n=1)
             if close:
                 extra.append(("did you mean", close[0]))
@@ -274,8 +270,6 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
     fix = rest.strip() or "check the override against the spec (specloop validate)"
     if "Could not override" in first and bad and not bad.startswith("+"):
         fix = f"the key does not exist in the spec; to add it use +{bad}"
-        from ._spec import ROOT_KEYS, unknown_root_key
-
         root = bad.split("=", 1)[0].lstrip("~").split(".", 1)[0]
         if root not in ROOT_KEYS:  # adding it would only fail validation
             return unknown_root_key(root, f"command line: {bad}")

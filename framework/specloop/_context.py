@@ -1,7 +1,9 @@
-"""The run context: what every stage and hook of one run can reach. No globals."""
+"""The run context (what every stage and hook of one run can reach) and the node context
+(what one component sees). No globals."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -26,13 +28,18 @@ def new_run_id() -> str:
 
 @dataclass
 class RunContext:
-    """One run: its spec, plugin manager, component table, store and registry.
+    """One run: its validated spec, plugin manager, component table, store and registry.
 
-    Args:
-        spec: The validated spec.
+    Plugin commands get one from :func:`specloop.make_context`; components get a
+    :class:`NodeContext` view of it. Call :meth:`close` when done.
+
+    Attributes:
+        spec: The validated spec (``spec.raw`` is the composed config, ``spec.provenance``
+            names where each key was set).
         pm: The run's plugin manager.
         table: The run's component table.
-        run_id: Defaults to a new id.
+        run_id: This run's id (manifests live under ``runs/<run_id>/``).
+        echo: Where progress lines go (a callable taking a string); default stderr.
     """
 
     spec: Spec
@@ -40,9 +47,11 @@ class RunContext:
     table: ComponentTable
     run_id: str = field(default_factory=new_run_id)
     started: float = field(default_factory=time.time)
+    echo: Callable[[str], Any] | None = None
     _store: ArtifactStore | None = None
     _registry: Registry | None = None
-    echo: Any = None
+    _built: dict[str, Any] = field(default_factory=dict, repr=False)
+    pending_hooks: list | None = field(default=None, repr=False)  # see _flow.committed
 
     @property
     def project_dir(self) -> Path:
@@ -51,7 +60,7 @@ class RunContext:
 
     @property
     def model_name(self) -> str:
-        """The registry name of the project's model."""
+        """The registry name of the project's model (``project.name``)."""
         return self.spec.project.name
 
     @property
@@ -60,30 +69,100 @@ class RunContext:
         return self.spec.project.seed
 
     @property
-    def store(self) -> ArtifactStore:
-        """The artifact store (opened on first use)."""
-        if self._store is None:
-            self._store = ArtifactStore(self.spec.store.url, self.project_dir,
-                                        self.spec.store.storage_options)
-        return self._store
-
-    @property
     def registry(self) -> Registry:
-        """The model registry (opened on first use)."""
+        """The model registry (opened on first use; it also holds the artifact index)."""
         if self._registry is None:
-            self._registry = open_registry(self.spec.store.registry, self.store.root,
-                                           self.store.local, self.project_dir)
+            where = ArtifactStore.locate(self.spec.store.url, self.project_dir)
+            self._registry = open_registry(self.spec.store.registry,
+                                           default_registry(where, self.project_dir),
+                                           self.project_dir, store_root=where[1])
         return self._registry
 
+    @property
+    def store(self) -> ArtifactStore:
+        """The artifact store: reads are trusted only as far as the registry's index says."""
+        if self._store is None:
+            self._store = ArtifactStore(self.spec.store.url, self.project_dir,
+                                        self.spec.store.storage_options,
+                                        index=self.registry.index)
+        return self._store
+
+    def component(self, name: str) -> Any:
+        """The built component of stage node ``name`` (``data``, ``model`` …), built once per
+        run behind the error boundary; ``None`` when the stage is off."""
+        if name not in self._built:
+            resolved = self.spec.components.get(name)
+            self._built[name] = resolved.build(self.run_id) if resolved is not None else None
+        return self._built[name]
+
+    def settings(self, plugin: str) -> Any:
+        """The validated ``plugins.<plugin>`` settings (``None`` if the plugin declares none)."""
+        return self.spec.settings.get(plugin)
+
+    def node(self, key: str) -> "NodeContext":
+        """The view of this context a component at spec key ``key`` gets."""
+        return NodeContext(self, key)
+
     def say(self, text: str) -> None:
-        """Print a progress line (to the CLI's output, or nowhere when embedded)."""
+        """Print a progress line (to the CLI's output, or stderr when embedded)."""
         (self.echo or (lambda t: print(t, file=sys.stderr)))(text)
 
     def close(self) -> None:
-        """Release the registry connection."""
+        """Release the registry connection (the store holds no open resources)."""
         if self._registry is not None:
             self._registry.close()
             self._registry = None
+            self._store = None
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a component receives as ``ctx``: the run context seen from its spec node.
+
+    Attributes:
+        run: The :class:`RunContext`.
+        key: The dotted spec key of the component's node (``data``, ``loop.incoming``,
+            ``deploy.input``, ``retrain.policies.0`` …); errors about its config name
+            ``f"{ctx.key}.<field>"`` and ``ctx.where(...)`` says which file set it.
+    """
+
+    run: RunContext
+    key: str
+
+    spec = property(lambda self: self.run.spec, doc="The validated spec.")
+    store = property(lambda self: self.run.store, doc="The artifact store.")
+    registry = property(lambda self: self.run.registry, doc="The model registry.")
+    project_dir = property(lambda self: self.run.project_dir, doc="The project folder.")
+    model_name = property(lambda self: self.run.model_name, doc="The model's registry name.")
+    seed = property(lambda self: self.run.seed, doc="The project seed.")
+    run_id = property(lambda self: self.run.run_id, doc="The run's id.")
+
+    def where(self, subkey: str = "") -> str:
+        """Where ``<key>.<subkey>`` (or the node itself) was set: a file or an override."""
+        return self.run.spec.provenance.where(f"{self.key}.{subkey}" if subkey else self.key)
+
+    def settings(self, plugin: str) -> Any:
+        """The validated ``plugins.<plugin>`` settings."""
+        return self.run.settings(plugin)
+
+    def say(self, text: str) -> None:
+        """Print a progress line."""
+        self.run.say(text)
+
+
+def default_registry(where: tuple[bool, str], project_dir: Path) -> Path:
+    """The registry file of a store when ``store.registry`` is not set.
+
+    Always in the project's ``.specloop/`` folder, never inside the store: whoever can write
+    the store cannot rewrite the record of what it should contain. The default store has
+    ``registry.db``; any other store its own file, named from its location, so two stores
+    never share model versions.
+    """
+    local, root = where
+    if local and Path(root) == (project_dir / ".specloop" / "store").resolve():
+        return project_dir / ".specloop" / "registry.db"
+    tag = hashlib.sha256(root.encode()).hexdigest()[:12]
+    return project_dir / ".specloop" / f"registry-{tag}.db"
 
 
 def thread_limits(threads: int | None) -> Any:
@@ -92,20 +171,31 @@ def thread_limits(threads: int | None) -> Any:
 
     if threads is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # imports numpy's BLAS probe; only when set
 
     return threadpool_limits(limits=threads)
 
 
+PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
+            "pyarrow", "scipy", "fsspec", "skops", "dvc")
+
+
 def environment() -> dict[str, Any]:
     """Python and package versions recorded in every manifest."""
-    from ._dists import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    pkgs = {name: version(name) for name in (
-        "specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
-        "pyarrow", "scipy", "fsspec", "skops", "dvc")}
-    return {"python": sys.version.split()[0], "platform": sys.platform, "packages": pkgs,
-            "env": {k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")}}
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    from ._redact import redact_env
+
+    return {"python": sys.version.split()[0], "platform": sys.platform,
+            "packages": {name: ver(name) for name in PACKAGES},
+            "env": redact_env({k: v for k, v in os.environ.items()
+                               if k.startswith("SPECLOOP_")})}
 
 
 def git_state(path: Path) -> Callable[[], dict[str, Any]]:

@@ -30,7 +30,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ._pipeline import flatten
+from ._plan import flatten
 from .errors import ConfigError
 
 PARAM_NODES = ("project", "data", "model", "metrics", "gate", "deploy")

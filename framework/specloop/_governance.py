@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._pipeline import deploy, judge, run_stage
-from .errors import RegistryError
+from ._flow import deploy_champion, judge, move_alias, signature_of
+from ._manifest import read_manifest
+from .errors import RegistryError, SpecloopError
 
 CHAMPION = "champion"
 
@@ -53,8 +54,9 @@ def _check_text(check: dict) -> str:
 
 
 def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = False,
-            reason: str | None = None) -> dict:
-    """Point ``alias`` at ``version``; for ``champion``, only if the declared gate passes.
+            reason: str | None = None, deploy: bool = True) -> dict:
+    """Point ``alias`` at ``version``; for ``champion``, only if the declared gate passes, and
+    then deploy it (under the model's lock: the deployment follows the move it belongs to).
 
     Args:
         ctx: The run context of the project (its spec declares the gate).
@@ -62,12 +64,14 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
         alias: The alias to move.
         force: Promote even though the gate fails (needs ``reason``).
         reason: Why; required with ``force``, recorded in the alias history and audit log.
+        deploy: Deploy the new champion with the spec's deploy component.
 
     Returns:
-        ``{"alias", "from", "to", "gate", "forced"}``.
+        ``{"alias", "from", "to", "gate", "forced", "deployment"}``.
 
     Raises:
-        RegistryError: ``force`` without ``reason``, or an unknown version (exit code 2).
+        RegistryError: ``force`` without ``reason``, an unknown version, or the alias moved
+            meanwhile (exit code 2).
         GateRefused: the gate failed and ``force`` was not given (exit code 1).
     """
     if force and not (reason and reason.strip()):
@@ -75,56 +79,74 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
                             fix="say why the gate is overridden, e.g. --force --reason "
                                 "'hotfix approved by risk team, ticket 123'")
     reg, name = ctx.registry, ctx.model_name
-    candidate = reg.get(name, version)
-    current = reg.aliases(name).get(alias)
-    if current == candidate["version"]:
-        return {"alias": alias, "from": current, "to": current, "gate": None, "forced": False,
-                "unchanged": True}
-    gate = None
-    if alias == CHAMPION:
-        gate = judge_against_champion(ctx, candidate)
-        if not gate["passed"] and not force:
-            raise GateRefused(
-                f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
-                + (f" over v{current}" if current is not None else ""), gate=gate,
-                fix="promote a better version, or override with --force --reason TEXT "
-                    "(recorded in the audit log)")
-    forced = bool(force and gate is not None and not gate["passed"])
-    record = dict(gate or {})
-    if forced:
-        record.update({"forced": True, "force_reason": reason})
-    text = reason or (gate["summary"] if gate else "promoted from the command line")
-    previous = reg.set_alias(name, alias, candidate["version"], reason=text,
-                             gate=record or None, run_id=None,
-                             action="force-promote" if forced else "promote", expect=current)
+    with reg.model_lock(name):
+        candidate = reg.get(name, version)
+        current = reg.aliases(name).get(alias)
+        if current == candidate["version"]:
+            return {"alias": alias, "from": current, "to": current, "gate": None,
+                    "forced": False, "unchanged": True, "deployment": None}
+        gate = None
+        if alias == CHAMPION:
+            gate = judge_against_champion(ctx, candidate)
+            if not gate["passed"] and not force:
+                raise GateRefused(
+                    f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
+                    + (f" over v{current}" if current is not None else ""), gate=gate,
+                    fix="promote a better version, or override with --force --reason TEXT "
+                        "(recorded in the audit log)")
+        forced = bool(force and gate is not None and not gate["passed"])
+        record = dict(gate or {})
+        if forced:
+            record.update({"forced": True, "force_reason": reason})
+        text = reason or (gate["summary"] if gate else "promoted from the command line")
+        previous = move_alias(ctx, alias, candidate["version"], expect=current, reason=text,
+                              gate=record or None,
+                              action="force-promote" if forced else "promote")
+        if gate is not None:
+            ctx.say(("gate FAILED (forced): " if forced else "gate: ") + gate["summary"])
+        ctx.say(f"{alias}: v{previous} → v{candidate['version']}" if previous else
+                f"{alias}: → v{candidate['version']}")
+        deployed = deploy_champion(ctx) if alias == CHAMPION and deploy else None
     return {"alias": alias, "from": previous, "to": candidate["version"], "gate": gate,
-            "forced": forced}
+            "forced": forced, "deployment": deployed}
 
 
-def deploy_champion(ctx: Any) -> dict | None:
-    """Deploy the current champion with the project's deploy component.
+def rollback(ctx: Any, alias: str = CHAMPION, *, reason: str | None = None,
+             deploy: bool = True) -> dict:
+    """Move ``alias`` back to the holder before its current one, and deploy it.
 
-    Returns the deploy component's result, or ``None`` when the spec declares no deploy stage
-    or the model has no champion. A failing deploy raises :class:`StageError` (exit code 1)
-    naming the component; the alias move before it stands.
+    The holder the command saw when it started must still hold the alias once the model's
+    lock is taken (compare-and-set): of two concurrent rollbacks, the second is refused
+    instead of rolling back twice.
+
+    Returns:
+        ``{"alias", "from", "to", "deployment"}``.
+
+    Raises:
+        RegistryError: no earlier holder, or the alias moved meanwhile.
     """
-    spec = ctx.spec
-    declared = spec.components.get("deploy")
-    champion = ctx.registry.resolve(ctx.model_name, CHAMPION)
-    if declared is None or champion is None:
-        return None
-    result, _ = run_stage(ctx, "deploy", declared.spec,
-                          lambda: deploy(ctx, spec, declared.build(), champion, None))
-    return result
+    reg, name = ctx.registry, ctx.model_name
+    seen = reg.aliases(name).get(alias)
+    with reg.model_lock(name):
+        current, target = reg.rollback_target(name, alias)
+        if current != seen:
+            raise RegistryError(f"{alias!r} of model {name!r} moved from v{seen} to v{current} "
+                                "while this rollback was waiting; nothing changed",
+                                fix="check 'specloop registry history', then run it again")
+        move_alias(ctx, alias, target, expect=current, reason=reason or "rollback",
+                   action="rollback")
+        ctx.say(f"{alias}: v{current} → v{target} (rolled back)")
+        deployed = deploy_champion(ctx) if alias == CHAMPION and deploy else None
+    return {"alias": alias, "from": current, "to": target, "deployment": deployed}
 
 
 def judge_against_champion(ctx: Any, candidate: dict) -> dict:
-    """The declared gate on the candidate's recorded metrics vs the champion's recorded ones."""
-    spec = ctx.spec
+    """The declared gate on the candidate's recorded metrics vs the champion's recorded ones
+    (and the engine's signature rule)."""
     champion = ctx.registry.resolve(ctx.model_name, CHAMPION)
-    metrics_c = spec.components["metrics"].build()
-    gate = judge(spec, {}, candidate["metrics"], champion["metrics"] if champion else None,
-                 metrics_c)
+    sigs = (signature_of(ctx, champion), signature_of(ctx, candidate)) if champion else \
+        (None, None)
+    gate = judge(ctx, candidate["metrics"], champion["metrics"] if champion else None, sigs)
     return {**gate, "candidate": candidate["version"],
             "champion": champion["version"] if champion else None,
             "compared": "recorded metrics"}
@@ -133,19 +155,14 @@ def judge_against_champion(ctx: Any, candidate: dict) -> dict:
 # -- model cards ------------------------------------------------------------------------------
 def model_card(ctx: Any, version: int) -> dict:
     """Everything known about one version, for ``registry show``."""
-    from ._manifest import list_manifests
-
     reg, name = ctx.registry, ctx.model_name
     v = reg.get(name, version)
     manifest = None
     if v.get("run_id"):
         try:
-            manifest = ctx.store.read_json(f"runs/{v['run_id']}/manifest.json")
-        except (OSError, ValueError):
+            manifest = read_manifest(ctx, v["run_id"])
+        except SpecloopError:
             manifest = None
-    if manifest is None:
-        manifest = next((m for m in list_manifests(ctx.store)
-                         if m.get("run_id") == v.get("run_id")), None)
     history = [h for h in reg.alias_history(name)
                if h["version"] == v["version"] or h["previous"] == v["version"]]
     audit = [a for a in reg.audit(name) if a["version"] == v["version"]]
@@ -223,3 +240,35 @@ def render_card(card: dict) -> str:
     body = yaml.safe_dump(card.get("config") or {}, sort_keys=False).rstrip()
     lines += ["  " + line for line in body.splitlines()]
     return "\n".join(lines)
+
+
+def check_registry(ctx: Any) -> list[dict]:
+    """What ``specloop registry check`` reports: the file's own integrity, every registered
+    version's artifacts against their recorded hashes, and the champion's deployment.
+
+    Returns:
+        One ``{"what", "status", "detail"}`` row per check (status ``ok``, ``missing``,
+        ``tampered`` or ``failed``).
+    """
+    from ._plan import deployment_status
+    from .errors import ArtifactError
+
+    rows = []
+    problems = ctx.registry.integrity()
+    rows.append({"what": f"registry file {ctx.registry.path}",
+                 "status": "ok" if not problems else "failed",
+                 "detail": "; ".join(problems[:3]) or "SQLite integrity check passed"})
+    for v in ctx.registry.versions(ctx.model_name):
+        for a in v["artifacts"]:
+            what = f"v{v['version']} {a['role']}/{a['file']}"
+            try:
+                ctx.store.get(a["key"], a["file"], registered=a["sha256"])
+                rows.append({"what": what, "status": "ok", "detail": a["sha256"][:16]})
+            except ArtifactError as exc:
+                rows.append({"what": what, "status": "missing" if exc.missing else "tampered",
+                             "detail": exc.args[0]})
+    if ctx.spec.components.get("deploy") is not None:
+        ok, reason = deployment_status(ctx)
+        rows.append({"what": "champion deployment", "status": "ok" if ok else "failed",
+                     "detail": reason + ("" if ok else " (the next run deploys it again)")})
+    return rows

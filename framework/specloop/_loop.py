@@ -2,26 +2,87 @@
 retraining policy decide, retrain a challenger on the declared window, gate it against the
 champion, promote or keep.
 
-The loop's state lives in the registry database: a batch is recorded once, after every
-registry change it caused, so a re-run resumes where it stopped and never processes a batch
-twice. Every piece of data it touches is an artifact in the store, so a retrain can rebuild
-its window from earlier batches without reading the sources again.
+Exactly once, over immutable snapshots: each batch is read once, and the bytes read are the
+bytes hashed (a batch that changed between listing and reading, that is still being written
+or that is incomplete is left for a later pass). A batch's record commits in one transaction
+with every registry change it causes (the new version, its aliases), so a resumed loop
+repeats exactly the step a crash interrupted; the deployment that follows is checked again
+when the loop starts. A processed batch that changes later is reported and recorded, never
+silently skipped. One loop per project runs at a time.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from typing import Any
 
-from ._context import RunContext
+from ._batch import Batch
+from ._boundary import call_hook, guarded_call
+from ._context import RunContext, new_run_id, thread_limits
+from ._flow import (committed, deploy_champion, ensure_deployed, judge, move_alias,
+                    register_version)
 from ._hashing import cache_key
-from ._model_artifacts import load_model, read_file, save_model, version_artifacts
-from ._pipeline import Pipeline, deploy, execute, judge, run_stage
+from ._manifest import Manifest, iso
+from ._model_artifacts import load_model, read_file, save_model
 from ._policy import Decision, Observation
-from ._tabular import from_parquet, signature, split_frame, to_parquet
-from .errors import ConfigError, RegistryError, StageError
+from ._proc import pid_alive
+from ._runner import Pipeline, execute, plan_run, run_stage
+from ._tabular import check_frame, from_parquet, signature, split_frame, to_parquet
+from .errors import BatchNotReady, BusyError, ConfigError, RegistryError, StageError
 from .schema import SplitConf
+
+
+class LoopLock:
+    """One ``specloop loop`` per project and model: a file lock whose holder is named."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        folder = ctx.registry.path.parent  # beside the registry whose state the loop moves
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"loop-{ctx.model_name}.lock"
+        self.holder = folder / f"loop-{ctx.model_name}.holder"
+
+    def __enter__(self) -> "LoopLock":
+        from filelock import FileLock, Timeout
+
+        self._lock = FileLock(str(self.path), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            try:
+                who = json.loads(self.holder.read_text())
+                held = f"pid {who['pid']} on {who['host']} since {who['since']}"
+            except (OSError, ValueError, KeyError):
+                held = "another process"
+            raise BusyError("another 'specloop loop' is running for this project",
+                            holder=held, fix="wait for it to finish, or stop it (a killed "
+                                             "holder's lock is released by the system)") from None
+        self.holder.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                           "since": iso(time.time())}))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.holder.unlink(missing_ok=True)
+        self._lock.release()
+
+    def status(self) -> dict | None:
+        """Who holds the lock now (``None``: nobody)."""
+        try:
+            who = json.loads(self.holder.read_text())
+        except (OSError, ValueError):
+            return None
+        return who if pid_alive(who.get("pid")) or who.get("host") != socket.gethostname() \
+            else None
+
+
+def as_batch(item: Any) -> Batch:
+    """A source's batch: a :class:`Batch`, or the older ``(id, fingerprint, load)`` tuple."""
+    if isinstance(item, Batch):
+        return item
+    batch_id, fingerprint, load = item
+    return Batch(batch_id, fingerprint, lambda: (load(), fingerprint))
 
 
 class Loop:
@@ -35,21 +96,19 @@ class Loop:
                               file=self.spec.provenance.where("loop"),
                               expected="loop.incoming: a data node (e.g. {path: data/new/*.csv})",
                               fix="add loop.incoming to conf/config.yaml")
-        self.pipe = Pipeline(ctx)
-        self.model_c = self.pipe.component("model")
-        self.metrics_c = self.pipe.component("metrics")
-        self.monitor_c = self.pipe.component("monitor") if self.spec.components["monitor"] else None
+        self.metrics_c = ctx.component("metrics")
+        self.monitor_c = ctx.component("monitor")
+        self.policy = ctx.component("retrain")
         retrain = self.spec.components["retrain"]
-        self.policy = retrain.build() if retrain else None
         self.window_conf = retrain.config if retrain else None
         self._models: dict[str, Any] = {}  # verified and loaded once per loop run
 
-    def _model(self, key: str, version: dict | None = None) -> Any:
+    def _model(self, version: dict) -> Any:
+        key = version["model_key"]
         if key not in self._models:
-            self._models[key] = load_model(self.ctx, self.model_c, key, version)
+            self._models[key] = load_model(self.ctx, key, version)
         return self._models[key]
 
-    # -- helpers -----------------------------------------------------------------------------
     def _champion(self) -> dict:
         champion = self.ctx.registry.resolve(self.ctx.model_name, "champion")
         if champion is None:
@@ -69,25 +128,26 @@ class Loop:
         return split_frame(frame, {**columns, "time_column": None}, split,
                            self.spec.project.seed + salt)
 
+    def _stage(self, name: str, comp: Any, fn: Any) -> Any:
+        return run_stage(self.ctx, name, comp.spec if comp else None, fn)[0]
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self, limit: int | None = None) -> list[dict]:
-        """Process every unprocessed batch (at most ``limit``); return one record each.
+        """Process every ready, unprocessed batch (at most ``limit``); one record each.
 
         The loop writes a manifest for its run id (command ``loop``) with the batches it
-        processed and the versions it registered, so ``registry show`` can point a
-        loop-trained version at the run that made it.
+        processed and the versions it registered.
         """
-        from ._context import new_run_id, thread_limits
-        from ._manifest import Manifest
-
         ctx = self.ctx
-        with thread_limits(self.spec.project.threads):
+        with LoopLock(ctx), thread_limits(self.spec.project.threads):
             if ctx.registry.resolve(ctx.model_name, "champion") is None:
                 ctx.say("no champion yet: running the pipeline first")
                 doc = execute(ctx, command="run")
                 ctx.run_id, ctx.started = new_run_id(), time.time()  # one manifest per run
                 ctx.say(f"run {doc['run_id']}: model version {doc['model_version']}"
                         f" ({doc['gate']['summary'] if doc.get('gate') else 'registered'})")
+            with ctx.registry.model_lock(ctx.model_name):
+                ensure_deployed(ctx)  # a crash after a promotion left the old deployment
             manifest = Manifest(ctx, "loop")
             records: list[dict] = []
             manifest.doc["batches"] = records
@@ -105,52 +165,106 @@ class Loop:
             manifest.finish("succeeded")
             return records
 
+    def ready_batches(self) -> Any:
+        """The batches to process now, each read once when the caller gets to it: yields
+        ``(batch, frame, fingerprint)`` (the fingerprint of exactly the bytes parsed)."""
+        ctx, reg = self.ctx, self.ctx.registry
+        incoming = self.spec.incoming.build(ctx.run_id)
+        done = reg.processed_batches(ctx.model_name)
+        noted = {(e["batch_id"], (e["detail"] or {}).get("fingerprint"))
+                 for e in reg.events(ctx.model_name) if e["event"] == "changed"}
+        node = ctx.node("loop.incoming")
+        listed = [as_batch(b) for b in incoming.batches(node)]
+        if not listed:
+            ctx.say("no incoming batches found")
+        listed = self._settled(incoming, node, listed, done)
+        for batch in listed:
+            if batch is None:
+                continue
+            if batch.id in done:
+                recorded = done[batch.id].get("fingerprint")
+                if recorded not in (None, batch.fingerprint) and \
+                        (batch.id, batch.fingerprint) not in noted:
+                    ctx.say(f"{batch.id}  changed after it was processed (fingerprint "
+                            f"{str(recorded)[:8]} → {batch.fingerprint[:8]}); not processed "
+                            "again: give the new data a new batch name to process it")
+                    reg.record_event(ctx.model_name, batch.id, "changed",
+                                     {"processed": recorded, "fingerprint": batch.fingerprint})
+                continue
+            try:
+                frame, read = guarded_call(self.spec.incoming.spec, "reading a batch",
+                                           batch.read, run_id=ctx.run_id)
+            except BatchNotReady as exc:
+                ctx.say(f"{batch.id}  not complete yet ({exc.args[0]}): left for a later pass")
+                continue
+            if read != batch.fingerprint:
+                ctx.say(f"{batch.id}  changed while it was being read: left for a later pass")
+                continue
+            yield batch, frame, read
+
+    def _settled(self, incoming: Any, node: Any, listed: list[Batch], done: dict) -> list:
+        """The settle rule: a batch changed less than ``loop.settle_seconds`` ago is taken
+        only if it is unchanged once that time has passed (it is listed again after a
+        wait); one still changing is left for a later pass (``None`` in its place)."""
+        settle = self.spec.loop.settle_seconds
+        ages = {b.id: time.time() - b.modified for b in listed
+                if b.id not in done and b.modified is not None}
+        fresh = {i: a for i, a in ages.items() if a < settle}
+        if not fresh:
+            return listed
+        time.sleep(settle - min(fresh.values()))
+        before = {b.id: b.fingerprint for b in listed}
+        again = {b.id: b for b in map(as_batch, incoming.batches(node))}
+        out = []
+        for b in listed:
+            now = again.get(b.id)
+            if b.id in fresh and (now is None or now.fingerprint != before[b.id] or
+                                  now.modified != b.modified):
+                self.ctx.say(f"{b.id}  still being written: left for a later pass "
+                             f"(loop.settle_seconds: {settle:g})")
+                out.append(None)
+            else:
+                out.append(now or b)
+        return out
+
     def _run(self, limit: int | None, records: list[dict]) -> list[dict]:
         ctx = self.ctx
-        champion = self._champion()
-        incoming = self.spec.incoming.build()
         done = ctx.registry.processed_batches(ctx.model_name)
-        batches = incoming.batches(ctx)
-        if not batches:
-            ctx.say("no incoming batches found")
-        for batch_id, fingerprint, load in batches:
-            if batch_id in done:
-                continue
-            if limit is not None and len(records) >= limit:
-                break
-            record = self._process(batch_id, fingerprint, load, champion, done)
-            champion = self._champion()
-            done[batch_id] = record
+        for batch, frame, fingerprint in self.ready_batches():
+            record = self._process(batch.id, fingerprint, frame, done)
+            done[batch.id] = record
             records.append(record)
             ctx.say(format_record(record))
+            if limit is not None and len(records) >= limit:
+                break
         return records
 
-    def _process(self, batch_id: str, fingerprint: str, load: Any, champion: dict,
-                 done: dict) -> dict:
+    def _process(self, batch_id: str, fingerprint: str, frame: Any, done: dict) -> dict:
         ctx, store = self.ctx, self.ctx.store
-        hook = ctx.pm.hook
         batch_key = cache_key("batch", batch_id, fingerprint)
-        if store.has(batch_key):
-            frame = from_parquet(store.get(batch_key, "frame.parquet"))
-        else:
-            frame = load()
+        if not store.has(batch_key):
             store.put(batch_key, {"frame.parquet": to_parquet(frame)},
                       {"stage": "batch", "batch": batch_id})
+        champion = self._champion()
         reference, columns = self._reference(champion)
         missing = [c for c in columns["features"] if c not in frame.columns]
         if missing:
+            inc = self.spec.incoming.spec
             raise StageError(f"batch {batch_id!r} lacks feature columns {missing}", stage="score",
-                             component=self.spec.incoming.spec.name,
-                             distribution=self.spec.incoming.spec.distribution,
+                             component=inc.name, distribution=inc.distribution,
                              run_id=ctx.run_id)
-        model = self._model(champion["model_key"], champion)
+        check_frame(frame, columns["features"], self.spec.incoming.config,
+                    self.spec.provenance.where, "loop.incoming")
+        model = self._model(champion)
         X = frame[columns["features"]]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
         drift = None
         if self.monitor_c is not None:
-            drift = self._stage("monitor", self.spec.components["monitor"], lambda: self.monitor_c.check(
-                reference[columns["features"]], X, columns=columns["features"],
-                categorical=columns["categorical"]))
+            drift = self._stage("monitor", self.spec.components["monitor"],
+                                lambda: self.monitor_c.check(
+                                    reference[columns["features"]], X,
+                                    columns=columns["features"],
+                                    categorical=columns["categorical"]))
         metrics = None
         target = columns["target"]
         if target in frame.columns and frame[target].notna().all() and len(frame):
@@ -162,28 +276,31 @@ class Loop:
         if decision.retrain and target not in frame.columns:  # e.g. logged serving traffic
             decision = Decision(False, f"{decision.reason}, but the batch has no {target!r} "
                                        "labels to retrain on", decision.details)
-        primary = self.metrics_c.primary
         record: dict[str, Any] = {
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
             "champion": champion["version"],
             "drift_share": drift["drift_share"] if drift else None,
             "drifted_columns": [c["column"] for c in drift["columns"] if c["drifted"]]
             if drift else [],
-            "metric": primary, "value": metrics.get(primary) if metrics else None,
+            "drift_columns": drift["columns"] if drift else [],
+            "metric": self.metrics_c.primary, "value": metrics.get(self.metrics_c.primary)
+            if metrics else None,
             "retrain": decision.retrain, "reason": decision.reason, "outcome": "kept",
             "new_version": None}
-        if decision.retrain:
-            record.update(self._stage("retrain", self.spec.components["retrain"],
-                                      lambda: self._retrain(batch_id, batch_key, champion, done,
-                                                            columns)))
-        ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
-        hook.specloop_after_run(run=ctx, manifest={"command": "loop", "batch": record,
-                                                   "run_id": ctx.run_id, "status": "succeeded"})
+        if not decision.retrain:
+            ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
+        else:
+            with ctx.registry.model_lock(ctx.model_name):
+                self._stage("retrain", self.spec.components["retrain"],
+                            lambda: self._retrain(batch_id, batch_key, done, columns, record))
+        call_hook(ctx.pm, "specloop_after_run", run=ctx,
+                  manifest={"command": "loop", "batch": record, "run_id": ctx.run_id,
+                            "status": "succeeded"})
         return record
 
     def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> str:
         """Score the batch with the champion and keep the predictions as an artifact."""
-        import pandas as pd
+        import pandas as pd  # loaded with the batch already
 
         key = cache_key("scores", batch_key, champion["model_key"])
         if not self.ctx.store.has(key):
@@ -196,47 +313,50 @@ class Loop:
                                {"stage": "score", "model_version": champion["version"]})
         return key
 
-    def _stage(self, name: str, comp: Any, fn: Any) -> Any:
-        return run_stage(self.ctx, name, comp.spec if comp else None, fn)[0]
-
-    def _retrain(self, batch_id: str, batch_key: str, champion: dict, done: dict,
-                 columns: dict) -> dict:
+    def _window(self, batch_id: str, batch_key: str, done: dict, columns: dict) -> tuple:
+        """The training and holdout rows of the retraining window, and what identifies it."""
         import pandas as pd
 
-        ctx, store, spec = self.ctx, self.ctx.store, self.spec
-        seen = [b for b in done] + [batch_id]
+        seen = [*done, batch_id]
         n = getattr(self.window_conf, "window_batches", None)
         window = seen[-n:] if n else seen
-        keys = {b: (batch_key if b == batch_id else cache_key("batch", b, done[b]["fingerprint"]))
+        keys = {b: batch_key if b == batch_id else cache_key("batch", b, done[b]["fingerprint"])
                 for b in window}
-        train_parts, test_parts = [], []
-        for i, (b, key) in enumerate(keys.items()):
-            tr, te = self._holdout(from_parquet(store.get(key, "frame.parquet")), columns, i + 1)
-            train_parts.append(tr)
-            test_parts.append(te)
-        base = None
-        if getattr(self.window_conf, "include_base", True):
-            plans = {p.name: p for p in self.pipe.plan()}
-            base = self.pipe.load("split", plans["split"])
-            train_parts.insert(0, base["train"][[*columns["features"], columns["target"]]])
-            if spec.loop.evaluate_on == "window":
-                test_parts.insert(0, base["test"][[*columns["features"], columns["target"]]])
         keep = [*columns["features"], columns["target"]]
-        train = pd.concat([p[keep] for p in train_parts], ignore_index=True)
-        test = pd.concat([p[keep] for p in test_parts], ignore_index=True)
+        train_parts, test_parts = [], []
+        for i, key in enumerate(keys.values()):
+            tr, te = self._holdout(from_parquet(self.ctx.store.get(key, "frame.parquet")),
+                                   columns, i + 1)
+            train_parts.append(tr[keep])
+            test_parts.append(te[keep])
+        base = getattr(self.window_conf, "include_base", True)
+        if base:
+            split = Pipeline(self.ctx, plan_run(self.ctx)).load("split")
+            train_parts.insert(0, split["train"][keep])
+            if self.spec.loop.evaluate_on == "window":
+                test_parts.insert(0, split["test"][keep])
+        return (pd.concat(train_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True),
+                window, list(keys.values()), base)
+
+    def _retrain(self, batch_id: str, batch_key: str, done: dict, columns: dict,
+                 record: dict) -> None:
+        """Train a challenger on the window, judge it against the champion on the same rows,
+        and commit version, aliases and the batch record together; then deploy."""
+        ctx, store, spec = self.ctx, self.ctx.store, self.spec
+        champion = self._champion()  # read under the model lock
+        train, test, window, keys, base = self._window(batch_id, batch_key, done, columns)
         model_r = spec.components["model"]
-        model_key = cache_key("loop-train", model_r.fingerprint(), spec.project.seed,
-                              list(keys.values()), base is not None, spec.loop.holdout)
+        model_key = cache_key("loop-train", model_r.fingerprint(), spec.project.seed, keys,
+                              base, spec.loop.holdout)
         X, y = train[columns["features"]], train[columns["target"]]
         if store.has(model_key):
-            fitted = load_model(ctx, self.model_c, model_key)
+            fitted = load_model(ctx, model_key)
         else:
-            fitted = self.model_c.fit(X, y, categorical=columns["categorical"],
-                                      task=columns["task"], seed=spec.project.seed)
-            save_model(store, model_key, self.model_c, fitted,
+            fitted = ctx.component("model").fit(X, y, categorical=columns["categorical"],
+                                                task=columns["task"], seed=spec.project.seed)
+            save_model(store, model_key, model_r, ctx.component("model"), fitted,
                        {"signature.json": json.dumps(signature(train, columns)).encode()},
-                       {"stage": "retrain", "batch": batch_id,
-                        "component": self.spec.components["model"].spec.name})
+                       {"stage": "retrain", "batch": batch_id})
         ref_key = cache_key("loop-reference", model_key)
         if not store.has(ref_key):
             store.put(ref_key, {"train.parquet": to_parquet(train),
@@ -244,35 +364,33 @@ class Loop:
                       {"stage": "retrain", "batch": batch_id})
         X_test, y_test = test[columns["features"]], test[columns["target"]]
         cand = self.metrics_c.compute(fitted, X_test, y_test, task=columns["task"])
-        champ_model = self._model(champion["model_key"], champion)
-        champ = self.metrics_c.compute(champ_model, X_test, y_test, task=columns["task"])
-        gate = judge(spec, self.pipe._components, cand, champ, self.metrics_c)
-        existing = ctx.registry.find_by_key(ctx.model_name, model_key)
-        version = existing or ctx.registry.register(
-            ctx.model_name, model_key=model_key, metrics=cand, reference_key=ref_key,
-            data_fingerprint=cache_key(list(keys.values())), run_id=ctx.run_id,
-            config=spec.raw, gate=gate,
-            source={"kind": "loop", "batch": batch_id, "window": window,
-                    "include_base": base is not None},
-            artifacts=version_artifacts(store, model_key, ref_key))
+        champ = self.metrics_c.compute(self._model(champion), X_test, y_test,
+                                       task=columns["task"])
+        gate = judge(ctx, cand, champ)
         primary = self.metrics_c.primary
-        out = {"new_version": version["version"], "challenger_value": cand.get(primary),
-               "champion_value": champ.get(primary), "gate": gate["summary"],
-               "judged_on": f"{spec.loop.evaluate_on} holdout ({len(test)} rows)"}
-        ctx.registry.set_alias(ctx.model_name, "challenger", version["version"],
-                               reason=f"retrained on batch {batch_id}: {gate['summary']}",
-                               gate=gate, run_id=ctx.run_id, action="register-challenger")
-        if gate["passed"] and champion["version"] != version["version"]:
-            ctx.registry.set_alias(ctx.model_name, "champion", version["version"],
-                                   reason=f"batch {batch_id}: {gate['summary']}", gate=gate,
-                                   run_id=ctx.run_id)
-            out["outcome"] = "promoted"
-            if spec.components.get("deploy") is not None:
-                deploy(ctx, spec, self.pipe.component("deploy"),
-                       ctx.registry.get(ctx.model_name, version["version"]), None)
-        else:
-            out["outcome"] = "kept champion"
-        return out
+        record.update({"challenger_value": cand.get(primary), "champion_value": champ.get(primary),
+                       "gate": gate["summary"],
+                       "judged_on": f"{spec.loop.evaluate_on} holdout ({len(test)} rows)"})
+        with committed(ctx):  # version, aliases and the batch record: all or none
+            version = ctx.registry.find_by_key(ctx.model_name, model_key) or register_version(
+                ctx, model_key=model_key, reference_key=ref_key, metrics=cand, gate=gate,
+                data_fingerprint=cache_key(keys),
+                source={"kind": "loop", "batch": batch_id, "window": window,
+                        "include_base": base})
+            record["new_version"] = version["version"]
+            move_alias(ctx, "challenger", version["version"], expect=...,
+                       reason=f"retrained on batch {batch_id}: {gate['summary']}", gate=gate,
+                       action="register-challenger")
+            promote = gate["passed"] and champion["version"] != version["version"]
+            if promote:
+                move_alias(ctx, "champion", version["version"], expect=champion["version"],
+                           reason=f"batch {batch_id}: {gate['summary']}", gate=gate)
+            record["outcome"] = "promoted" if promote else "kept champion"
+            ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
+        if promote:
+            deployed = deploy_champion(ctx)
+            if deployed is not None:
+                record["deployed"] = deployed.get("location")
 
 
 def format_record(r: dict) -> str:
@@ -283,6 +401,15 @@ def format_record(r: dict) -> str:
             f"(champion v{r['champion']})  ")
     if not r.get("retrain"):
         return line + f"keep: {r['reason']}"
-    line += f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} vs " \
-            f"v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: {r['outcome']}"
-    return line
+    return line + (f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} vs "
+                   f"v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: "
+                   f"{r['outcome']}")
+
+
+def loop_status(ctx: RunContext) -> dict:
+    """Who runs the loop now, and what it has processed (``specloop loop --status``)."""
+    done = ctx.registry.processed_batches(ctx.model_name)
+    return {"running": LoopLock(ctx).status(), "processed": len(done),
+            "last": list(done)[-1] if done else None,
+            "events": ctx.registry.events(ctx.model_name)[-5:]}
+

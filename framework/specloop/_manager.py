@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import replace
+from importlib.metadata import entry_points
 from typing import Iterable
 
 import pluggy
 
 from . import hookspecs
-from ._dists import describe, entry_points
 from .components import BrokenPlugin, ComponentSpec, ComponentTable
 from .errors import PluginError
 
@@ -34,60 +35,74 @@ class PluginManager(pluggy.PluginManager):
             return None
         return super().parse_hookimpl_opts(plugin, name)
 
+    def distribution(self, name: str) -> str:
+        """``name version`` of the distribution that ships plugin ``name``."""
+        return self.distributions.get(name, "(registered in-process)")
+
+    def _collect(self, hook: str) -> list[tuple[str, list]]:
+        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook;
+        a plugin that raises is a :class:`PluginError` naming it."""
+        out = []
+        for impl in getattr(self.hook, hook).get_hookimpls():  # registration order
+            try:
+                out.append((impl.plugin_name, list(impl.function() or [])))
+            except Exception as exc:
+                name = impl.plugin_name
+                raise PluginError(f"plugin {name!r} failed in {hook}", plugin=name,
+                                  distribution=self.distribution(name),
+                                  fix=f"upgrade it, or disable it with "
+                                      f"SPECLOOP_DISABLE_PLUGINS={name}") from exc
+        return out
+
     def component_table(self) -> ComponentTable:
         """Collect every plugin's components, attributed to plugin and distribution."""
         specs: list[ComponentSpec] = []
-        for impl in self.hook.specloop_register_components.get_hookimpls():
-            name = impl.plugin_name
-            dist = self.distributions.get(name, "(registered in-process)")
-            try:
-                provided = impl.function() or []
-            except Exception as exc:
-                raise PluginError(f"plugin {name!r} failed while registering its components: "
-                                  f"{type(exc).__name__}: {exc}", plugin=name, distribution=dist,
-                                  fix=f"upgrade it, or disable it with SPECLOOP_DISABLE_PLUGINS={name}"
-                                  ) from exc
+        for name, provided in self._collect("specloop_register_components"):
+            dist = self.distribution(name)
             for spec in provided:
                 if not isinstance(spec, ComponentSpec):
                     hint = (" (a class was returned: return ComponentSpec(...) instances)"
                             if isinstance(spec, type) else "")
                     raise PluginError(f"plugin {name!r} registered {spec!r}, not a ComponentSpec"
                                       + hint, plugin=name, distribution=dist)
-                specs.append(_attributed(spec, name, dist))
+                specs.append(replace(spec, plugin=name, distribution=dist))
         return ComponentTable(specs, self.broken)
 
+    def _union(self, hook: str) -> list[str]:
+        out: list[str] = []
+        for _name, values in self._collect(hook):
+            out.extend(v for v in values if v not in out)
+        return out
+
     def conf_dirs(self) -> list[str]:
-        """Return the config directories the plugins ship, in registration order."""
-        dirs: list[str] = []
-        for group in reversed(self.hook.specloop_add_conf_dirs()):
-            dirs.extend(d for d in group if os.path.isdir(d) and d not in dirs)
-        return dirs
+        """The config directories the plugins ship, in registration order."""
+        return [d for d in self._union("specloop_add_conf_dirs") if os.path.isdir(d)]
 
     def allowed_targets(self) -> list[str]:
-        """Return the estimator allowlist: ``sklearn.`` plus what plugins declare."""
-        out = ["sklearn."]
-        for group in self.hook.specloop_add_allowed_targets():
-            out.extend(p for p in group if p not in out)
+        """The dotted-path prefixes plugins allow model specs to name."""
+        return self._union("specloop_add_allowed_targets")
+
+    def preload_modules(self) -> list[str]:
+        """The modules plugins ask sweep workers to import once, before members start."""
+        return self._union("specloop_add_preload_modules")
+
+    def settings_schemas(self) -> dict[str, type]:
+        """``{plugin name: dataclass}`` of the ``plugins.<name>`` settings plugins declare."""
+        out = {}
+        for impl in self.hook.specloop_settings_schema.get_hookimpls():
+            schema = impl.function()
+            if schema is not None:
+                out[impl.plugin_name] = schema
         return out
 
     def plugin_rows(self) -> list[dict]:
         """One row per plugin (loaded and broken) for ``specloop plugins``."""
-        rows = []
-        for name, plugin in self.list_name_plugin():
-            if plugin is None:
-                continue
-            rows.append({"name": name, "distribution": self.distributions.get(name, "-"),
-                         "status": "loaded"})
-        for bp in self.broken:
-            rows.append({"name": bp.name, "distribution": bp.distribution,
-                         "status": f"failed to import: {bp.error}"})
+        rows = [{"name": name, "distribution": self.distributions.get(name, "-"),
+                 "status": "loaded"} for name, plugin in self.list_name_plugin()
+                if plugin is not None]
+        rows += [{"name": bp.name, "distribution": bp.distribution,
+                  "status": f"failed to import: {bp.error}"} for bp in self.broken]
         return rows
-
-
-def _attributed(spec: ComponentSpec, plugin: str, dist: str) -> ComponentSpec:
-    from dataclasses import replace
-
-    return replace(spec, plugin=plugin, distribution=dist)
 
 
 def _split_env(name: str) -> list[str]:
@@ -117,7 +132,7 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
                 continue
             if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
                 continue
-            dist = describe(ep.dist) if ep.dist else "(unknown distribution)"
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin warns, never crashes the host
@@ -133,10 +148,8 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
     for plugin in plugins:
         if pm.is_registered(plugin):  # e.g. an installed plugin also passed explicitly
             continue
-        name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        pm.register(plugin, name=name)
+        pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
     if os.environ.get("SPECLOOP_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: print(msg, end="", flush=True))
         pm.enable_tracing()
     return pm
-

@@ -1,16 +1,27 @@
 """Run manifests: what a run was given, what it did and what it produced.
 
-A manifest is written when a run starts (status ``running``) and rewritten when it ends
-(``succeeded`` or ``failed``), atomically each time, under ``runs/<run_id>/manifest.json``
-in the store. A run killed mid-way therefore leaves a manifest that says ``running`` and a
-store without half-written artifacts.
+A manifest is written when a run starts (status ``running``), after its plan and stages, and
+when it ends (``succeeded`` or ``failed``), atomically each time, under
+``runs/<run_id>/manifest.json`` in the store. Each write is recorded in the registry's
+``runs`` table with the SHA-256 of the bytes written: listing runs reads the table, and a
+manifest is believed only when it still has its recorded hash (whoever can write the store
+cannot forge the record ``reproduce`` re-runs). A run killed mid-way stays ``running`` in
+its manifest and shows as ``interrupted`` once its process is gone.
+
+Secret values (see ``_redact``) never reach a manifest.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
+
+from ._context import environment, git_state
+from ._redact import redact, redact_overrides, secret_fields
+from ._store import sha256
+from .errors import ConfigError, RegistryError
 
 MANIFEST_VERSION = 1
 
@@ -21,7 +32,8 @@ def _specloop_version() -> str:
     return __version__
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
+    """A UNIX time as ISO 8601 (UTC, seconds)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
@@ -36,11 +48,10 @@ class Manifest:
                 leaves a ``running`` manifest behind. A run whose stages are all cached passes
                 ``False``: it changes nothing, and its manifest is written once, at the end.
         """
-        from ._context import environment, git_state
-
         self.ctx = ctx
         self.eager = eager
         spec = ctx.spec
+        secrets = secret_fields(spec)
         self._git = git_state(spec.project_dir)  # runs while the stages do
         self.doc: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
@@ -50,11 +61,11 @@ class Manifest:
             "project": spec.project.name,
             "project_dir": str(spec.project_dir),
             "status": "running",
-            "started": _iso(ctx.started),
+            "started": iso(ctx.started),
             "ended": None,
-            "overrides": list(spec.overrides),
+            "overrides": redact_overrides(list(spec.overrides), secrets),
             "choices": dict(spec.choices),
-            "config": spec.raw,
+            "config": redact(spec.raw, secrets),
             "git": None,  # filled in by write()
             "environment": environment(),
             "seed": spec.project.seed,
@@ -77,11 +88,12 @@ class Manifest:
 
     def record_plan(self, plans: Iterable[Any]) -> None:
         """Store every stage's key, config and inputs before the stages run."""
+        secrets = secret_fields(self.ctx.spec)
         for p in plans:
             self.doc["stages"][p.name] = {
                 "component": p.component.spec.name if p.component else "engine",
                 "distribution": p.component.spec.distribution if p.component else None,
-                "key": p.key, "config": p.config, "inputs": p.inputs,
+                "key": p.key, "config": redact(p.config, secrets), "inputs": p.inputs,
                 "cached": p.cached, "status": "pending", "seconds": None}
             if p.name == "data":
                 self.doc["data_fingerprint"] = {k[10:]: v for k, v in p.config.items()
@@ -101,7 +113,7 @@ class Manifest:
                metrics: dict | None = None) -> dict:
         """Write the final manifest and return it."""
         self.doc.update({
-            "status": status, "ended": _iso(time.time()),
+            "status": status, "ended": iso(time.time()),
             "model_version": self.model_version, "gate": self.gate,
             "deployment": self.deployment,
             "error": None if error is None else f"{type(error).__name__}: {error}"})
@@ -111,32 +123,55 @@ class Manifest:
         return self.doc
 
     def write(self) -> None:
-        """Write the manifest to the store (atomically)."""
+        """Write the manifest to the store (atomically) and record its hash."""
         if self.doc["git"] is None:
             self.doc["git"] = self._git()
-        self.ctx.store.write_json(f"runs/{self.ctx.run_id}/manifest.json", self.doc)
+        body = self.ctx.store.write_json(f"runs/{self.ctx.run_id}/manifest.json", self.doc)
+        self.ctx.registry.record_run(self.doc, sha256(body))
 
 
-def list_manifests(store: Any) -> list[dict]:
-    """Every manifest in the store, oldest first (unreadable ones are skipped)."""
-    out = []
-    for run_id in store.list_dir("runs"):
-        try:
-            out.append(store.read_json(f"runs/{run_id}/manifest.json"))
-        except (OSError, ValueError):
-            continue
-    return out
+def list_runs(ctx: Any) -> list[dict]:
+    """Every recorded run, oldest first (from the registry: no store listing)."""
+    return ctx.registry.runs()
 
 
-def latest_manifest(store: Any, command: str = "run") -> dict | None:
-    """The newest manifest of a successful ``command`` run, if any."""
-    for run_id in reversed(store.list_dir("runs")):  # run ids sort by time
-        try:
-            doc = store.read_json(f"runs/{run_id}/manifest.json")
-        except (OSError, ValueError):
-            continue
-        if doc.get("command") == command and doc.get("status") == "succeeded":
-            return doc
+def read_manifest(ctx: Any, run_id: str) -> dict:
+    """The manifest of ``run_id``, verified against its recorded hash and readable by this
+    specloop.
+
+    Raises:
+        RegistryError: when no such run is recorded, or its manifest is gone or was altered.
+        ConfigError: when a newer specloop wrote it.
+    """
+    runs = {r["run_id"]: r for r in ctx.registry.runs()}
+    if run_id not in runs:
+        known = list(runs)
+        raise RegistryError(f"no run {run_id!r} is recorded for this store",
+                            fix="list runs with 'specloop runs list'"
+                                + (f" (newest: {known[-1]})" if known else ""))
+    path = f"runs/{run_id}/manifest.json"
+    try:
+        body = ctx.store.read_bytes(path)
+    except OSError:
+        raise RegistryError(f"the manifest of run {run_id} is missing from the store",
+                            extra=[("file", ctx.store.path(path))],
+                            fix="restore the store from a backup") from None
+    if sha256(body) != runs[run_id]["sha256"]:
+        raise RegistryError(f"the manifest of run {run_id} does not match the SHA-256 "
+                            "recorded when it was written (altered); refusing to use it",
+                            extra=[("file", ctx.store.path(path))],
+                            fix="restore the store from a backup")
+    return check_readable(json.loads(body), ctx.store.path(path))
+
+
+def latest_manifest(ctx: Any, command: str = "run") -> dict | None:
+    """The newest manifest of a successful ``command`` run, if any (and intact)."""
+    for run in reversed(ctx.registry.runs()):  # run ids sort by time
+        if run["command"] == command and run["status"] == "succeeded":
+            try:
+                return read_manifest(ctx, run["run_id"])
+            except (RegistryError, ConfigError, ValueError):
+                continue
     return None
 
 
@@ -154,8 +189,6 @@ def check_readable(doc: dict, where: str) -> dict:
     Raises:
         ConfigError: naming the manifest, both versions and the fix.
     """
-    from .errors import ConfigError
-
     fmt = doc.get("manifest_version", 1)
     written_by = doc.get("specloop_version")
     mine = _specloop_version()
@@ -169,23 +202,3 @@ def check_readable(doc: dict, where: str) -> dict:
             fix=f"upgrade specloop to {written_by or 'the version that wrote it'} or later "
                 "(pip install -U specloop)")
     return doc
-
-
-def read_manifest(store: Any, run_id: str) -> dict:
-    """The manifest of ``run_id``, checked to be readable by this specloop.
-
-    Raises:
-        RegistryError: when the store holds no such run.
-        ConfigError: when a newer specloop wrote it.
-    """
-    from .errors import RegistryError
-
-    path = f"runs/{run_id}/manifest.json"
-    try:
-        doc = store.read_json(path)
-    except (OSError, ValueError, KeyError):
-        known = store.list_dir("runs")
-        raise RegistryError(f"no run {run_id!r} in {store.root}",
-                            fix="list runs with 'specloop runs list'"
-                                + (f" (newest: {known[-1]})" if known else "")) from None
-    return check_readable(doc, f"{store.root}/{path}")

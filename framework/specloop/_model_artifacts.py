@@ -1,15 +1,16 @@
 """Model artifacts: the one path by which a fitted model is written to and read from the store.
 
-Writing asks the model component for its bytes, its ``format`` (``skops``, ``pickle`` …) and
-the types its loader must trust (``trusted_types(data)``), and stores all three. Registering
-a version copies every file's SHA-256, the format and the trusted types into the registry.
+A model artifact describes itself: writing records the bytes' SHA-256, the ``format`` the
+component wrote (``skops``, ``pickle`` …), the types its loader must trust, and the
+component that wrote it (kind, component version, distribution, and its config node) — in
+specloop's index, never only in the store. Registering a version copies that record into
+the registry, where it is immutable.
 
-Reading verifies the bytes against the registry's hash first (it still holds when the
-artifact's own ``_meta.json`` was rewritten), then against ``_meta.json``, and only then hands
-them to the component's ``loads`` together with the recorded format and trusted types. The
-component refuses what its config does not allow (``pickle`` unless ``allow_pickle: true``)
-and any type that was not recorded at save time. Nothing else in specloop deserializes a
-model, so the pipeline, the loop and deployments all get the same checks.
+Reading takes everything from that record, nothing from the store: the bytes are checked
+against the recorded hash, the recorded trusted types must be ones the saving component
+allows (``allows_type``), a format that can run code needs ``allow_pickle`` in the current
+spec, and the bytes go to the ``loads`` of the component that saved them — so a champion
+saved by one model component can be judged and replaced by a challenger from another.
 """
 
 from __future__ import annotations
@@ -17,35 +18,56 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .errors import ArtifactError
+from .components import Stage
+from .errors import ArtifactError, ConfigError, PluginError
 
 MODEL_FILE = "model.bin"
+UNSAFE_FORMATS = ("pickle", "joblib", "cloudpickle")
 
 
-def model_files(component: Any, fitted: Any) -> tuple[bytes, dict]:
-    """Serialize ``fitted``; return its bytes and the metadata to store with them.
+def component_record(resolved: Any) -> dict:
+    """How a model artifact names the component that wrote it."""
+    from ._spec import plain
 
-    Returns:
-        ``(data, {"format": ..., "trusted_types": [...]})``.
-    """
+    spec = resolved.spec
+    return {"stage": str(spec.stage), "kind": spec.kind, "version": spec.version,
+            "plugin": spec.plugin, "distribution": spec.distribution,
+            "node": plain(resolved.node)}
+
+
+def model_files(component: Any, fitted: Any, name: str = "the model component") -> tuple:
+    """Serialize ``fitted`` with ``component``; return its bytes and what to record with them
+    (``format`` and ``trusted_types``, checked against what the component allows)."""
     data = component.dumps(fitted)
     if not isinstance(data, bytes):
-        raise TypeError(f"{type(component).__name__}.dumps returned {type(data).__name__}, "
-                        "expected bytes")
+        raise PluginError(f"{name}.dumps returned {type(data).__name__}, expected bytes")
     describe = getattr(component, "trusted_types", None)
     trusted = sorted(describe(data)) if callable(describe) else []
+    refused = _refused(component, trusted)
+    if refused:
+        raise PluginError(f"{name} saved a model holding types it does not allow itself to "
+                          f"load: {refused}",
+                          fix="allow the estimator's package (allow_python_targets, or a "
+                              "plugin's specloop_add_allowed_targets)")
     return data, {"format": getattr(component, "format", "bytes"), "trusted_types": trusted}
 
 
-def save_model(store: Any, key: str, component: Any, fitted: Any, files: dict[str, bytes],
-               meta: dict) -> dict:
-    """Write ``fitted`` as ``model.bin`` (plus ``files``) under ``key``; return the metadata."""
-    data, model_meta = model_files(component, fitted)
-    return store.put(key, {MODEL_FILE: data, **files}, {**meta, **model_meta})
+def save_model(store: Any, key: str, resolved: Any, component: Any, fitted: Any,
+               files: dict[str, bytes], meta: dict) -> dict:
+    """Serialize ``fitted`` with ``component`` and store it as ``model.bin`` (plus ``files``)
+    under ``key``; return the recorded metadata."""
+    data, model_meta = model_files(component, fitted, resolved.spec.name)
+    return store.put(key, {MODEL_FILE: data, **files},
+                     {**meta, **model_meta, "component": component_record(resolved)})
+
+
+def _refused(component: Any, types: list[str]) -> list[str]:
+    allows = getattr(component, "allows_type", None)
+    return [t for t in types if not allows(t)] if callable(allows) else []
 
 
 def version_artifacts(store: Any, model_key: str, reference_key: str | None) -> list[dict]:
-    """The registry records of a new version's files, read from the artifacts' metadata."""
+    """The registry records of a new version's files, from specloop's index."""
     out = []
     for role, key in (("model", model_key), ("reference", reference_key)):
         if key is None:
@@ -55,16 +77,11 @@ def version_artifacts(store: Any, model_key: str, reference_key: str | None) -> 
             rec = {"role": role, "key": key, "file": file, "sha256": info["sha256"],
                    "size": info.get("size")}
             if role == "model" and file == MODEL_FILE:
-                rec["format"] = meta.get("format", "pickle")
-                rec["trusted_types"] = list(meta.get("trusted_types") or [])
+                rec.update(format=meta.get("format", "pickle"),
+                           trusted_types=list(meta.get("trusted_types") or []),
+                           component=meta.get("component"))
             out.append(rec)
     return out
-
-
-def _registered(ctx: Any, key: str, version: dict | None) -> dict | None:
-    if version is None:
-        version = ctx.registry.find_by_key(ctx.model_name, key)
-    return version
 
 
 def recorded_file(version: dict | None, key: str, file: str) -> dict | None:
@@ -76,45 +93,78 @@ def recorded_file(version: dict | None, key: str, file: str) -> dict | None:
 
 
 def read_file(ctx: Any, key: str, file: str, version: dict | None = None) -> bytes:
-    """Read an artifact file, verified against the registry's hash when a version recorded it.
-
-    Args:
-        ctx: The run context.
-        key: The artifact key.
-        file: The file name.
-        version: The registry record that owns the artifact (looked up by ``key`` when
-            omitted; model artifacts only).
-    """
+    """Read an artifact file, verified against the registry's hash when a version recorded it
+    (and against specloop's index always)."""
     rec = recorded_file(version, key, file)
     return ctx.store.get(key, file, registered=rec["sha256"] if rec else None)
 
 
-def load_model(ctx: Any, component: Any, key: str, version: dict | None = None) -> Any:
+def model_record(ctx: Any, key: str, version: dict | None = None) -> dict:
+    """The record a model artifact is loaded by: the registry's for a registered version,
+    else specloop's index entry. Never the store's own files."""
+    if version is None:
+        version = ctx.registry.find_by_key(ctx.model_name, key)
+    rec = recorded_file(version, key, MODEL_FILE)
+    if rec is not None and rec.get("format"):
+        return rec
+    meta = ctx.store.meta(key)
+    return {"format": meta.get("format", "pickle"), "component": meta.get("component"),
+            "trusted_types": list(meta.get("trusted_types") or []), "sha256": None}
+
+
+def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
+    """``(resolved, built)`` of the model component that saved an artifact.
+
+    Raises:
+        PluginError: the component is not installed (with the install hint).
+    """
+    current = ctx.spec.components["model"]
+    if component is None or (component["kind"] == current.spec.kind
+                             and component.get("node") == current.node):
+        return current, current.build(ctx.run_id)
+    if (str(Stage.MODEL), component["kind"]) not in ctx.table.specs:
+        dist = (component.get("distribution") or "").split(" ")[0] or "the plugin"
+        raise PluginError(f"the model was saved by component model/{component['kind']} "
+                          f"({component.get('distribution') or 'unknown distribution'}), "
+                          "which is not installed", plugin=component.get("plugin"),
+                          distribution=component.get("distribution"),
+                          fix=f"pip install {dist}")
+    from ._spec import ValidationContext, resolve_node
+
+    prov = ctx.spec.provenance
+    vctx = ValidationContext("model", prov.where, ctx.pm.allowed_targets(),
+                             bool(ctx.spec.raw.get("allow_python_targets", False)))
+    resolved = resolve_node(Stage.MODEL, component["node"], "model", ctx.table, prov, vctx,
+                            optional=False)
+    return resolved, resolved.build(ctx.run_id)
+
+
+def load_model(ctx: Any, key: str, version: dict | None = None) -> Any:
     """Verify and deserialize the model stored under ``key``.
 
     Args:
-        ctx: The run context (store and registry).
-        component: The built model component whose ``loads`` reads the bytes.
+        ctx: The run context (store, registry, component table).
         key: The model artifact's key.
         version: The registry record of the model (looked up by ``key`` when omitted).
 
     Raises:
-        ArtifactError: the file is missing, truncated or tampered with, or holds types that
-            were not recorded when it was saved.
-        ConfigError: the format is one the current spec does not allow (e.g. pickle).
+        ArtifactError: the file is missing, unrecorded or tampered with, or its recorded
+            types are ones its component does not allow.
+        ConfigError: the format can run code and the current spec does not allow it.
+        PluginError: the component that saved it is not installed.
     """
-    version = _registered(ctx, key, version)
-    rec = recorded_file(version, key, MODEL_FILE)
-    data = ctx.store.get(key, MODEL_FILE, registered=rec["sha256"] if rec else None)
-    if rec is not None and rec.get("format"):
-        fmt, trusted = rec["format"], list(rec.get("trusted_types") or [])
-    else:  # not registered (yet): the artifact's own metadata, verified above
-        meta = ctx.store.meta(key)
-        fmt, trusted = meta.get("format", "pickle"), list(meta.get("trusted_types") or [])
+    rec = model_record(ctx, key, version)
+    data = ctx.store.get(key, MODEL_FILE, registered=rec.get("sha256"))
     path = ctx.store.path("artifacts", key, MODEL_FILE)
-    if fmt in UNSAFE_FORMATS and not getattr(getattr(component, "config", None),
+    fmt, trusted = rec["format"], list(rec.get("trusted_types") or [])
+    if fmt in UNSAFE_FORMATS and not getattr(ctx.spec.components["model"].config,
                                              "allow_pickle", False):
         raise pickle_refused(fmt, path, version, ctx.spec.provenance.where("model"))
+    resolved, component = loader_for(ctx, rec.get("component"))
+    refused = _refused(component, trusted)
+    if refused:
+        raise ArtifactError(f"the recorded trusted types include types {resolved.spec.name} "
+                            f"does not allow: {refused}; refusing to load the model", path=path)
     try:
         return call_loads(component, data, format=fmt, trusted=trusted)
     except ArtifactError as exc:
@@ -123,13 +173,8 @@ def load_model(ctx: Any, component: Any, key: str, version: dict | None = None) 
         raise
 
 
-UNSAFE_FORMATS = ("pickle", "joblib", "cloudpickle")
-
-
 def pickle_refused(fmt: str, path: str, version: dict | None, where: str | None) -> Any:
     """The error for a pickle-format model the current spec does not allow."""
-    from .errors import ConfigError
-
     owner = f"version {version['version']}" if version else "this model"
     return ConfigError(
         f"refusing to load {owner}: it is stored as {fmt}, and loading {fmt} can run "
@@ -148,11 +193,13 @@ def call_loads(component: Any, data: bytes, *, format: str, trusted: list[str]) 
     are passed only to components that take them, like hook implementations taking a subset
     of a hook's arguments.
     """
+    loads = component.loads
+    inner = getattr(getattr(component, "inner", component), "loads", loads)
     try:
-        params = inspect.signature(component.loads).parameters
+        params = inspect.signature(inner).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
         params = {}
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in (("format", format), ("trusted", trusted))
               if takes_all or k in params}
-    return component.loads(data, **kwargs)
+    return loads(data, **kwargs)

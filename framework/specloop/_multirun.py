@@ -39,24 +39,17 @@ class SweepJob:
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
-        self.sweep_pid = os.getpid()  # travels with the job to the launcher's workers
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
-        from ._artifact_writer import ENV
-        from ._pipeline import execute
+        from ._runner import execute
         from ._session import make_context
-
-        if os.getpid() != self.sweep_pid:
-            # a launcher worker: the other cores run other members, so an artifact writer
-            # process would only take CPU from them (unless the user asks for one)
-            os.environ.setdefault(ENV, "thread")
 
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         try:
             mode = ctx.spec.sweep.register
             doc = execute(ctx, register=mode == "all")
-            metrics_c = ctx.spec.components["metrics"].build()
+            metrics_c = ctx.component("metrics")
         finally:
             ctx.close()
         stages = {r["stage"]: r["action"] for r in doc["rows"]}
@@ -83,28 +76,19 @@ class SweepJob:
         return worst if math.isnan(value) else value
 
     def warm_up(self, cfg: Any) -> None:
-        """Before members fork (``hydra/launcher=specloop``): compute the stages they share.
-
-        Runs ``data`` and ``split`` of the first member (``cfg``) in this process, recorded
-        as a run of its own (``command: sweep-warm-up``), so the forked members find them in
-        the store, then :func:`warm_components`, so members inherit the libraries. The
-        pipeline's writer thread is stopped and the registry connection closed before this
-        returns: nothing may be shared across the fork.
-        """
+        """Before the members start (``hydra/launcher=specloop``): compute the stages they
+        share, ``data`` and ``split`` of the first member (``cfg``), recorded as a run of its
+        own (``command: sweep-warm-up``), so every member finds them in the store."""
         from hydra.core.hydra_config import HydraConfig
 
-        from ._pipeline import Pipeline, execute
+        from ._runner import execute, plan_run
         from ._session import make_context
-        from ._tabular import from_parquet
 
         ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
         try:
-            plans = {p.name: p for p in Pipeline(ctx).plan()}
+            plans = {p.name: p for p in plan_run(ctx)}
             if not (plans["data"].cached and plans["split"].cached):  # else: no run to record
                 execute(ctx, command="sweep-warm-up", until="split", register=False)
-            # read the split back once: members read it too (the Parquet reader's imports)
-            from_parquet(ctx.store.get(plans["split"].key, "test.parquet"))
-            warm_components(ctx)
         finally:
             ctx.close()
 
@@ -153,19 +137,6 @@ class SweepJob:
         if hc.sweeper.get("_target_") != BASIC_SWEEPER:
             return self.sweeper_value(out, hc.sweeper)
         return out
-
-
-def warm_components(ctx: Any) -> None:
-    """Call the optional ``warm_up()`` of each component of ``ctx``'s spec: imports only
-    (the estimator, its serializer, the metrics), never a computation. Errors are left for
-    the members to meet and report."""
-    for resolved in ctx.spec.components.values():
-        try:
-            prepare = getattr(resolved.build(), "warm_up", None) if resolved else None
-            if callable(prepare):
-                prepare()
-        except Exception:  # noqa: BLE001 - the member's own error to report
-            pass
 
 
 def _overrides(hc: Any) -> list[str]:
@@ -242,30 +213,39 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
              sweep_dir: Path | None = None) -> tuple[Path, list[dict]]:
     """Run a Hydra multirun of ``job`` over ``overrides``.
 
+    With the specloop launcher's ``forkserver`` start method, the server starts here, before
+    Hydra is imported, and imports what members need while Hydra composes the sweep.
+
     Returns:
         The sweep folder and one result per member, in job order.
     """
-    from ._fork_server import ForkServer
+    from ._launcher import ENGINE_PRELOAD, start_method, start_server
 
     project_dir = Path(project_dir).resolve()
     check_plugins(overrides)
-    # the specloop launcher's members fork from a server that imports while Hydra composes
-    server = ForkServer.start() if chosen_launcher(overrides) == DEFAULT_LAUNCHER else None
-    try:
-        return _multirun(project_dir, overrides, job, sweep_dir)
-    finally:
-        if server is not None:
-            server.close()
+    pm = make_plugin_manager()
+    if chosen_launcher(overrides) == DEFAULT_LAUNCHER and \
+            start_method(chosen_start_method(overrides)) == "forkserver":
+        start_server([*ENGINE_PRELOAD, *pm.preload_modules()])
+    return _multirun(project_dir, overrides, job, sweep_dir, pm)
+
+
+def chosen_start_method(overrides: list[str]) -> str | None:
+    """The ``hydra.launcher.start_method`` the overrides set, if any."""
+    for ov in overrides:
+        key, _, value = ov.lstrip("+").partition("=")
+        if key == "hydra.launcher.start_method":
+            return value
+    return None
 
 
 def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
-              sweep_dir: Path | None) -> tuple[Path, list[dict]]:
+              sweep_dir: Path | None, pm: Any) -> tuple[Path, list[dict]]:
     import hydra
 
     from ._launcher import register_plugin
 
     register_plugin()
-    pm = make_plugin_manager()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     job = job or SweepJob(project_dir)
     sweep_dir = sweep_dir or new_sweep_dir(project_dir)

@@ -1,105 +1,38 @@
 """The model registry on SQLite: versions, aliases, alias history, an append-only audit log,
-and the loop's per-batch state.
+the deployments, the runs, the loop's per-batch state, and the artifact index.
 
-Every change is one transaction, so a crash leaves the registry as it was before or after
-the change, never between. The audit log refuses ``UPDATE`` and ``DELETE`` with triggers.
+Every change is a transaction; :meth:`Registry.transaction` groups several (a loop step's
+new version, alias moves and batch record commit together), so a crash leaves the registry
+as it was before or after a step, never between. Alias moves are compare-and-set
+(``expect``) and, with the deployment that follows them, serialised per model by
+:meth:`Registry.model_lock`. The audit log and recorded artifact hashes refuse ``UPDATE`` and
+``DELETE`` with triggers.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import sqlite3
-import time
+import socket
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import _database
+from ._proc import pid_alive
 from .errors import RegistryError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS versions (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    model_key TEXT NOT NULL,
-    reference_key TEXT,
-    metrics TEXT NOT NULL,
-    data_fingerprint TEXT,
-    run_id TEXT,
-    config TEXT,
-    gate TEXT,
-    source TEXT,
-    PRIMARY KEY (name, version)
-);
-CREATE INDEX IF NOT EXISTS versions_by_key ON versions (name, model_key);
-CREATE TABLE IF NOT EXISTS aliases (
-    name TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    set_at TEXT NOT NULL,
-    PRIMARY KEY (name, alias)
-);
-CREATE TABLE IF NOT EXISTS alias_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    version INTEGER,
-    previous INTEGER,
-    at TEXT NOT NULL,
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    name TEXT NOT NULL,
-    action TEXT NOT NULL,
-    version INTEGER,
-    alias TEXT,
-    reason TEXT,
-    gate TEXT,
-    run_id TEXT
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS version_artifacts (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    key TEXT NOT NULL,
-    file TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER,
-    format TEXT,
-    trusted_types TEXT,
-    PRIMARY KEY (name, version, role, file)
-);
-CREATE TRIGGER IF NOT EXISTS version_artifacts_no_update BEFORE UPDATE ON version_artifacts
-    BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
-CREATE TRIGGER IF NOT EXISTS version_artifacts_no_delete BEFORE DELETE ON version_artifacts
-    BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
-CREATE TABLE IF NOT EXISTS loop_batches (
-    name TEXT NOT NULL,
-    batch_id TEXT NOT NULL,
-    processed_at TEXT NOT NULL,
-    champion INTEGER,
-    record TEXT NOT NULL,
-    PRIMARY KEY (name, batch_id)
-);
-"""
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 NAME_RULE = ("1-128 letters, digits, '_', '.' or '-', starting with a letter or digit "
              "(no '/', '\\' or '..')")
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 (milliseconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def valid_name(value: object) -> bool:
@@ -114,13 +47,29 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
-    if not url.startswith("sqlite:///"):
-        raise RegistryError(f"unsupported registry URL {url!r}",
-                            fix="use sqlite:///path/to/registry.db")
-    path = Path(url.removeprefix("sqlite:///"))
-    return path if path.is_absolute() else (base_dir / path)
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+class ArtifactIndex:
+    """specloop's record of every artifact it wrote: key → files with their SHA-256, and the
+    metadata (stage, component, model format, trusted types). The store is trusted only as
+    far as this record goes: an artifact it does not list is not read, whatever the store
+    holds under its key."""
+
+    def __init__(self, registry: "Registry") -> None:
+        self._registry = registry
+
+    def get(self, key: str) -> dict | None:
+        """The record of ``key``, or ``None``."""
+        rows = self._registry._rows("SELECT record FROM artifacts WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def put(self, key: str, record: dict) -> None:
+        """Record ``key`` (replacing an earlier record of the same key)."""
+        with self._registry.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)",
+                      (key, _json(record), now()))
 
 
 class Registry:
@@ -132,56 +81,73 @@ class Registry:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        for attempt in range(100):  # concurrent first opens race on WAL mode and the schema
-            try:  # (switching to WAL can report "locked" at once, without the busy handler)
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.executescript(_SCHEMA)
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 99:
-                    raise
-                time.sleep(0.05)
+        self._conn = _database.connect(self.path)
+        # one connection, shared by threads (a server loads models off its event loop): every
+        # statement and every transaction holds this lock
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._locks: dict[str, Any] = {}
+        self.index = ArtifactIndex(self)
 
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
 
+    def _rows(self, sql: str, args: tuple = ()) -> list:
+        with self._mutex:
+            return self._conn.execute(sql, args).fetchall()
+
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+    def transaction(self) -> Iterator[Any]:
+        """One transaction; nested calls join the outermost (all or nothing)."""
+        with self._mutex:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def model_lock(self, name: str) -> Iterator[None]:
+        """Serialise alias moves and deployments of model ``name`` across processes (an
+        advisory file lock the kernel releases when its holder dies; re-entrant here)."""
+        from filelock import FileLock
+
+        if name not in self._locks:
+            folder = self.path.parent / ".locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._locks[name] = FileLock(str(folder / f"{self.path.name}.{name}.lock"))
+        with self._locks[name]:
+            yield
 
     # -- reading -----------------------------------------------------------------------------
-    @staticmethod
-    def _version_row(row: sqlite3.Row) -> dict:
+    def _version_row(self, row: Any) -> dict:
         out = dict(row)
         for key in ("metrics", "config", "gate", "source"):
             if out.get(key):
                 out[key] = json.loads(out[key])
+        out["aliases"] = sorted(a for a, v in self.aliases(out["name"]).items()
+                                if v == out["version"])
+        out["artifacts"] = self.artifacts(out["name"], out["version"])
         return out
 
     def versions(self, name: str) -> list[dict]:
         """All versions of model ``name``, oldest first, with their aliases."""
-        aliases = self.aliases(name)
-        rows = self._conn.execute("SELECT * FROM versions WHERE name=? ORDER BY version",
-                                  (name,)).fetchall()
-        out = []
-        for row in rows:
-            rec = self._version_row(row)
-            rec["aliases"] = sorted(a for a, v in aliases.items() if v == rec["version"])
-            rec["artifacts"] = self.artifacts(name, rec["version"])
-            out.append(rec)
-        return out
+        return [self._version_row(r) for r in self._rows(
+            "SELECT * FROM versions WHERE name=? ORDER BY version", (name,))]
 
     def get(self, name: str, version: int) -> dict:
         """One version.
@@ -189,36 +155,36 @@ class Registry:
         Raises:
             RegistryError: if it does not exist.
         """
-        row = self._conn.execute("SELECT * FROM versions WHERE name=? AND version=?",
-                                 (name, int(version))).fetchone()
-        if row is None:
-            known = [v["version"] for v in self.versions(name)]
+        rows = self._rows("SELECT * FROM versions WHERE name=? AND version=?",
+                          (name, int(version)))
+        if not rows:
+            known = [r[0] for r in self._rows(
+                "SELECT version FROM versions WHERE name=? ORDER BY version", (name,))]
             raise RegistryError(f"model {name!r} has no version {version}",
                                 fix=f"known versions: {known or 'none'}")
-        rec = self._version_row(row)
-        rec["aliases"] = sorted(a for a, v in self.aliases(name).items() if v == rec["version"])
-        rec["artifacts"] = self.artifacts(name, rec["version"])
-        return rec
+        return self._version_row(rows[0])
 
     def artifacts(self, name: str, version: int) -> list[dict]:
-        """The files recorded with a version: role, key, file, SHA-256, size, model format and
-        trusted types (empty for versions registered before hashes were recorded)."""
-        rows = [dict(r) for r in self._conn.execute(
-            "SELECT role, key, file, sha256, size, format, trusted_types FROM version_artifacts "
-            "WHERE name=? AND version=? ORDER BY role, file", (name, int(version)))]
+        """The files recorded with a version: role, key, file, SHA-256, size, and for the
+        model file its format, trusted types and the component that saved it."""
+        rows = [dict(r) for r in self._rows(
+            "SELECT role, key, file, sha256, size, format, trusted_types, component "
+            "FROM version_artifacts WHERE name=? AND version=? ORDER BY role, file",
+            (name, int(version)))]
         for r in rows:
             r["trusted_types"] = json.loads(r["trusted_types"]) if r["trusted_types"] else []
+            r["component"] = json.loads(r["component"]) if r["component"] else None
         return rows
 
     def find_by_key(self, name: str, model_key: str) -> dict | None:
         """The version registered for a model artifact key, if any."""
-        row = self._conn.execute("SELECT * FROM versions WHERE name=? AND model_key=? "
-                                 "ORDER BY version LIMIT 1", (name, model_key)).fetchone()
-        return self.get(name, row["version"]) if row else None
+        rows = self._rows("SELECT version FROM versions WHERE name=? AND model_key=? "
+                          "ORDER BY version LIMIT 1", (name, model_key))
+        return self.get(name, rows[0][0]) if rows else None
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` for model ``name``."""
-        return {r["alias"]: r["version"] for r in self._conn.execute(
+        return {r["alias"]: r["version"] for r in self._rows(
             "SELECT alias, version FROM aliases WHERE name=?", (name,))}
 
     def resolve(self, name: str, alias: str) -> dict | None:
@@ -228,12 +194,12 @@ class Registry:
 
     def alias_history(self, name: str) -> list[dict]:
         """Every alias change of model ``name``, oldest first."""
-        return [dict(r) for r in self._conn.execute(
+        return [dict(r) for r in self._rows(
             "SELECT * FROM alias_history WHERE name=? ORDER BY id", (name,))]
 
     def audit(self, name: str) -> list[dict]:
         """The audit log of model ``name``, oldest first."""
-        rows = [dict(r) for r in self._conn.execute(
+        rows = [dict(r) for r in self._rows(
             "SELECT * FROM audit WHERE name=? ORDER BY id", (name,))]
         for r in rows:
             if r.get("gate"):
@@ -249,31 +215,35 @@ class Registry:
 
         Args:
             artifacts: The version's files (``role``, ``key``, ``file``, ``sha256``, ``size``
-                and, for the model file, ``format`` and ``trusted_types``), recorded in the
-                same transaction; loading verifies each file against its recorded hash.
+                and, for the model file, ``format``, ``trusted_types`` and ``component``),
+                recorded in the same transaction; loading verifies each file against them.
 
         Returns:
             The new version record.
         """
         check_name(name, "model name")
-        with self._tx() as c:
+        with self.transaction() as c:
             row = c.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?",
                             (name,)).fetchone()
             version = int(row[0]) + 1
-            now = _now()
+            at = now()
             c.execute("INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                      (name, version, now, model_key, reference_key, json.dumps(metrics),
-                       data_fingerprint, run_id, json.dumps(config, default=str),
-                       json.dumps(gate, default=str), json.dumps(source, default=str)))
+                      (name, version, at, model_key, reference_key, _json(metrics),
+                       data_fingerprint, run_id, _json(config), _json(gate), _json(source)))
             for a in artifacts or []:
-                c.execute("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?)",
+                c.execute("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?,?)",
                           (name, version, a["role"], a["key"], a["file"], a["sha256"],
                            a.get("size"), a.get("format"),
-                           json.dumps(a["trusted_types"]) if "trusted_types" in a else None))
-            c.execute("INSERT INTO audit (at, name, action, version, reason, gate, run_id) "
-                      "VALUES (?,?,?,?,?,?,?)", (now, name, "register", version, reason,
-                                                 json.dumps(gate, default=str), run_id))
-        return self.get(name, version)
+                           _json(a["trusted_types"]) if "trusted_types" in a else None,
+                           _json(a["component"]) if a.get("component") else None))
+            self._audit(c, name, "register", version, None, reason, gate, run_id)
+            return self.get(name, version)
+
+    def _audit(self, c: Any, name: str, action: str, version: int | None, alias: str | None,
+               reason: str | None, gate: Any, run_id: str | None) -> None:
+        c.execute("INSERT INTO audit (at, name, action, version, alias, reason, gate, run_id) "
+                  "VALUES (?,?,?,?,?,?,?,?)", (now(), name, action, version, alias, reason,
+                                               _json(gate), run_id))
 
     def set_alias(self, name: str, alias: str, version: int, *, reason: str,
                   gate: dict | None = None, run_id: str | None = None,
@@ -281,9 +251,8 @@ class Registry:
         """Point ``alias`` at ``version``; record history and audit.
 
         Args:
-            expect: If given, the version (or ``None``) the alias must still point at; a
-                gate judged against that holder must not move an alias someone else moved
-                in the meantime.
+            expect: If given, the version (or ``None``) the alias must still point at: a gate
+                judged against one holder never moves an alias someone else moved since.
 
         Returns:
             The version the alias pointed at before, or ``None``.
@@ -292,8 +261,8 @@ class Registry:
             RegistryError: the version does not exist, or the alias moved (``expect``).
         """
         check_name(alias, "alias")
-        self.get(name, version)
-        with self._tx() as c:
+        with self.transaction() as c:
+            self.get(name, version)
             row = c.execute("SELECT version FROM aliases WHERE name=? AND alias=?",
                             (name, alias)).fetchone()
             previous = row["version"] if row else None
@@ -301,72 +270,142 @@ class Registry:
                 raise RegistryError(f"{alias!r} of model {name!r} moved from v{expect} to "
                                     f"v{previous} while this change was being decided; "
                                     "nothing changed", fix="run the command again")
-            now = _now()
+            at = now()
             c.execute("INSERT INTO aliases VALUES (?,?,?,?) ON CONFLICT(name, alias) DO UPDATE "
                       "SET version=excluded.version, set_at=excluded.set_at",
-                      (name, alias, int(version), now))
-            c.execute("INSERT INTO alias_history (name, alias, version, previous, at, reason) "
-                      "VALUES (?,?,?,?,?,?)", (name, alias, int(version), previous, now, reason))
-            c.execute("INSERT INTO audit (at, name, action, version, alias, reason, gate, run_id) "
-                      "VALUES (?,?,?,?,?,?,?,?)", (now, name, action, int(version), alias,
-                                                   reason, json.dumps(gate, default=str), run_id))
+                      (name, alias, int(version), at))
+            c.execute("INSERT INTO alias_history (name, alias, version, previous, at, reason, "
+                      "action) VALUES (?,?,?,?,?,?,?)",
+                      (name, alias, int(version), previous, at, reason, action))
+            self._audit(c, name, action, int(version), alias, reason, gate, run_id)
         return previous
 
-    def rollback(self, name: str, alias: str = "champion", *, reason: str) -> tuple[int, int]:
-        """Move ``alias`` back to the version it pointed at before its current one.
-
-        Returns:
-            ``(from_version, to_version)``.
+    def rollback_target(self, name: str, alias: str = "champion") -> tuple[int, int]:
+        """``(current, target)`` of a rollback: the holders before the current one form a
+        stack (a move pushes the holder it replaced, a rollback pops), so a rollback never
+        returns to the version just rolled back from.
 
         Raises:
-            RegistryError: if the alias has no earlier holder.
+            RegistryError: the alias is unset, or has no earlier holder to go back to.
         """
         current = self.aliases(name).get(alias)
         if current is None:
             raise RegistryError(f"model {name!r} has no {alias!r} to roll back",
                                 fix="register and promote a version first (specloop run)")
-        # the holder before the current one: walk the history backwards past the current
-        history = [h for h in self.alias_history(name) if h["alias"] == alias]
-        target = None
-        for h in reversed(history):
-            if h["version"] == current and h["previous"] is not None and h["previous"] != current:
-                target = h["previous"]
-                break
-        if target is None:
+        stack: list[int] = []
+        for h in self.alias_history(name):
+            if h["alias"] != alias:
+                continue
+            if h.get("action") == "rollback":
+                if stack:
+                    stack.pop()
+            elif h["previous"] is not None and h["previous"] != h["version"]:
+                stack.append(h["previous"])
+        while stack and stack[-1] == current:
+            stack.pop()
+        if not stack:
             raise RegistryError(f"{alias!r} of model {name!r} has no earlier version to roll "
                                 "back to", fix="promote another version with "
                                                "'specloop registry promote VERSION'")
-        self.set_alias(name, alias, target, reason=reason, action="rollback")
-        return current, target
+        return current, stack[-1]
+
+    # -- deployments and runs ----------------------------------------------------------------
+    def record_deployment(self, name: str, target: str, version: int, result: dict) -> None:
+        """Record what ``target`` (a deploy component's key) now serves, and audit it."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO deployments VALUES (?,?,?,?,?)",
+                      (name, target, int(version), _json(result), now()))
+            self._audit(c, name, "deploy", int(version), None,
+                        f"deployed to {result.get('location', target)}", None, None)
+
+    def deployment(self, name: str, target: str) -> dict | None:
+        """``{"version", "result", "at"}`` of the last deployment to ``target``, or ``None``."""
+        rows = self._rows("SELECT version, result, at FROM deployments WHERE name=? "
+                          "AND target=?", (name, target))
+        return None if not rows else {"version": rows[0]["version"],
+                                      "result": json.loads(rows[0]["result"]),
+                                      "at": rows[0]["at"]}
+
+    def record_run(self, doc: dict, sha256: str) -> None:
+        """Record a run (from its manifest) and the SHA-256 of the manifest as written."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (doc["run_id"], doc["command"], doc["status"], doc["started"],
+                       doc["ended"], sha256, os.getpid(), socket.gethostname(),
+                       doc.get("model_version"), _json(doc.get("overrides") or [])))
+
+    def runs(self) -> list[dict]:
+        """Every recorded run, oldest first; runs whose process died show ``interrupted``."""
+        rows = [dict(r) for r in self._rows("SELECT * FROM runs ORDER BY run_id")]
+        host = socket.gethostname()
+        for r in rows:
+            r["overrides"] = json.loads(r["overrides"] or "[]")
+            if r["status"] == "running" and r["host"] == host and not pid_alive(r["pid"]):
+                r["status"] = "interrupted"
+        return rows
 
     # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:
         """``{batch_id: record}`` of the batches the loop already processed."""
-        return {r["batch_id"]: json.loads(r["record"]) for r in self._conn.execute(
-            "SELECT batch_id, record FROM loop_batches WHERE name=? ORDER BY processed_at",
-            (name,))}
+        return {r["batch_id"]: json.loads(r["record"]) for r in self._rows(
+            "SELECT batch_id, record FROM loop_batches WHERE name=? ORDER BY processed_at, "
+            "rowid", (name,))}
 
     def record_batch(self, name: str, batch_id: str, champion: int | None,
                      record: dict[str, Any]) -> None:
         """Mark a batch processed (once: a second call for the same batch is an error)."""
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute("INSERT INTO loop_batches VALUES (?,?,?,?,?)",
-                      (name, batch_id, _now(), champion, json.dumps(record, default=str)))
+                      (name, batch_id, now(), champion, _json(record)))
+
+    def record_event(self, name: str, batch_id: str, event: str, detail: dict) -> None:
+        """Record something the loop noticed about a batch (changed after processing …)."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO loop_events (name, batch_id, at, event, detail) VALUES "
+                      "(?,?,?,?,?)", (name, batch_id, now(), event, _json(detail)))
+
+    def events(self, name: str) -> list[dict]:
+        """The loop's recorded events, oldest first."""
+        return [{**dict(r), "detail": json.loads(r["detail"] or "null")} for r in
+                self._rows("SELECT * FROM loop_events WHERE name=? ORDER BY id", (name,))]
+
+    def backup(self, dest: Path) -> Path:
+        """Write a consistent copy of the registry to ``dest`` (SQLite's online backup)."""
+        with self._mutex:
+            return _database.backup(self._conn, dest)
+
+    def integrity(self) -> list[str]:
+        """SQLite's integrity check of the file: ``[]`` when sound."""
+        with self._mutex:
+            return _database.integrity(self._conn)
 
 
-def registry_path(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Path:
-    """The SQLite file ``store.registry`` names (default: next to a local store)."""
-    if url is None:
-        if store_local:
-            return Path(store_root) / "registry.db"
-        # one local registry per remote store, so two stores never share model versions
-        import hashlib
-
-        tag = hashlib.sha256(store_root.encode()).hexdigest()[:12]
-        return base_dir / ".specloop" / f"registry-{tag}.db"
-    return sqlite_path(url, base_dir)
+def sqlite_path(url: str, base_dir: Path) -> Path:
+    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
+    if not url.startswith("sqlite:///"):
+        raise RegistryError(f"unsupported registry URL {url!r}",
+                            fix="use sqlite:///path/to/registry.db")
+    path = Path(url.removeprefix("sqlite:///"))
+    return path if path.is_absolute() else (base_dir / path)
 
 
-def open_registry(url: str | None, store_root: str, store_local: bool, base_dir: Path) -> Registry:
-    """Open the registry named by ``store.registry`` (default: next to a local store)."""
-    return Registry(registry_path(url, store_root, store_local, base_dir))
+def open_registry(url: str | None, default: Path, base_dir: Path, *,
+                  store_root: str | None = None) -> Registry:
+    """Open the registry ``store.registry`` names (``default`` when unset).
+
+    Raises:
+        RegistryError: the URL is not supported, or the file is broken (see ``_database``),
+            or it lies inside the local store folder (a store writer could rewrite it).
+    """
+    path = sqlite_path(url, base_dir) if url else default
+    if store_root is not None:
+        try:
+            inside = Path(path).resolve().is_relative_to(Path(store_root).resolve())
+        except (OSError, ValueError):
+            inside = False
+        if inside and os.path.isabs(store_root):
+            raise RegistryError(f"the registry {path} lies inside the artifact store "
+                                f"{store_root}", fix="put store.registry outside store.url: "
+                                "whoever can write the store must not be able to rewrite the "
+                                "record of it")
+    return Registry(path)

@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._config import Composed, Provenance, conf_search_dirs
-from ._context import RunContext, environment
+from ._context import RunContext, environment, thread_limits
 from ._manager import make_plugin_manager
 from ._manifest import Manifest, read_manifest
-from ._pipeline import STAGES, Pipeline
+from ._plan import STAGES, plan
+from ._redact import MASK
+from ._runner import Pipeline
+from ._session import _disabled_in_yaml, make_context
 from ._spec import validate
-from ._store import ArtifactStore
+from ._store import sha256
 from .errors import ReproduceError, SpecloopError
 
 REPRODUCED_STAGES = STAGES[:STAGES.index("evaluate") + 1]
@@ -44,18 +47,19 @@ def _current_files(plan: Any) -> dict[str, str]:
 
 def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
                            echo: Callable[[str], None] | None) -> RunContext:
-    """A run context holding the manifest's resolved config, with a throwaway store."""
-    from ._session import _disabled_in_yaml
-
-    overrides = list(manifest.get("overrides") or [])
+    """A run context holding the manifest's resolved config, with a throwaway store and
+    registry (recorded secrets were never recorded: they come from the environment)."""
+    overrides = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
     pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides))
     table = pm.component_table()
     search = conf_search_dirs(project_dir, pm.conf_dirs())
     choices = dict(manifest.get("choices") or {})
     prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices, overrides)
     config = json.loads(json.dumps(manifest["config"]))  # a private copy
-    spec = validate(Composed(config, prov, choices, overrides), table, pm.allowed_targets())
-    spec.store = dataclasses.replace(spec.store, url=str(store_dir), registry=None,
+    spec = validate(Composed(config, prov, choices, overrides), table, pm.allowed_targets(),
+                    pm.settings_schemas())
+    spec.store = dataclasses.replace(spec.store, url=str(store_dir),
+                                     registry=f"sqlite:///{store_dir.parent / 'registry.db'}",
                                      storage_options={})
     return RunContext(spec=spec, pm=pm, table=table, echo=echo)
 
@@ -132,16 +136,17 @@ def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
             longer validates.
         ReproduceError: when the recorded data cannot be found any more.
     """
-    from ._context import thread_limits
-    from ._session import make_context
-
     project_dir = Path(project_dir).resolve()
     home = make_context(project_dir, overrides or [], echo=echo)
     try:
-        manifest = read_manifest(home.store, run_id)
-        real_store: ArtifactStore = home.store
+        return _reproduce(home, project_dir, run_id, tolerance, echo)
     finally:
         home.close()
+
+
+def _reproduce(home: RunContext, project_dir: Path, run_id: str, tolerance: float,
+               echo: Callable[[str], None] | None) -> dict:
+    manifest = read_manifest(home, run_id)
     if manifest.get("status") != "succeeded" or not manifest.get("metrics"):
         raise ReproduceError(f"run {run_id} has no recorded metrics to compare with",
                              recorded=f"status {manifest.get('status')!r}",
@@ -151,8 +156,7 @@ def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
     tmp = Path(tempfile.mkdtemp(prefix="specloop-reproduce-"))
     ctx = _context_from_manifest(project_dir, manifest, tmp / "store", echo)
     try:
-        pipe = Pipeline(ctx)
-        plans = pipe.plan()
+        plans = plan(ctx, None)
         recorded = _recorded_files(manifest)
         current = _current_files(plans[0])
         if recorded and current != recorded:
@@ -160,8 +164,7 @@ def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
             why = None
             if commit is not None:
                 try:
-                    pipe = Pipeline(ctx)
-                    plans = pipe.plan()
+                    plans = plan(ctx, None)
                     current = _current_files(plans[0])
                     notes.append(f"data changed in the workspace; read commit {commit[:12]} "
                                  "through DVC, as recorded")
@@ -183,15 +186,18 @@ def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
         plans = [p for p in plans if p.name in REPRODUCED_STAGES]
         for p in plans:
             p.cached = False  # a fresh store: nothing is cached, but be explicit
-        pipe.preflight(plans)
-        doc = Manifest(ctx, "reproduce")
+        pipe = Pipeline(ctx, plans)
+        pipe.preflight()
+        doc = pipe.manifest = Manifest(ctx, "reproduce")
         doc.doc["reproduces"] = run_id
+        doc.record_plan(plans)
         with thread_limits(ctx.spec.project.threads):
-            pipe.run(doc, plans)
+            pipe.run()
         metrics = json.loads(ctx.store.get(doc.doc["stages"]["evaluate"]["key"],
                                            "metrics.json"))
         final = doc.finish("succeeded", metrics=metrics)
-        real_store.write_json(f"runs/{ctx.run_id}/manifest.json", final)
+        body = home.store.write_json(f"runs/{ctx.run_id}/manifest.json", final)
+        home.registry.record_run(final, sha256(body))
     finally:
         ctx.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -72,5 +72,7 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
         composed = from_hydra_config(hydra_cfg, project_dir,
                                      conf_search_dirs(project_dir, pm.conf_dirs()), choices,
                                      list(hc.overrides.task))
-    spec: Spec = validate(composed, table, pm.allowed_targets())
+    inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
+    spec: Spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
+                          inactive | {b.name for b in pm.broken})
     return RunContext(spec=spec, pm=pm, table=table, echo=echo)

@@ -3,8 +3,9 @@
 Validation happens before any stage runs. Each stage node is split into ``kind`` (looked up
 in the component table) and the rest, which is merged into the component's dataclass schema
 with OmegaConf (unknown keys and wrong types) and then checked against its declared
-constraints (values). Errors name the key, the file or override that set it, what was
-expected and how to fix it.
+constraints (values). ``plugins.<name>`` settings are validated against the schema the
+plugin declares. Errors name the key, the file or override that set it, what was expected
+and how to fix it. Checks that span stages live in :mod:`._crosscheck`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._config import Composed, Provenance
+from ._boundary import Guarded, guarded_call
+from ._config import ROOT_KEYS, Composed, Provenance, unknown_root_key
+from ._registry import valid_name
 from .components import ComponentSpec, ComponentTable, Stage
-from .errors import ConfigError
+from .errors import ConfigError, PluginError, SpecloopError
 from .schema import Interval, Options, check_constraints, param
 
 REQUIRED_STAGES = {"data": Stage.DATA, "model": Stage.MODEL, "metrics": Stage.METRICS}
 OPTIONAL_STAGES = {"gate": Stage.GATE, "deploy": Stage.DEPLOY, "monitor": Stage.MONITOR,
                    "retrain": Stage.RETRAIN}
+NAME_RULE = ("1-128 letters, digits, '_', '.' or '-', starting with a letter or digit "
+             "(no '/', '\\' or '..')")
+# the seed reaches numpy's RandomState, which takes 0 <= seed < 2**32
+SEED_RANGE = Interval(int, 0, 2**32 - 1)
 
 
 @dataclass
@@ -30,7 +37,8 @@ class ProjectConf:
     """The ``project:`` node."""
 
     name: str = param("project", help="model name in the registry")
-    seed: int = param(0, help="the seed every stage derives its randomness from")
+    seed: int = param(0, check=SEED_RANGE,
+                      help="the seed every stage derives its randomness from")
     description: str = param("", help="one line for the model card")
     threads: int | None = param(None, check=Interval(int, 1, None, allow_none=True),
                                 help="threads native libraries (OpenMP, BLAS) may use while "
@@ -41,11 +49,11 @@ class ProjectConf:
 class StoreConf:
     """The ``store:`` node: where artifacts, manifests and the registry live."""
 
-    url: str = param(".specloop", help="artifact store: a folder (relative to the project) "
-                                       "or an fsspec URL such as s3://bucket/prefix")
+    url: str = param(".specloop/store", help="artifact store: a folder (relative to the "
+                                             "project) or an fsspec URL (s3://bucket/prefix)")
     registry: str | None = param(None, help="registry database URL (default: "
-                                            "sqlite:///<store folder>/registry.db)")
-    storage_options: dict[str, Any] = param(default_factory=dict,
+                                            "sqlite:///.specloop/registry.db in the project)")
+    storage_options: dict[str, Any] = param(default_factory=dict, secret=True,
                                             help="passed to fsspec (endpoint, credentials …)")
 
 
@@ -58,6 +66,10 @@ class LoopConf:
                                   "batches, or of the whole training window")
     holdout: float = param(0.25, check=Interval(float, 0, 1, closed="neither"),
                            help="fraction of each window part held out to judge models")
+    settle_seconds: float = param(1.0, check=Interval(float, 0, None),
+                                  help="a batch changed less than this long ago is read only "
+                                       "if it stays unchanged for this long (else it is "
+                                       "still being written: left for a later pass)")
 
 
 @dataclass
@@ -65,26 +77,6 @@ class SweepConf:
     """The ``sweep:`` node (used by multirun)."""
 
     register: str = param("best", check=Options("best", "all", "none"))
-
-
-@dataclass
-class PluginsConf:
-    """The ``plugins:`` node: plugin-global settings, keyed by entry-point name."""
-
-    disable: list[str] = param(default_factory=list)
-
-
-ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
-             "retrain", "loop", "sweep", "plugins", "allow_python_targets")
-
-
-def unknown_root_key(key: str, where: str) -> ConfigError:
-    """The error for a top-level key the spec does not have, with a "did you mean"."""
-    close = difflib.get_close_matches(key, ROOT_KEYS, n=1)
-    return ConfigError(f"unknown top-level key {key!r}", key=key, file=where,
-                       expected="one of: " + ", ".join(ROOT_KEYS),
-                       fix=f"rename it to {close[0]!r}" if close else "remove it",
-                       extra=[("did you mean", close[0])] if close else [])
 
 
 @dataclass
@@ -96,19 +88,29 @@ class Resolved:
     key: str
     node: dict
 
-    def build(self) -> Any:
-        """Instantiate the component (constructors only store config)."""
-        return self.spec.load_factory()(self.config)
+    def build(self, run_id: str | None = None) -> Any:
+        """Instantiate the component behind the error boundary (constructors only store
+        config)."""
+        factory = self.spec.load_factory()
+        return Guarded(guarded_call(self.spec, "its constructor", factory, self.config,
+                                    run_id=run_id), self.spec, run_id)
 
     def fingerprint(self) -> dict:
         """What identifies this component's behaviour in cache keys."""
         return {"kind": self.spec.kind, "version": self.spec.version,
-                "config": _plain(self.node)}
+                "config": plain(self.node)}
 
 
 @dataclass
 class ValidationContext:
-    """Handed to a schema's optional ``validate_spec(ctx)`` for cross-field checks."""
+    """Handed to a schema's optional ``validate_spec(ctx)`` for cross-field checks.
+
+    Attributes:
+        key: The node's dotted key (``model``, ``loop.incoming`` …).
+        where: ``where(key)`` names the file or override that set a key.
+        allowed_targets: Dotted-path prefixes plugins allow (``specloop_add_allowed_targets``).
+        allow_python_targets: Whether the spec lifts that allowlist.
+    """
 
     key: str
     where: Any
@@ -131,52 +133,47 @@ class Spec:
     provenance: Provenance
     overrides: list[str]
     choices: dict[str, str | None]
-    plugin_settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def component(self, name: str) -> Resolved | None:
         """The resolved node of stage ``name`` (``None`` when the stage is off)."""
         return self.components.get(name)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` as plain containers (dataclasses and resolved nodes included)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Resolved):
         return value.fingerprint()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
-def _typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
-    from ._typecheck import build_exact
-
-    exact = build_exact(schema, body)
-    if exact is not None:
-        return exact
-    from omegaconf import OmegaConf
+def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
+    """Merge ``body`` into ``schema`` with OmegaConf: unknown keys and wrong types are
+    :class:`ConfigError`s naming the key."""
+    from omegaconf import OmegaConf  # ~0.1 s; `specloop plugins` never validates a spec
     from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
                                   OmegaConfBaseException, ValidationError)
 
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), body)
-        return OmegaConf.to_object(merged)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
     except OmegaConfBaseException as exc:
         sub = getattr(exc, "full_key", "") or ""
         full = f"{key}.{sub}" if sub else key
         if isinstance(exc, ConfigKeyError):
             bad = sub.rsplit(".", 1)[-1] or "?"
-            parent_key = full.rsplit(".", 1)[0]
             names = _field_names(schema, sub.split(".")[:-1])
             close = difflib.get_close_matches(bad, names, n=1)
-            return_err = ConfigError(
+            raise ConfigError(
                 f"unknown key {full!r}", key=full, file=prov.where(full),
-                expected=f"one of the keys of {parent_key}: {', '.join(names)}",
+                expected=f"one of the keys of {full.rsplit('.', 1)[0]}: {', '.join(names)}",
                 fix=f"rename it to {close[0]!r}" if close else "remove it",
-                extra=[("did you mean", close[0])] if close else [])
-            raise return_err from None
+                extra=[("did you mean", close[0])] if close else []) from None
         if isinstance(exc, MissingMandatoryValue):
             raise ConfigError(f"missing required value {full}", key=full,
                               file=prov.where(full), expected="a value",
@@ -202,25 +199,16 @@ def _lookup(body: Any, parts: list[str]) -> Any:
 
 
 def _schema_at(schema: Any, parts: list[str]) -> Any:
+    import typing
+
     for p in parts:
-        if not (dataclasses.is_dataclass(schema)):
+        if not dataclasses.is_dataclass(schema):
             return None
-        fields = {f.name: f for f in dataclasses.fields(schema)}
-        if p not in fields:
+        hints = typing.get_type_hints(schema)
+        if p not in hints:
             return None
-        schema = fields[p].type
-        if isinstance(schema, str):
-            schema = _eval_type(schema)
+        schema = hints[p]
     return schema
-
-
-def _eval_type(text: str) -> Any:
-    from . import schema as schema_module
-
-    try:
-        return eval(text, vars(schema_module).copy())  # noqa: S307 - annotations of our schemas
-    except Exception:
-        return text
 
 
 def _field_names(schema: Any, parts: list[str]) -> list[str]:
@@ -246,11 +234,11 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
     Raises:
         ConfigError: naming the key for every problem with the node.
         UnknownKindError: for a ``kind`` no installed plugin provides.
+        PluginError: the component's schema raised something other than a ConfigError.
     """
-    if node is None or (isinstance(node, dict) and node.get("kind") in ("none", None)
-                        and optional and "kind" in node):
-        if optional:
-            return None
+    if optional and (node is None or (isinstance(node, dict) and "kind" in node
+                                      and node.get("kind") in ("none", None))):
+        return None
     available = ", ".join(table.kinds(stage)) or "(none installed)"
     if not isinstance(node, dict):
         raise ConfigError(f"{key} must be a mapping with a 'kind'", key=key,
@@ -267,10 +255,11 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
         raise ConfigError(f"{key} has no 'kind'", key=f"{key}.kind", file=prov.where(key),
                           expected=f"one of: {available}",
                           fix=f"add 'kind: <one of those>' to {key}")
-    spec = table.get(stage, str(node["kind"]), key=f"{key}.kind", where=lambda: prov.where(f"{key}.kind"))
+    spec = table.get(stage, str(node["kind"]), key=f"{key}.kind",
+                     where=lambda: prov.where(f"{key}.kind"))
     body = {k: v for k, v in node.items() if k != "kind"}
     nested = {name: body.pop(name) for name in spec.nested if name in body}
-    config = _typed(spec.schema, body, key, prov)
+    config = _in_schema(spec, lambda: typed(spec.schema, body, key, prov))
     check_constraints(config, key, prov.where)
     for name, nested_stage in spec.nested.items():
         value = nested.get(name)
@@ -285,18 +274,68 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
         setattr(config, name, resolved)
     check = getattr(config, "validate_spec", None)
     if callable(check):
-        check(ValidationContext(key, prov.where, vctx.allowed_targets,
-                                vctx.allow_python_targets))
+        _in_schema(spec, lambda: check(ValidationContext(key, prov.where, vctx.allowed_targets,
+                                                         vctx.allow_python_targets)))
     return Resolved(spec, config, key, node)
 
 
-def validate(composed: Composed, table: ComponentTable, allowed_targets: list[str]) -> Spec:
+def _in_schema(spec: ComponentSpec, fn: Any) -> Any:
+    """Run schema code of a plugin: a ConfigError is the user's, anything else the plugin's."""
+    try:
+        return fn()
+    except SpecloopError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"the schema of component {spec.name} failed while validating",
+                          plugin=spec.plugin, distribution=spec.distribution,
+                          fix=f"upgrade the plugin, or disable it with "
+                              f"SPECLOOP_DISABLE_PLUGINS={spec.plugin}") from exc
+
+
+def _settings(raw: dict, schemas: dict[str, type], prov: Provenance,
+              inactive: set[str]) -> dict[str, Any]:
+    """The typed ``plugins.<name>`` settings (``disable`` is the engine's own key; settings of
+    a disabled or broken plugin are not checked)."""
+    out: dict[str, Any] = {}
+    disabled = set(raw.get("disable") or []) | set(inactive)
+    for name, node in (raw or {}).items():
+        key = f"plugins.{name}"
+        if name in disabled:
+            continue
+        if name == "disable":
+            if not isinstance(node, list) or not all(isinstance(n, str) for n in node):
+                raise ConfigError("plugins.disable must be a list of plugin names", key=key,
+                                  file=prov.where(key), got=node,
+                                  expected="a list such as [mlflow]", fix="plugins.disable: [name]")
+            continue
+        if name not in schemas:
+            close = difflib.get_close_matches(name, list(schemas), n=1)
+            raise ConfigError(f"no installed plugin declares settings {key!r}", key=key,
+                              file=prov.where(key),
+                              expected="plugins.<name> for one of: " + (", ".join(schemas) or
+                                                                        "(none)"),
+                              fix=f"rename it to plugins.{close[0]}" if close else "remove it",
+                              extra=[("did you mean", close[0])] if close else [])
+        config = typed(schemas[name], node or {}, key, prov)
+        check_constraints(config, key, prov.where)
+        out[name] = config
+    for name, schema in schemas.items():
+        out.setdefault(name, typed(schema, {}, f"plugins.{name}", prov))
+    return out
+
+
+def validate(composed: Composed, table: ComponentTable, allowed_targets: list[str],
+             settings_schemas: dict[str, type] | None = None,
+             inactive: set[str] = frozenset()) -> Spec:
     """Validate a composed spec.
 
     Args:
         composed: The composed spec.
         table: The run's component table.
         allowed_targets: Estimator allowlist (dotted-path prefixes).
+        settings_schemas: ``{plugin: dataclass}`` of the plugins' settings.
+        inactive: Plugins that are disabled or failed to import (their settings are kept
+            unchecked).
 
     Returns:
         The validated :class:`Spec`.
@@ -304,6 +343,8 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
     Raises:
         ConfigError: for the first problem found.
     """
+    from ._crosscheck import check_stages
+
     raw, prov = composed.config, composed.provenance
     for key in raw:
         if key not in ROOT_KEYS:
@@ -314,21 +355,19 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
                           file=prov.where("allow_python_targets"), got=allow_py,
                           expected="true or false", fix="allow_python_targets: true")
     vctx = ValidationContext("", prov.where, allowed_targets, allow_py)
-    project = _typed(ProjectConf, raw.get("project") or {}, "project", prov)
-    store = _typed(StoreConf, raw.get("store") or {}, "store", prov)
-    sweep = _typed(SweepConf, raw.get("sweep") or {}, "sweep", prov)
+    project = typed(ProjectConf, raw.get("project") or {}, "project", prov)
+    store = typed(StoreConf, raw.get("store") or {}, "store", prov)
+    sweep = typed(SweepConf, raw.get("sweep") or {}, "sweep", prov)
     loop_raw = dict(raw.get("loop") or {})
     incoming_node = loop_raw.pop("incoming", None)
-    loop = _typed(LoopConf, loop_raw, "loop", prov)
+    loop = typed(LoopConf, loop_raw, "loop", prov)
     for cfg, key in ((project, "project"), (store, "store"), (sweep, "sweep"), (loop, "loop")):
         check_constraints(cfg, key, prov.where)
-    from ._registry import NAME_RULE, valid_name
-
     if not valid_name(project.name):  # it names the model in the registry and in paths
         raise ConfigError(f"invalid model name {project.name!r}", key="project.name",
                           file=prov.where("project.name"), got=project.name,
                           expected=NAME_RULE, fix="e.g. project.name: fraud_detection")
-    plugin_settings = dict(raw.get("plugins") or {})
+    settings = _settings(raw.get("plugins") or {}, settings_schemas or {}, prov, inactive)
     components: dict[str, Resolved | None] = {}
     for name, stage in REQUIRED_STAGES.items():
         if raw.get(name) is None:
@@ -345,16 +384,16 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
     incoming = None
     if incoming_node is not None:
         data_node = dict(raw["data"])
-        merged = {k: v for k, v in data_node.items() if k not in ("split",)}
-        if isinstance(incoming_node, dict) and incoming_node.get("kind") not in (None,
-                                                                                data_node["kind"]):
-            merged = {k: v for k, v in merged.items() if k in ("target", "features", "drop",
-                                                               "categorical", "time_column",
-                                                               "task")}
+        merged = {k: v for k, v in data_node.items() if k != "split"}
+        if isinstance(incoming_node, dict) and incoming_node.get("kind") not in (
+                None, data_node["kind"]):  # another kind shares only the column choices
+            merged = {k: v for k, v in merged.items() if k in (
+                "target", "features", "drop", "categorical", "time_column", "task", "coerce")}
         merged.update(incoming_node if isinstance(incoming_node, dict) else {})
         incoming = resolve_node(Stage.DATA, merged, "loop.incoming", table, prov, vctx,
                                 optional=False)
-    return Spec(project_dir=prov.project_dir, raw=raw, project=project, store=store, loop=loop,
+    spec = Spec(project_dir=prov.project_dir, raw=raw, project=project, store=store, loop=loop,
                 sweep=sweep, components=components, incoming=incoming, provenance=prov,
-                overrides=composed.overrides, choices=composed.choices,
-                plugin_settings=plugin_settings)
+                overrides=composed.overrides, choices=composed.choices, settings=settings)
+    check_stages(spec)
+    return spec

@@ -1,22 +1,24 @@
-"""The artifact store: content-addressed folders behind an fsspec URL.
+"""The artifact store: content-addressed folders behind an fsspec URL, trusted only through
+specloop's own record of them.
 
 Layout under the store root::
 
     artifacts/<key>/<file>…      one folder per stage output, named by its cache key
-    artifacts/<key>/_meta.json   written last: the commit marker, with each file's SHA-256
     runs/<run_id>/manifest.json  one manifest per run
 
-A reader only trusts an artifact whose ``_meta.json`` exists, and verifies each file's
-SHA-256 against it. On a local folder an artifact is first written to a temporary folder and
-then renamed into place, so a crash never leaves a half-written artifact visible; on object
-stores, where rename is a copy, ``_meta.json`` written last plays that role.
+The store holds bytes; what they should be is recorded in the registry's artifact index
+(:class:`~specloop._registry.ArtifactIndex`), which lives outside the store. An artifact
+exists for specloop only when the index records it *and* its files are there; every read
+is checked against the recorded SHA-256 before anything is parsed. Anything else under a key
+(planted by whoever can write the store, left by a crash) is ignored, and replaced when that
+key is next written. A recorded file that is gone is *missing* (the stage computes it
+again), not tampered with.
 
-Concurrent writers of one key (parallel sweep members, two sweeps on one cache) take
-:meth:`ArtifactStore.lock` around "check, compute, put": on a local store an exclusive
-``fcntl.flock`` on ``artifacts/.locks/<key>.lock``, so the second process waits, re-checks
-:meth:`ArtifactStore.has` and takes the cache hit instead of computing the key again. Remote
-stores have no shared lock; there both compute and the first complete ``_meta.json`` wins,
-which is still safe because readers verify every file's SHA-256.
+Writes: on a local folder the files go to ``artifacts/.tmp-<key>-<pid>-<rand>/`` (fsynced)
+and the folder is renamed into place, then the index records it; on object stores, where a
+rename is a copy, the files are uploaded and then recorded. Temporary folders that a killed
+writer left behind are removed by the next writer. Concurrent writers of one key take
+:meth:`ArtifactStore.lock` (a file lock on local stores) around "check, compute, put".
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._proc import pid_alive
 from ._remote import open_url, remote_errors
 from .errors import ArtifactError
 
+LEFTOVER_AGE = 3600.0  # seconds after which a temporary folder is surely a dead writer's
 
-def _sha256(data: bytes) -> str:
+
+def sha256(data: bytes) -> str:
+    """The hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -45,24 +52,28 @@ class ArtifactStore:
         url: A local folder (relative paths are taken from ``base_dir``) or an fsspec URL.
         base_dir: The project folder.
         storage_options: Passed to fsspec for remote URLs.
+        index: The record of what specloop wrote (the registry's ``index``).
     """
 
-    def __init__(self, url: str, base_dir: Path, storage_options: dict | None = None) -> None:
+    def __init__(self, url: str, base_dir: Path, storage_options: dict | None = None, *,
+                 index: Any = None) -> None:
         self.url = url
         self.storage_options = dict(storage_options or {})
-        self.local = "://" not in url or url.startswith("file://")
-        if self.local:
-            path = Path(url.removeprefix("file://"))
-            self.root = str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
-        else:
-            # the protocol-less form (``bucket/prefix``) is what fsspec paths look like; it is
-            # also what names the local registry of a remote store, so it never changes
-            self.protocol, self.root = url.split("://", 1)
-            self.root = self.root.rstrip("/")
+        self.local, self.root = self.locate(url, base_dir)
+        self.index = index
         self._fs = None
+        self._swept = False
+
+    @staticmethod
+    def locate(url: str, base_dir: Path) -> tuple[bool, str]:
+        """``(local, root)`` of a store URL: an absolute folder, or ``bucket/prefix``."""
+        if "://" not in url or url.startswith("file://"):
+            path = Path(url.removeprefix("file://"))
+            return True, str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+        return False, url.split("://", 1)[1].rstrip("/")
 
     @property
-    def fs(self):
+    def fs(self) -> Any:
         """The fsspec filesystem (imported on first use; a remote store is checked once)."""
         if self._fs is None:
             if self.local:
@@ -73,10 +84,6 @@ class ArtifactStore:
                 self._fs, _ = open_url(self.url, self.storage_options)
         return self._fs
 
-    def __getstate__(self) -> dict:
-        # sent to the artifact writer process: it opens its own filesystem
-        return {**self.__dict__, "_fs": None}
-
     def _remote(self) -> remote_errors:
         return remote_errors(self.url, self.storage_options)
 
@@ -85,58 +92,70 @@ class ArtifactStore:
         return "/".join([self.root, *parts])
 
     # -- artifacts ---------------------------------------------------------------------------
+    def record(self, key: str) -> dict | None:
+        """specloop's record of artifact ``key`` (files, hashes, metadata), or ``None``."""
+        return self.index.get(key) if self.index is not None else None
+
     def has(self, key: str) -> bool:
-        """Whether a complete artifact exists for ``key``."""
-        meta = self.path("artifacts", key, "_meta.json")
+        """Whether a recorded artifact exists for ``key`` with all its files present."""
+        rec = self.record(key)
+        if rec is None:
+            return False
+        paths = [self.path("artifacts", key, name) for name in rec["files"]]
         if self.local:
-            return os.path.exists(meta)
+            return all(os.path.exists(p) for p in paths)
         with self._remote():
-            self.fs.invalidate_cache(meta)  # another process may have written it meanwhile
-            return self.fs.exists(meta)
+            self.fs.invalidate_cache(self.path("artifacts", key))
+            return all(self.fs.exists(p) for p in paths)
+
+    def meta(self, key: str) -> dict:
+        """The recorded metadata of an artifact.
+
+        Raises:
+            ArtifactError: if specloop has no record of it.
+        """
+        rec = self.record(key)
+        if rec is None:
+            raise ArtifactError(f"artifact {key} is not recorded by specloop; refusing to use "
+                                "it", path=self.path("artifacts", key),
+                                fix="run the stage that produces it (specloop run)")
+        return rec
 
     @contextmanager
     def lock(self, key: str) -> Iterator[bool]:
         """Hold an exclusive per-key lock while computing ``key``; yields whether it is held.
 
-        Local stores lock a file next to the artifacts with ``fcntl.flock`` (released by the
-        kernel if the process dies, so a crash never leaves a stale lock). Where no such lock
-        exists (object stores, platforms without ``fcntl``) it yields ``False`` and writers
-        fall back to "compute and publish atomically, first complete writer wins".
+        Local stores lock a file next to the artifacts (released by the kernel if the holder
+        dies). Object stores have no shared lock: there writers fall back to "compute and
+        record, the last record wins", which is safe because every read checks the hashes.
         """
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            fcntl = None
-        if not self.local or fcntl is None:
+        if not self.local:
             yield False
             return
+        from filelock import FileLock
+
         folder = self.path("artifacts", ".locks")
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(os.path.join(folder, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with FileLock(os.path.join(folder, f"{key}.lock")):
             yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def put(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> dict:
-        """Write an artifact atomically; a concurrent writer of the same key wins harmlessly.
+        """Write an artifact and record it in the index.
 
         Args:
             key: The cache key.
             files: File name to content.
-            meta: Extra metadata stored in ``_meta.json``.
+            meta: Extra metadata recorded with it (stage, component, model format …).
 
         Returns:
-            The metadata written (with ``files: {name: {sha256, size}}``).
+            The record (``files: {name: {sha256, size}}`` plus ``meta``).
         """
-        record = {"key": key, "files": {n: {"sha256": _sha256(b), "size": len(b)}
+        record = {"key": key, "files": {n: {"sha256": sha256(b), "size": len(b)}
                                         for n, b in files.items()}, **(meta or {})}
-        body = json.dumps(record, indent=1, sort_keys=True).encode()
         final = self.path("artifacts", key)
         if self.local:
-            tmp = self.path("artifacts", f".tmp-{key}-{uuid.uuid4().hex[:8]}")
+            self._sweep_leftovers()
+            tmp = self.path("artifacts", f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
             os.makedirs(tmp)
             try:
                 for name, data in files.items():
@@ -144,66 +163,70 @@ class ArtifactStore:
                         fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
-                with open(os.path.join(tmp, "_meta.json"), "wb") as fh:
-                    fh.write(body)
-                if os.path.exists(final) and not os.path.exists(os.path.join(final, "_meta.json")):
-                    shutil.rmtree(final, ignore_errors=True)  # leftover of an old crash
-                try:
-                    os.rename(tmp, final)
-                except OSError:
-                    if not self.has(key):
-                        raise
+                if os.path.exists(final):  # unrecorded (planted, or a crash's): replaced
+                    shutil.rmtree(final, ignore_errors=True)
+                os.rename(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
             with self._remote():
                 for name, data in files.items():
                     self.fs.pipe_file(f"{final}/{name}", data)
-                self.fs.pipe_file(f"{final}/_meta.json", body)  # the commit marker, last
+        if self.index is not None:
+            self.index.put(key, record)
         return record
 
-    def meta(self, key: str) -> dict:
-        """The ``_meta.json`` of an artifact.
-
-        Raises:
-            ArtifactError: if the artifact does not exist.
-        """
-        path = self.path("artifacts", key, "_meta.json")
+    def _sweep_leftovers(self) -> None:
+        """Remove temporary folders of writers that died (once per store object)."""
+        if self._swept:
+            return
+        self._swept = True
+        folder = self.path("artifacts")
         try:
-            return json.loads(self._read(path))
-        except FileNotFoundError:
-            raise ArtifactError(f"artifact {key} is not in the store", path=path) from None
+            names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            pid = name.split("-")[-2] if name.count("-") >= 3 else ""
+            try:
+                old = time.time() - os.stat(path).st_mtime > LEFTOVER_AGE
+            except OSError:
+                continue
+            if old or not pid.isdigit() or not pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
 
     def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
-        """Read one file of an artifact and verify its SHA-256.
+        """Read one file of an artifact and verify its SHA-256 against specloop's record.
 
         Args:
             key: The artifact's key.
             name: The file name inside the artifact.
-            registered: The SHA-256 the model registry recorded for this file, checked
-                first: it still holds when the artifact's own ``_meta.json`` was rewritten.
+            registered: The SHA-256 the model registry recorded for this file, checked first.
 
         Raises:
-            ArtifactError: if it is missing, or its hash does not match the recorded one.
+            ArtifactError: it is not recorded, missing, or does not match its recorded hash.
         """
-        meta = self.meta(key)
+        rec = self.record(key)
         path = self.path("artifacts", key, name)
-        if name not in meta["files"]:
-            raise ArtifactError(f"artifact {key} has no file {name!r}", path=path)
+        expected = registered or (rec or {}).get("files", {}).get(name, {}).get("sha256")
+        if expected is None:
+            raise ArtifactError(f"artifact file {key}/{name} is not recorded by specloop; "
+                                "refusing to read it", path=path,
+                                fix="run the stage that produces it (specloop run)")
         try:
             data = self._read(path)
         except FileNotFoundError:
-            raise ArtifactError("an artifact file is missing", path=path,
-                                expected=registered or meta["files"][name]["sha256"]) from None
-        actual = _sha256(data)
-        if registered is not None and actual != registered:
-            raise ArtifactError("artifact file does not match its recorded SHA-256 in the "
-                                "model registry (truncated or tampered with); refusing to use it",
-                                path=path, expected=registered, actual=actual)
-        if actual != meta["files"][name]["sha256"]:
-            raise ArtifactError("artifact file does not match its recorded SHA-256 "
+            raise ArtifactError("an artifact file is missing from the store", path=path,
+                                expected=expected, missing=True,
+                                fix="the stage that wrote it computes it again on the next "
+                                    "run; a registered version's files can be restored from "
+                                    "a backup of the store") from None
+        actual = sha256(data)
+        if actual != expected:
+            raise ArtifactError("artifact file does not match the SHA-256 specloop recorded "
                                 "(truncated or tampered with); refusing to use it",
-                                path=path, expected=meta["files"][name]["sha256"], actual=actual)
+                                path=path, expected=expected, actual=actual)
         return data
 
     def _read(self, path: str) -> bytes:
@@ -214,8 +237,8 @@ class ArtifactStore:
             return self.fs.cat_file(path)
 
     # -- small JSON documents (manifests) ---------------------------------------------------
-    def write_json(self, relpath: str, doc: dict) -> str:
-        """Write a JSON document atomically (temporary file, then rename)."""
+    def write_json(self, relpath: str, doc: dict) -> bytes:
+        """Write a JSON document atomically (temporary file, then rename); return its bytes."""
         path = self.path(*relpath.split("/"))
         body = json.dumps(doc, indent=2, sort_keys=False, default=str).encode()
         if self.local:
@@ -227,11 +250,11 @@ class ArtifactStore:
         else:
             with self._remote():
                 self.fs.pipe_file(path, body)  # one PUT: an object store never shows half
-        return path
+        return body
 
-    def read_json(self, relpath: str) -> dict:
-        """Read a JSON document written by :meth:`write_json`."""
-        return json.loads(self._read(self.path(*relpath.split("/"))))
+    def read_bytes(self, relpath: str) -> bytes:
+        """The bytes of a document written by :meth:`write_json`."""
+        return self._read(self.path(*relpath.split("/")))
 
     def list_dir(self, relpath: str) -> list[str]:
         """Names of the entries of a folder of the store (empty if it does not exist)."""

@@ -25,6 +25,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._text import table
+
 
 def _sort_key(result: dict, primary: str | None, greater: bool) -> tuple:
     if result.get("status") != "succeeded":
@@ -107,7 +109,7 @@ def register_winner(project_dir: Path, winner: dict, echo: Any = None) -> dict:
     Returns:
         The manifest of that registration run.
     """
-    from ._pipeline import execute
+    from ._runner import execute
     from ._session import make_context
 
     ctx = make_context(project_dir, winner["overrides"], echo=echo)
@@ -130,9 +132,7 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     ok = [r for r in rows if r["status"] == "succeeded"]
     best = next((r for r in results if ok and r.get("job") == ok[0]["job"]), None)
     paths = save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1], "registered": None})
-    from .cli import _table
-
-    out(_table(display(rows, metric_cols),
+    out(table(display(rows, metric_cols),
                ["rank", "job", "overrides", "status", *metric_cols, "seconds", "cache_hits",
                 "version"]))
     failed = [r for r in rows if r["status"] != "succeeded"]

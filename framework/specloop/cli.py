@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from ._cli_records import add_commands as add_record_commands
+from ._text import table
 from .errors import SpecloopError
 
 
@@ -25,17 +27,6 @@ def _out(text: str = "") -> None:
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
 
 
 def _context(args: argparse.Namespace):
@@ -51,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from ._sweep import run_sweep
 
         return run_sweep(Path(args.project), args.overrides, _out)
-    from ._pipeline import execute
+    from ._runner import execute
 
     if getattr(args, "params", None):
         from ._dvc_export import params_overrides
@@ -65,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.write_keys:
         _write_keys(Path(args.project) / args.write_keys, doc)
     _out(f"run {doc['run_id']}")
-    _out(_table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
+    _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
                 ["stage", "action", "seconds", "component"]))
     if doc.get("metrics"):
         _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in doc["metrics"].items()))
@@ -102,16 +93,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
          f"(tolerance {report['tolerance']:g})")
     for note in report["notes"]:
         _out(f"note: {note}")
-    _out(_table([{**r, "ok": "yes" if r["ok"] else "NO",
+    _out(table([{**r, "ok": "yes" if r["ok"] else "NO",
                   **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
                      if isinstance(r[k], (int, float))}} for r in report["metrics"]],
                 ["metric", "recorded", "reproduced", "difference", "ok"]))
     if report["stage_keys"]:
         _out("stage keys that differ (component versions or pinned data):")
-        _out(_table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
+        _out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
     if report["environment"]:
         _out("environment differences:")
-        _out(_table(report["environment"], ["what", "recorded", "now"]))
+        _out(table(report["environment"], ["what", "recorded", "now"]))
     else:
         _out("environment: same python and package versions")
     _out("reproduced" if report["reproduced"] else "NOT reproduced: the metrics differ")
@@ -139,18 +130,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``specloop plan``: what ``run`` would do, and why; nothing executes."""
-    from ._pipeline import Pipeline
+    from ._runner import plan_run
 
     ctx = _context(args)
     try:
-        plans = Pipeline(ctx).plan()
+        rows = [p.row() for p in plan_run(ctx)]
     finally:
         ctx.close()
-    rows = [p.row() for p in plans]
     if args.json:
         _out(json.dumps(rows, indent=2))
         return 0
-    _out(_table(rows, ["stage", "component", "action", "reason"]))
+    _out(table(rows, ["stage", "component", "action", "reason"]))
     todo = [r["stage"] for r in rows if r["action"] == "run"]
     _out(f"{len(todo)} stage(s) would run" + (f": {', '.join(todo)}" if todo else
                                                " (everything is cached)"))
@@ -158,19 +148,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``specloop validate``: compose and validate only."""
+    """``specloop validate``: compose and validate, including the checks that need the
+    components (estimator parameters) or the data (the model's task against the target)."""
+    from ._redact import redact, secret_fields
+    from ._validate import deep_checks
+
     ctx = _context(args)
+    try:
+        deep_checks(ctx)
+    finally:
+        ctx.close()
     comps = [(k, r) for k, r in ctx.spec.components.items() if r is not None]
-    for _name, resolved in comps:  # the heavy checks too (e.g. estimator parameters)
-        check = getattr(resolved.build(), "preflight", None)
-        if callable(check):
-            check(ctx)
     _out(f"spec OK: {ctx.spec.project.name} — " + ", ".join(
         f"{k}={r.spec.kind}" for k, r in comps))
     if args.show:
-        import yaml
+        import yaml  # only for --show
 
-        _out(yaml.safe_dump(ctx.spec.raw, sort_keys=False).rstrip())
+        _out(yaml.safe_dump(redact(ctx.spec.raw, secret_fields(ctx.spec)),
+                            sort_keys=False).rstrip())
     return 0
 
 
@@ -188,10 +183,14 @@ def cmd_loop(args: argparse.Namespace) -> int:
                           fix="add --backtest to replay the batches once per policy in "
                               "isolation, e.g. specloop loop --backtest -m "
                               "retrain=never,on_drift,on_decay")
-    from ._loop import Loop
+    from ._loop import Loop, loop_status
 
     ctx = _context(args)
     try:
+        if args.status:
+            status = loop_status(ctx)
+            _out(json.dumps(status, indent=2, default=str))
+            return 0
         records = Loop(ctx).run(limit=args.limit)
     finally:
         ctx.close()
@@ -229,121 +228,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """``specloop runs list|show``."""
-    from ._manifest import list_manifests
+    from ._cli_records import runs
 
     ctx = _context(args)
-    manifests = list_manifests(ctx.store)
-    if args.runs_cmd == "show":
-        match = [m for m in manifests if m["run_id"] == args.run_id]
-        if not match:
-            from .errors import RegistryError
-
-            raise RegistryError(f"no run {args.run_id!r} in {ctx.store.root}",
-                                fix="list runs with 'specloop runs list'")
-        m = match[0]
-        if args.json:
-            _out(json.dumps(m, indent=2, default=str))
-            return 0
-        _out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
-        _out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
-        git = m.get("git") or {}
-        _out(f"git: {git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}")
-        _out(_table([{"stage": k, **v} for k, v in m["stages"].items()],
-                    ["stage", "component", "status", "seconds", "key"]))
-        if m.get("metrics"):
-            _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items()))
-        _out(f"model version: {m.get('model_version') or '-'}")
-        if m.get("error"):
-            _out(f"error: {m['error']}")
-        return 0
-    rows = [{"run": m["run_id"], "command": m["command"], "status": m["status"],
-             "started": m["started"], "version": m.get("model_version"),
-             "overrides": " ".join(m.get("overrides", []))} for m in manifests]
-    if args.json:
-        _out(json.dumps(rows, indent=2))
-    else:
-        _out(_table(rows, ["run", "command", "status", "started", "version", "overrides"]))
-    return 0
-
-
-def _redeploy(ctx, args: argparse.Namespace) -> None:
-    """After ``champion`` moved: deploy its new holder, unless ``--no-deploy``."""
-    if args.alias != "champion" or args.no_deploy:
-        return
-    from ._governance import deploy_champion
-
-    result = deploy_champion(ctx)
-    if result is not None:
-        where = result.get("location")
-        _out(f"deployed v{result.get('version', '?')}" + (f" → {where}" if where else ""))
+    try:
+        return runs(ctx, args, _out)
+    finally:
+        ctx.close()
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    """``specloop registry list|show|promote|rollback|history``."""
+    """``specloop registry …``."""
+    from ._cli_records import registry
+
     ctx = _context(args)
-    reg, name = ctx.registry, ctx.model_name
-    sub = args.registry_cmd
     try:
-        if sub == "list":
-            versions = reg.versions(name)
-            rows = [{"version": v["version"], "aliases": ",".join(v["aliases"]),
-                     "created": v["created_at"], "run": v["run_id"],
-                     **{k: f"{x:.4f}" for k, x in list(v["metrics"].items())[:3]},
-                     "gate": "passed" if (v.get("gate") or {}).get("passed") else "failed"}
-                    for v in versions]
-            if args.json:
-                _out(json.dumps(versions, indent=2, default=str))
-            else:
-                metric_cols = list(versions[0]["metrics"])[:3] if versions else []
-                _out(_table(rows, ["version", "aliases", "created", *metric_cols, "gate", "run"]))
-        elif sub == "show":
-            from ._governance import model_card, render_card
-            from ._registry import check_name
-
-            alias = check_name(args.alias or "champion", "alias")
-            version = args.version if args.version is not None else reg.aliases(name).get(alias)
-            if version is None:
-                from .errors import RegistryError
-
-                raise RegistryError(f"model {name!r} has no {alias!r}",
-                                    fix="give a version: specloop registry show VERSION")
-            card = model_card(ctx, version)
-            _out(json.dumps(card, indent=2, default=str) if args.json else render_card(card))
-        elif sub == "promote":
-            from ._governance import promote
-
-            res = promote(ctx, args.version, alias=args.alias, force=args.force,
-                          reason=args.reason)
-            if res.get("unchanged"):
-                _out(f"{args.alias}: already v{args.version} (nothing changed)")
-                return 0
-            if res["gate"] is not None:
-                _out(("gate FAILED (forced): " if res["forced"] else "gate: ")
-                     + res["gate"]["summary"])
-            _out(f"{args.alias}: v{res['from']} → v{res['to']}" if res["from"] else
-                 f"{args.alias}: → v{res['to']}")
-            _redeploy(ctx, args)
-        elif sub == "rollback":
-            old, new = reg.rollback(name, args.alias, reason=args.reason or "rollback")
-            _out(f"{args.alias}: v{old} → v{new} (rolled back)")
-            _redeploy(ctx, args)
-        elif sub == "history":
-            hist = reg.alias_history(name)
-            audit = reg.audit(name)
-            if args.json:
-                _out(json.dumps({"aliases": hist, "audit": audit}, indent=2, default=str))
-                return 0
-            _out("alias history:")
-            _out(_table([{"at": h["at"], "alias": h["alias"], "from": h["previous"],
-                          "to": h["version"], "reason": h["reason"]} for h in hist],
-                        ["at", "alias", "from", "to", "reason"]))
-            _out("\naudit log:")
-            _out(_table([{"at": a["at"], "action": a["action"], "version": a["version"],
-                          "alias": a["alias"], "reason": a["reason"]} for a in audit],
-                        ["at", "action", "version", "alias", "reason"]))
+        return registry(ctx, args, _out)
     finally:
         ctx.close()
-    return 0
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -355,39 +257,16 @@ def _common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
                        help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
 
 
-class _Skipped:
-    """Stands in for the parser of a sub-command that is not being parsed: building all of
-    them (argparse looks up a translation for every help text) costs more than a cached run's
-    whole pipeline decision."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: self
-
-
-class _OnlySubparsers:
-    """``add_subparsers()`` that builds the parser of the command ``only`` and skips the rest."""
-
-    def __init__(self, sub: Any, only: str) -> None:
-        self.sub, self.only = sub, only
-
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        return self.sub.add_parser(name, **kwargs) if name == self.only else _Skipped()
-
-
-def build_parser(pm: Any = None, only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     """The argument parser, with the sub-commands plugins add.
 
     Args:
         pm: The plugin manager whose plugins add sub-commands (none: the built-in ones only).
-        only: Build just this built-in sub-command (what ``main`` parses when the command line
-            names one and asks for no help).
     """
     parser = argparse.ArgumentParser(
         prog="specloop", description="The MLOps loop as a declarative spec.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if only is not None:
-        sub = _OnlySubparsers(sub, only)
 
     p = sub.add_parser("run", help="run the pipeline up to deploy")
     _common(p)
@@ -418,55 +297,15 @@ def build_parser(pm: Any = None, only: str | None = None) -> argparse.ArgumentPa
                         "and store; print a leaderboard of retraining policies")
     p.add_argument("-m", "--multirun", action="store_true",
                    help="sweep (with --backtest), e.g. -m retrain=never,on_drift,on_decay")
+    p.add_argument("--status", action="store_true",
+                   help="who runs the loop now, and what it processed last")
     p.set_defaults(handler=cmd_loop)
 
     p = sub.add_parser("plugins", help="installed plugins and their components")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_plugins)
 
-    runs = sub.add_parser("runs", help="recorded runs")
-    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
-    p = rsub.add_parser("list", help="every run, oldest first")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p = rsub.add_parser("show", help="one run's manifest")
-    p.add_argument("run_id")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    runs.set_defaults(handler=cmd_runs)
-
-    reg = sub.add_parser("registry", help="model versions and aliases")
-    gsub = reg.add_subparsers(dest="registry_cmd", metavar="list|show|promote|rollback|history",
-                              required=True)
-    p = gsub.add_parser("list", help="every version")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("show", help="one version's model card (default: the champion)")
-    p.add_argument("version", nargs="?", type=int)
-    p.add_argument("--alias", default=None, help="show the version this alias points at")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("promote", help="point an alias (default champion) at a version; "
-                                        "champion only if the declared gate passes")
-    p.add_argument("version", type=int)
-    p.add_argument("--alias", default="champion")
-    p.add_argument("--reason", default=None, help="why (recorded in the audit log)")
-    p.add_argument("--force", action="store_true",
-                   help="promote although the gate fails (needs --reason)")
-    p.add_argument("--no-deploy", action="store_true",
-                   help="move the alias only; do not deploy the new champion")
-    _common(p)
-    p = gsub.add_parser("rollback", help="move an alias back to its previous version "
-                                         "(and deploy it, for champion)")
-    p.add_argument("--alias", default="champion")
-    p.add_argument("--reason", default=None)
-    p.add_argument("--no-deploy", action="store_true",
-                   help="move the alias only; do not deploy the previous champion")
-    _common(p)
-    p = gsub.add_parser("history", help="alias history and the audit log")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    reg.set_defaults(handler=cmd_registry)
+    add_record_commands(sub, _common, {"runs": cmd_runs, "registry": cmd_registry})
 
     p = sub.add_parser("reproduce", help="re-run a recorded run and compare its metrics")
     p.add_argument("run_id")
@@ -497,48 +336,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _err(f"specloop: warning: {message}")
 
 
-_exit_hooked = False
-
-
-def _skip_exit_collections() -> None:
-    """Keep what is alive at exit out of the garbage collector's exit passes.
-
-    After a run, scikit-learn, pandas and their dependencies (over a thousand modules) are
-    loaded; tearing the modules down at interpreter exit runs full collections over all their
-    objects, ~0.3 s of a first run. An ``atexit`` handler freezes those objects
-    (``gc.freeze``) just before that teardown. Everything else about exit is unchanged:
-    the other ``atexit`` handlers, flushing, module teardown and reference counting. What it
-    skips is collecting objects left in reference cycles at exit, whose memory the
-    operating system reclaims with the process.
-    """
-    global _exit_hooked
-    if not _exit_hooked:
-        import atexit
-        import gc
-
-        atexit.register(gc.freeze)  # registered first, so it runs after later handlers
-        _exit_hooked = True
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``specloop`` command."""
-    _skip_exit_collections()
+    """Entry point of the ``specloop`` command (in-process callers use it too)."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     warnings.showwarning = _show_warning
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ._manager import make_plugin_manager
-
-    needs_plugins = any(a in argv for a in ("-h", "--help")) or not argv or \
-        argv[0] not in ("run", "plan", "validate", "loop", "plugins", "runs", "registry",
-                        "reproduce", "export")
-    parser = build_parser(make_plugin_manager(), None) if needs_plugins else \
-        build_parser(None, only=argv[0])
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
     try:
+        from ._manager import make_plugin_manager
+
+        parser = build_parser(make_plugin_manager())
+        args = parser.parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
         return handler(args)
     except SpecloopError as exc:
         if os.environ.get("SPECLOOP_FULL_ERROR"):
@@ -549,7 +360,16 @@ def main(argv: list[str] | None = None) -> int:
         _err("specloop: interrupted (the store and the registry are consistent; run again "
              "to resume)")
         return 130
+    except BrokenPipeError:  # the reader went away (specloop … | head): end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def console_main() -> None:
+    """The ``specloop`` console script: :func:`main`, then exit with its code."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

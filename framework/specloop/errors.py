@@ -3,17 +3,19 @@
 The tree::
 
     SpecloopError                      every error specloop raises on purpose
-    ├── ConfigError (+ ValueError)     the spec is wrong: file, key, got, expected, fix
+    ├── ConfigError (+ ValueError)     the spec or the data is wrong: file, key, got, expected, fix
     │   └── UnknownKindError           a ``kind:`` no installed plugin provides
-    ├── PluginError                    a plugin is broken: plugin name and distribution
-    ├── StageError                     a component raised while a stage ran
+    ├── PluginError                    a plugin is broken or missing: plugin name and distribution
+    ├── StageError                     a component raised: stage, component, distribution, run
     ├── RegistryError                  a registry operation that cannot be done
     ├── ReproduceError                 a recorded run cannot be re-run as recorded
-    └── ArtifactError                  an artifact is missing, corrupt or tampered with
+    ├── ArtifactError                  an artifact is missing, unrecorded or tampered with
+    ├── BusyError                      a resource another process holds (the loop, a port)
+    └── BatchNotReady                  a data source's batch is still being written
 
-``ConfigError`` and its children are user errors (CLI exit code 2). ``StageError`` and
-``PluginError`` are failures of a component (exit code 1), and never blame the user for a
-plugin bug: they name the plugin and its distribution.
+Exit codes: ``ConfigError`` and ``RegistryError`` are user errors (2); ``StageError``,
+``PluginError``, ``ArtifactError`` and ``ReproduceError`` are failures (1), and never blame
+the user for a plugin bug: they name the plugin and its distribution; ``BusyError`` is 3.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "RegistryError",
     "ReproduceError",
     "ArtifactError",
+    "BusyError",
+    "BatchNotReady",
 ]
 
 
@@ -39,17 +43,16 @@ class SpecloopError(Exception):
 
     exit_code = 1
 
-    def details(self) -> list[tuple[str, str]]:
+    def details(self) -> list[tuple[str, object]]:
         """Return the ``(label, text)`` detail lines shown under the message."""
         return []
 
     def render(self) -> str:
         """Return the compact, traceback-free text the CLI prints."""
         lines = [f"specloop: {self.args[0] if self.args else type(self).__name__}"]
-        width = max((len(label) for label, _ in self.details()), default=0)
-        for label, text in self.details():
-            if text is None or text == "":
-                continue
+        rows = [(label, text) for label, text in self.details() if text not in (None, "")]
+        width = max((len(label) for label, _ in rows), default=0)
+        for label, text in rows:
             text = str(text).replace("\n", "\n" + " " * (width + 4))
             lines.append(f"  {label + ':':<{width + 1}} {text}")
         return "\n".join(lines)
@@ -59,7 +62,7 @@ class SpecloopError(Exception):
 
 
 class ConfigError(SpecloopError, ValueError):
-    """The spec (YAML or an override) is wrong.
+    """The spec (YAML or an override), or the data it names, is wrong.
 
     Args:
         message: What is wrong, lower-case and short.
@@ -68,6 +71,7 @@ class ConfigError(SpecloopError, ValueError):
         got: The offending value.
         expected: What would have been accepted.
         fix: How to fix it.
+        extra: More ``(label, text)`` lines.
     """
 
     exit_code = 2
@@ -76,27 +80,14 @@ class ConfigError(SpecloopError, ValueError):
                  got: object = None, expected: str | None = None, fix: str | None = None,
                  extra: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
-        self.key = key
-        self.file = file
-        self.got = got
-        self.expected = expected
-        self.fix = fix
+        self.key, self.file, self.got = key, file, got
+        self.expected, self.fix = expected, fix
         self.extra = list(extra or [])
 
-    def details(self) -> list[tuple[str, str]]:
-        rows = []
-        if self.key:
-            rows.append(("key", self.key))
-        if self.file:
-            rows.append(("where", self.file))
-        if self.got is not None:
-            rows.append(("got", repr(self.got)))
-        if self.expected:
-            rows.append(("expected", self.expected))
-        rows.extend(self.extra)
-        if self.fix:
-            rows.append(("fix", self.fix))
-        return rows
+    def details(self) -> list[tuple[str, object]]:
+        return [("key", self.key), ("where", self.file),
+                ("got", None if self.got is None else repr(self.got)),
+                ("expected", self.expected), *self.extra, ("fix", self.fix)]
 
 
 class UnknownKindError(ConfigError):
@@ -104,49 +95,52 @@ class UnknownKindError(ConfigError):
 
 
 class PluginError(SpecloopError):
-    """A plugin failed to import, or broke its contract.
+    """A plugin failed to import, broke its contract, or is not installed.
 
     Args:
         message: What went wrong.
         plugin: The entry-point name of the plugin.
         distribution: The distribution (and version) that ships it.
+        fix: How to fix it (an install hint, an upgrade, how to disable it).
     """
 
     def __init__(self, message: str, *, plugin: str | None = None,
                  distribution: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
-        self.plugin = plugin
-        self.distribution = distribution
-        self.fix = fix
+        self.plugin, self.distribution, self.fix = plugin, distribution, fix
 
-    def details(self) -> list[tuple[str, str]]:
-        return [("plugin", self.plugin), ("distribution", self.distribution), ("fix", self.fix)]
+    def details(self) -> list[tuple[str, object]]:
+        cause = self.__cause__
+        return [("plugin", self.plugin), ("distribution", self.distribution),
+                ("cause", f"{type(cause).__name__}: {cause}" if cause else None),
+                ("fix", self.fix)]
 
 
 class StageError(SpecloopError):
-    """A component raised while its stage ran; wraps the original exception.
+    """A component raised while the engine called it; wraps the original exception.
 
     Args:
         message: What failed.
-        stage: The stage name (``train``, ``evaluate`` …).
+        stage: The stage that was running (``train``, ``score`` …), when known.
         component: ``stage/kind`` of the component that raised.
-        distribution: The distribution that ships the component.
+        distribution: The distribution (and version) that ships the component.
+        version: The component's own version (``ComponentSpec.version``).
         run_id: The run in which it happened.
     """
 
-    def __init__(self, message: str, *, stage: str, component: str | None = None,
-                 distribution: str | None = None, run_id: str | None = None) -> None:
+    def __init__(self, message: str, *, stage: str | None = None, component: str | None = None,
+                 distribution: str | None = None, version: str | None = None,
+                 run_id: str | None = None) -> None:
         super().__init__(message)
-        self.stage = stage
-        self.component = component
-        self.distribution = distribution
-        self.run_id = run_id
+        self.stage, self.component, self.distribution = stage, component, distribution
+        self.version, self.run_id = version, run_id
 
-    def details(self) -> list[tuple[str, str]]:
+    def details(self) -> list[tuple[str, object]]:
         cause = self.__cause__
         return [
             ("stage", self.stage),
-            ("component", self.component),
+            ("component", f"{self.component} (component version {self.version})"
+             if self.component and self.version else self.component),
             ("distribution", self.distribution),
             ("run", self.run_id),
             ("cause", f"{type(cause).__name__}: {cause}" if cause else None),
@@ -155,16 +149,19 @@ class StageError(SpecloopError):
 
 
 class RegistryError(SpecloopError):
-    """A registry operation that cannot be done (unknown version, no champion …)."""
+    """A registry operation that cannot be done (unknown version, no champion, a broken
+    registry file …)."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, fix: str | None = None) -> None:
+    def __init__(self, message: str, *, fix: str | None = None,
+                 extra: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.fix = fix
+        self.extra = list(extra or [])
 
-    def details(self) -> list[tuple[str, str]]:
-        return [("fix", self.fix)]
+    def details(self) -> list[tuple[str, object]]:
+        return [*self.extra, ("fix", self.fix)]
 
 
 class ReproduceError(SpecloopError):
@@ -183,21 +180,60 @@ class ReproduceError(SpecloopError):
         super().__init__(message)
         self.file, self.recorded, self.current, self.fix = file, recorded, current, fix
 
-    def details(self) -> list[tuple[str, str]]:
+    def details(self) -> list[tuple[str, object]]:
         return [("file", self.file), ("recorded", self.recorded), ("now", self.current),
                 ("fix", self.fix)]
 
 
 class ArtifactError(SpecloopError):
-    """An artifact is missing, truncated or does not match its recorded SHA-256."""
+    """An artifact is missing, not recorded by specloop, or does not match its recorded
+    SHA-256 (``missing`` tells the first case apart: the bytes are gone, not altered).
+
+    Args:
+        message: What is wrong.
+        path: The file in the store.
+        expected: The SHA-256 specloop recorded.
+        actual: The SHA-256 of the bytes found.
+        missing: The file is gone (not tampered with).
+        fix: How to recover.
+    """
 
     def __init__(self, message: str, *, path: str | None = None, expected: str | None = None,
-                 actual: str | None = None) -> None:
+                 actual: str | None = None, missing: bool = False,
+                 fix: str | None = None) -> None:
         super().__init__(message)
-        self.path = path
-        self.expected = expected
-        self.actual = actual
+        self.path, self.expected, self.actual = path, expected, actual
+        self.missing, self.fix = missing, fix
 
-    def details(self) -> list[tuple[str, str]]:
+    def details(self) -> list[tuple[str, object]]:
         return [("file", self.path), ("recorded sha256", self.expected),
-                ("actual sha256", self.actual)]
+                ("actual sha256", self.actual), ("fix", self.fix)]
+
+
+class BusyError(SpecloopError):
+    """A resource is held by another process: the project's loop, a port.
+
+    Args:
+        message: What is busy.
+        holder: Who holds it (pid, host, since), when known.
+        fix: What to do.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, holder: str | None = None,
+                 fix: str | None = None) -> None:
+        super().__init__(message)
+        self.holder, self.fix = holder, fix
+
+    def details(self) -> list[tuple[str, object]]:
+        return [("held by", self.holder), ("fix", self.fix)]
+
+
+class BatchNotReady(SpecloopError):
+    """Raised by a data source when a batch is not complete yet (a file still being written,
+    not parseable to its end); the loop leaves it for a later pass and never marks it done.
+
+    Args:
+        message: Why it is not ready (one line, shown to the user).
+    """

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
     from .components import ComponentSpec
-    from ._context import RunContext
+    # ``RunContext`` in the annotations below is specloop.RunContext (specloop/_context.py)
 
 hookspec = pluggy.HookspecMarker("specloop")
 hookimpl = pluggy.HookimplMarker("specloop")
@@ -50,12 +50,40 @@ def specloop_add_conf_dirs() -> list[str]:
 def specloop_add_allowed_targets() -> list[str]:
     """Return dotted-path prefixes that model specs may name as estimators.
 
-    The allowlist starts as ``["sklearn."]``; a plugin providing its own estimators adds
-    its package here (``"my_pkg.models."``). ``allow_python_targets: true`` in the spec
-    lifts the allowlist.
+    The allowlist starts empty: the scikit-learn plugin adds ``"sklearn."``, a plugin
+    providing its own estimators adds its package (``"my_pkg.models."``).
+    ``allow_python_targets: true`` in the spec lifts the allowlist.
 
     Returns:
         A list of dotted-path prefixes.
+    """
+
+
+@hookspec
+def specloop_add_preload_modules() -> list[str]:
+    """Return modules worth importing once before the members of a sweep start.
+
+    The ``specloop`` sweep launcher imports them in its ``forkserver`` process, so members
+    forked from it start with them imported (under ``spawn`` each member imports them
+    itself). Name what your components import at run time (``"my_pkg.model"``,
+    ``"xgboost"``); modules that are not installed are skipped.
+
+    Returns:
+        A list of module names.
+    """
+
+
+@hookspec
+def specloop_settings_schema() -> type | None:
+    """Return the dataclass that declares this plugin's ``plugins.<name>`` settings.
+
+    ``<name>`` is the plugin's entry-point name. The engine validates the spec's
+    ``plugins.<name>`` node against it before anything runs (unknown keys, types, declared
+    constraints, with the same errors as a component node) and hands the typed object to
+    the plugin as ``ctx.settings(<name>)``.
+
+    Returns:
+        A dataclass, or ``None``.
     """
 
 
@@ -117,6 +145,41 @@ def specloop_after_run(run: RunContext, manifest: dict[str, Any]) -> None:
     Args:
         run: The run context.
         manifest: The run manifest as written to the store (status, stages, metrics …).
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def specloop_after_register(run: RunContext, version: dict[str, Any]) -> None:
+    """Called after a model version was registered (by a run, a sweep or the loop).
+
+    Args:
+        run: The run context.
+        version: The registry record of the new version (metrics, gate, source, run id …).
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def specloop_after_alias_change(run: RunContext, name: str, alias: str, version: int,
+                                previous: int | None, action: str, reason: str) -> None:
+    """Called after an alias moved (promote, rollback, challenger) and the move committed.
+
+    Notifiers and bridges to other registries belong here (or in ``specloop_after_run``),
+    not in a deploy target: a hook observes, a deploy target serves a model.
+
+    Args:
+        run: The run context.
+        name: The model name.
+        alias: The alias (``champion``, ``challenger`` …).
+        version: The version it points at now.
+        previous: The version it pointed at before, or ``None``.
+        action: ``promote``, ``force-promote``, ``rollback`` or ``register-<alias>``.
+        reason: Why, as recorded in the alias history.
 
     Returns:
         Nothing.

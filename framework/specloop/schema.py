@@ -105,19 +105,25 @@ class Options:
 
 
 def param(default: Any = dataclasses.MISSING, *, check: Interval | Options | None = None,
-          help: str = "", default_factory: Any = dataclasses.MISSING) -> Any:
-    """Declare a schema field (a default of ``"???"`` marks it required, as in OmegaConf) with an optional value constraint and a help text.
+          help: str = "", default_factory: Any = dataclasses.MISSING,
+          secret: bool = False) -> Any:
+    """Declare a schema field with an optional value constraint and a help text.
+
+    A default of ``"???"`` marks the field required, as in OmegaConf.
 
     Args:
         default: The default value (omit for a required field).
         check: An :class:`Interval` or :class:`Options` the value must satisfy.
-        help: One line shown by ``specloop plugins --schema`` and in the docs.
+        help: One line shown in the docs and by ``specloop plugins``.
         default_factory: For mutable defaults (lists, dicts).
+        secret: The value is a credential: it is redacted in manifests, the registry, logs
+            and everything specloop prints (pass it through an environment variable,
+            ``${oc.env:NAME}``, rather than in a committed file).
 
     Returns:
         A :func:`dataclasses.field`.
     """
-    meta = {"check": check, "help": help}
+    meta = {"check": check, "help": help, "secret": secret}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -142,7 +148,8 @@ def check_constraints(obj: Any, prefix: str, where: Any = None) -> None:
         check = f.metadata.get("check")
         if check is not None and not check.accepts(value):
             raise ConfigError(
-                f"invalid value for {key}", key=key, got=value,
+                f"invalid value for {key}", key=key,
+                got="***" if f.metadata.get("secret") else value,
                 file=where(key) if where else None, expected=check.describe(),
                 fix=f"set {key} to {check.describe()}",
             )
@@ -181,6 +188,10 @@ class DataConf:
     time_column: str | None = param(None, help="orders rows in time (time split, loop batches)")
     task: str = param("auto", check=Options("auto", "classification", "regression"),
                       help="classification or regression (auto: from the target's values)")
+    coerce: dict[str, str] = param(
+        default_factory=dict,
+        help="column: numeric — read a column as numbers, bad cells becoming missing values "
+             "(without it, a numeric column with a few text cells is an error)")
     split: SplitConf = param(default_factory=SplitConf)
 
 

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from specloop import ComponentSpec, Stage, hookimpl, param
 
+# the bundle's files and their atomic writers, for targets that publish a bundle elsewhere
+from ._bundle import METADATA, bundle_files, read_verified, write_fs, write_local
+
+__all__ = ["METADATA", "bundle_files", "read_verified", "write_fs", "write_local"]
+
 
 @dataclass
 class BundleConf:

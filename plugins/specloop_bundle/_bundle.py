@@ -79,15 +79,23 @@ def write_fs(fs: Any, root: str, files: dict[str, bytes]) -> None:
     fs.pipe_file(meta, files[METADATA])
 
 
-def read_verified(fs: Any, root: str, model_sha256: str) -> dict | None:
-    """The bundle's metadata if every file matches its recorded SHA-256 and the model is
-    ``model_sha256``; ``None`` when anything is missing, different or tampered with."""
+def read_verified(fs: Any, root: str, model_sha256: str,
+                  metadata_sha256: str | None = None) -> dict | None:
+    """The bundle's metadata if every file matches its recorded SHA-256, the model is
+    ``model_sha256`` and (when given) ``metadata.json`` is ``metadata_sha256``; ``None`` when
+    anything is missing, different or tampered with."""
     try:
         fs.invalidate_cache(root)
-        meta = json.loads(fs.cat_file(f"{root}/{METADATA}"))
+        raw = fs.cat_file(f"{root}/{METADATA}")
+        if metadata_sha256 is not None and _sha(raw) != metadata_sha256:
+            return None
+        meta = json.loads(raw)
         if meta.get("model_sha256") != model_sha256:
             return None
-        for name, sha in meta.get("files", {"model.bin": model_sha256}).items():
+        files = meta.get("files") or {}
+        if not files or files.get("model.bin") != model_sha256:
+            return None
+        for name, sha in files.items():
             if _sha(fs.cat_file(f"{root}/{name}")) != sha:
                 return None
         return meta
@@ -112,15 +120,17 @@ class BundleDeployer:
         files = bundle_files(bundle)
         write_local(target, files)
         return {"location": str(target), "version": bundle["version"]["version"],
-                "sha256": _sha(bundle["model"])}
+                "sha256": _sha(bundle["model"]), "metadata_sha256": _sha(files[METADATA])}
 
     def verify(self, result: dict, ctx: Any) -> bool:
-        """Whether the bundle on disk is still the one recorded in ``result``."""
-        meta = Path(result["location"]) / METADATA
-        try:
-            return json.loads(meta.read_text())["model_sha256"] == result["sha256"]
-        except (OSError, ValueError, KeyError):
-            return False
+        """Whether the bundle on disk is whole and still the one recorded in ``result``:
+        every file matches the SHA-256 its ``metadata.json`` records, and the model is the
+        deployed one. A bundle edited, truncated or removed is deployed again."""
+        import fsspec
+
+        root = str(Path(result["location"]))
+        return read_verified(fsspec.filesystem("file"), root, result["sha256"],
+                             result.get("metadata_sha256")) is not None
 
 
 def _card(bundle: dict, meta: dict) -> str:

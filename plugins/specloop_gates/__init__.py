@@ -22,6 +22,10 @@ class ThresholdGateConf:
         help="the candidate's primary metric must beat the champion's by at least this "
              "(null: no comparison)")
 
+    def metrics_used(self) -> dict[str, str]:
+        """``{key under the gate node: metric name}`` of every metric a bound reads."""
+        return {**{f"min.{m}": m for m in self.min}, **{f"max.{m}": m for m in self.max}}
+
 
 class ThresholdGate:
     """Checks a candidate's metrics; the result says every check and one summary line."""

@@ -66,6 +66,14 @@ def specloop_add_conf_dirs():
 
 
 @hookimpl
+def specloop_settings_schema():
+    """``plugins.serve``: the server's settings."""
+    from ._settings import ServeSettings
+
+    return ServeSettings
+
+
+@hookimpl
 def specloop_add_cli_commands(subparsers):
     """Add ``serve``, ``monitor`` and ``server``."""
     from ._cli import add_commands

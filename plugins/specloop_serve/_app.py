@@ -419,8 +419,10 @@ def _admin_routes(app: FastAPI, server: Server, token: str) -> None:
         try:
             doc = await body(request)
             alias = doc.get("alias", server.alias or "champion")
-            old, new = server.ctx.registry.rollback(
-                server.name, alias, reason=str(doc.get("reason") or "rolled back over HTTP"))
+            from specloop import rollback as governed_rollback
+
+            old = governed_rollback(server.ctx, alias=alias, reason=str(
+                doc.get("reason") or "rolled back over HTTP"))["from"]
         except InputError as exc:
             return _json(exc.status, exc.body())
         except RegistryError as exc:

@@ -10,7 +10,9 @@ drift policies work on unlabeled traffic, decay policies need labels).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from typing import Any
+
+from specloop import Batch
 
 from ._logs import log_parts, read_part
 
@@ -48,17 +50,18 @@ class ServingLogsSource:
                                   "the server stops")
         return self._frame(ctx, paths)
 
-    def batches(self, ctx: Any) -> list[tuple[str, str, Callable[[], Any]]]:
-        """One ``(batch_id, sha256, load)`` per sealed part with at least ``min_rows`` rows."""
+    def batches(self, ctx: Any) -> list[Batch]:
+        """One batch per sealed part with at least ``min_rows`` rows (sealed parts never
+        change: the fingerprint is of the bytes the batch parses)."""
         out = []
         for p in log_parts(ctx.store, self._model(ctx), sealed_only=True):
             date, name = p.rsplit("/", 2)[-2:]
             data = _bytes(ctx.store, p)
             if data.count(b"\n") < self.config.min_rows:
                 continue
-            batch_id = f"serve-{date}-{name.removesuffix('.jsonl')}"
-            out.append((batch_id, hashlib.sha256(data).hexdigest(),
-                        lambda p=p: self._frame(ctx, [p])))
+            sha = hashlib.sha256(data).hexdigest()
+            out.append(Batch(f"serve-{date}-{name.removesuffix('.jsonl')}", sha,
+                             lambda p=p, sha=sha: (self._frame(ctx, [p]), sha)))
         return out
 
 

@@ -63,6 +63,10 @@ class SklearnMetricsConf:
     names: list[str] = param(default_factory=lambda: ["roc_auc"], help="metrics to compute")
     threshold: float = param(0.5, help="probability threshold for label metrics (binary)")
 
+    def metric_names(self) -> list[str]:
+        """What the metrics stage computes (the primary metric first)."""
+        return list(dict.fromkeys([self.primary, *self.names]))
+
     def validate_spec(self, ctx: Any) -> None:
         """Check every metric name against the table."""
         import difflib
@@ -95,3 +99,16 @@ def specloop_register_components():
 def specloop_add_conf_dirs():
     """Ship the ``model/`` and ``metrics/`` presets."""
     return [str(Path(__file__).parent / "conf")]
+
+
+@hookimpl
+def specloop_add_allowed_targets():
+    """Model specs may name scikit-learn estimators."""
+    return ["sklearn."]
+
+
+@hookimpl
+def specloop_add_preload_modules():
+    """What fitting, scoring and saving a model imports (sweep workers import it once)."""
+    return ["sklearn.ensemble", "sklearn.linear_model", "sklearn.pipeline", "sklearn.compose",
+            "sklearn.preprocessing", "sklearn.impute", "sklearn.metrics", "skops.io"]

@@ -19,10 +19,6 @@ class SklearnMetrics:
         self.primary = config.primary
         self.greater_is_better = METRICS[config.primary][2]
 
-    def warm_up(self) -> None:
-        """Import scikit-learn's metrics (see ``SklearnModel.warm_up``)."""
-        import sklearn.metrics  # noqa: F401
-
     def compute(self, model: Any, X: Any, y: Any, *, task: str) -> dict[str, float]:
         """Return ``{name: value}`` for the primary metric and every named one."""
         import numpy as np

@@ -9,7 +9,12 @@ from typing import Any
 
 from specloop import ArtifactError, ConfigError
 
-from ._skops_types import skops_io
+# types skops must be told to trust for a scikit-learn pipeline come from these packages
+TRUSTED_PACKAGES = ("sklearn.", "numpy.", "scipy.")
+# standard-library containers a fitted estimator may hold (a partial's function is recorded,
+# and checked, as a type of its own)
+TRUSTED_STDLIB = frozenset({"functools.partial", "collections.OrderedDict",
+                            "collections.defaultdict"})
 
 
 class SklearnModel:
@@ -69,20 +74,26 @@ class SklearnModel:
                 exc.file = ctx.spec.provenance.where(exc.key)
             raise
 
-    def warm_up(self) -> None:
-        """Import what fitting and serializing will use (nothing is computed).
+    def task(self) -> str | None:
+        """``classification`` or ``regression`` for a scikit-learn classifier or regressor
+        (``None`` for anything else: a user pipeline, a transformer-only estimator)."""
+        from sklearn.base import is_classifier, is_regressor
+        from sklearn.pipeline import Pipeline
 
-        Called once by the ``specloop`` sweep launcher before it forks the members, so every
-        member inherits the imports instead of repeating them, and by the engine's artifact
-        writer process while the model trains (skops with its trusted-type lists as
-        remembered for the installed packages, see ``_skops_types``).
-        """
-        self._estimator_class()
-        for module in ("sklearn.compose", "sklearn.impute", "sklearn.pipeline",
-                       "sklearn.preprocessing"):
-            importlib.import_module(module)
-        if self.format == "skops":
-            skops_io()
+        est = self.build()
+        if isinstance(est, Pipeline):
+            est = est.steps[-1][1]
+        if is_classifier(est):
+            return "classification"
+        return "regression" if is_regressor(est) else None
+
+    def allows_type(self, name: str) -> bool:
+        """Whether loading may trust type ``name``: scikit-learn, numpy and scipy types,
+        and the estimator's own package when the spec names one outside scikit-learn.
+        A recorded type outside these is never trusted, whatever the record says."""
+        own = self.config.estimator.rsplit(".", 1)[0].split(".")[0] + "."
+        return name.startswith(TRUSTED_PACKAGES) or name.startswith(own) or \
+            name in TRUSTED_STDLIB
 
     def pipeline(self, categorical: list[str], numeric: list[str], task: str) -> Any:
         """The full pipeline: column preprocessing, then the estimator."""
@@ -135,13 +146,17 @@ class SklearnModel:
             buf = io.BytesIO()
             pickle.dump(fitted, buf, protocol=pickle.HIGHEST_PROTOCOL)
             return buf.getvalue()
-        return skops_io().dumps(fitted)
+        import skops.io as sio
+
+        return sio.dumps(fitted)
 
     def trusted_types(self, data: bytes) -> list[str]:
         """The types beyond skops' defaults that loading ``data`` needs (recorded at save time)."""
         if self.format == "pickle":
             return []
-        return sorted(skops_io().get_untrusted_types(data=data))
+        import skops.io as sio
+
+        return sorted(sio.get_untrusted_types(data=data))
 
     def loads(self, data: bytes, *, format: str = "skops",
               trusted: list[str] | None = None) -> Any:

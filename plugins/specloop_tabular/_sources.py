@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import glob
+import hashlib
+import io
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from specloop import ConfigError
+from specloop import Batch, BatchNotReady, ConfigError
 
 
 class FileSource:
@@ -70,30 +73,43 @@ class FileSource:
                 out[path] = rec
         return out
 
-    def _read(self, path: Any):
+    def _parse(self, data: bytes, name: str, key: str = "data.path") -> Any:
+        """The frame of a file's bytes (read once: the caller hashed these very bytes)."""
         import pandas as pd
 
-        name = getattr(path, "name", "data")
+        if self.reader == "csv":
+            _no_duplicate_header(data, name, self.config.options, key)
         try:
             if self.reader == "csv":
-                return pd.read_csv(path, **self.config.options)
-            return pd.read_parquet(path, **self.config.options)
+                return pd.read_csv(io.BytesIO(data), **self.config.options)
+            return pd.read_parquet(io.BytesIO(data), **self.config.options)
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             if isinstance(exc, pd.errors.EmptyDataError):
                 return pd.DataFrame()
-            raise ConfigError(f"cannot read {name} as {self.reader}", key="data.path",
-                              file=str(path), expected=f"a readable {self.reader} file",
+            raise ConfigError(f"cannot read {name} as {self.reader}", key=key,
+                              file=name, expected=f"a readable {self.reader} file",
                               fix="check the file's format", extra=[("detail", str(exc))]) from None
 
-    def load(self, ctx: Any):
-        """Every matched file, concatenated in path order."""
+    def snapshot(self, ctx: Any) -> tuple[Any, dict[str, str]]:
+        """Every matched file read once, concatenated in path order, with ``{path: md5}`` of
+        exactly the bytes parsed (the same fingerprint :meth:`fingerprint` gives)."""
         import pandas as pd
 
         loc = self._dvc(ctx)
         if loc is not None:
-            return self._read(_verified(loc, self.config.path))
-        frames = [self._read(p) for p in self._files(ctx)]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            data = _verified(loc, self.config.path)
+            return self._parse(data, os.path.basename(self.config.path)), \
+                {self.config.path: hashlib.md5(data).hexdigest()}
+        frames, read = [], {}
+        for p in self._files(ctx):
+            data = p.read_bytes()
+            read[os.path.relpath(p, ctx.project_dir)] = hashlib.md5(data).hexdigest()
+            frames.append(self._parse(data, str(p)))
+        return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), read
+
+    def load(self, ctx: Any) -> Any:
+        """Every matched file, concatenated in path order."""
+        return self.snapshot(ctx)[0]
 
     def chunks(self, ctx: Any, size: int, key: str = "data.path") -> Iterator[Any]:
         """The rows of every matched file as DataFrames of at most ``size`` rows, read
@@ -136,30 +152,53 @@ class FileSource:
             total += max(lines + (last != b"\n") - 1, 0)  # minus the header
         return total
 
-    def batches(self, ctx: Any) -> list[tuple[str, str, Callable[[], Any]]]:
-        """One ``(batch_id, md5, load)`` per file; the id is the file's stem."""
+    def batches(self, ctx: Any) -> list[Batch]:
+        """One batch per file, its id the file's stem. A batch reads its file once; a CSV
+        whose last line has no newline, or a file that does not parse to its end, is not
+        complete yet (:class:`specloop.BatchNotReady`)."""
         from specloop import file_md5
 
-        out = []
-        for p in self._files(ctx, key="loop.incoming.path"):
-            out.append((p.stem, file_md5(p), lambda p=p: self._read(p)))
-        return out
+        return [Batch(p.stem, file_md5(p), lambda p=p: self._read_batch(p),
+                      p.stat().st_mtime) for p in self._files(ctx, key="loop.incoming.path")]
+
+    def _read_batch(self, path: Path) -> tuple[Any, str]:
+        data = path.read_bytes()
+        if self.reader == "csv" and data and not data.endswith(b"\n"):
+            raise BatchNotReady("its last line has no newline")
+        try:
+            frame = self._parse(data, str(path), key="loop.incoming.path")
+        except ConfigError as exc:
+            if "duplicate" in exc.args[0]:
+                raise
+            raise BatchNotReady(f"not readable as {self.reader}: "
+                                f"{dict(exc.extra).get('detail', exc.args[0])}") from None
+        return frame, hashlib.md5(data).hexdigest()
 
 
-def _verified(loc: Any, path: str):
+def _no_duplicate_header(data: bytes, name: str, options: dict, key: str) -> None:
+    """Refuse a CSV header that names a column twice (pandas would rename the second
+    ``amount.1`` and the model would learn from a column nobody declared)."""
+    sep = options.get("sep", options.get("delimiter", ","))
+    if not isinstance(sep, str) or len(sep) != 1 or options.get("header", 0) != 0:
+        return
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    names = next(csv.reader([first], delimiter=sep), [])
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{name} names the column(s) {dupes} more than once in its header",
+                          key=key, file=name, got=dupes, expected="every column name once",
+                          fix="rename or drop the duplicate columns in the file")
+
+
+def _verified(loc: Any, path: str) -> bytes:
     """The bytes DVC returns, checked against the md5 the cache key was made from."""
-    import hashlib
-    import io
-
     data = loc.read_bytes()
     expected, got = loc.md5(), hashlib.md5(data).hexdigest()
     if expected != got:
         raise ConfigError(f"DVC returned other bytes for {path!r} than its pointer records",
                           key="data.rev", got=got, expected=f"md5 {expected}",
                           fix="run 'dvc fetch' / 'dvc push' so cache and remote agree")
-    buf = io.BytesIO(data)
-    buf.name = os.path.basename(path)
-    return buf
+    return data
 
 
 class CsvSource(FileSource):
@@ -197,7 +236,7 @@ class SklearnDataset:
         frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
         return frame
 
-    def batches(self, ctx: Any) -> list[tuple[str, str, Callable[[], Any]]]:
+    def batches(self, ctx: Any) -> list[Batch]:
         """A bundled data set is one batch."""
-        return [(self.config.name, self.fingerprint(ctx)[f"sklearn:{self.config.name}"],
-                 lambda: self.load(ctx))]
+        fingerprint = self.fingerprint(ctx)[f"sklearn:{self.config.name}"]
+        return [Batch(self.config.name, fingerprint, lambda: (self.load(ctx), fingerprint))]

@@ -24,7 +24,7 @@ class ObjectStoreConf:
 
     url: str = param("???", help="fsspec URL of the bundle folder, e.g. "
                                  "s3://bucket/deploy/champion (required)")
-    storage_options: dict = param(default_factory=dict,
+    storage_options: dict = param(default_factory=dict, secret=True,
                                   help="passed to fsspec (endpoint, credentials …)")
 
 
@@ -36,7 +36,7 @@ class BatchConf:
     output: str = param("deploy/scores.parquet",
                         help="the Parquet file written: a path relative to the project, or an "
                              "fsspec URL")
-    storage_options: dict = param(default_factory=dict,
+    storage_options: dict = param(default_factory=dict, secret=True,
                                   help="passed to fsspec when output is a URL")
     chunk_size: int = param(10_000, check=Interval(int, 1, None),
                             help="rows scored at a time; bounds memory")

@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from specloop import open_url, remote_errors
-from specloop_bundle._bundle import bundle_files, read_verified, write_fs
+from specloop_bundle import METADATA, bundle_files, read_verified, write_fs
 
 KEY = "deploy.url"
 
@@ -30,13 +30,16 @@ class ObjectStoreDeployer:
         """Upload the bundle and return ``{"location", "version", "sha256"}``."""
         url = self.config.url.rstrip("/")
         fs, root = self._open(url)
+        files = bundle_files(bundle)
         with remote_errors(url, self.config.storage_options, key=KEY):
-            write_fs(fs, root.rstrip("/"), bundle_files(bundle))
+            write_fs(fs, root.rstrip("/"), files)
         return {"location": url, "version": bundle["version"]["version"],
-                "sha256": hashlib.sha256(bundle["model"]).hexdigest()}
+                "sha256": hashlib.sha256(bundle["model"]).hexdigest(),
+                "metadata_sha256": hashlib.sha256(files[METADATA]).hexdigest()}
 
     def verify(self, result: dict, ctx: Any) -> bool:
         """Whether the published bundle is whole and still the one recorded in ``result``."""
         fs, root = self._open(result["location"])
         with remote_errors(result["location"], self.config.storage_options, key=KEY):
-            return read_verified(fs, root.rstrip("/"), result["sha256"]) is not None
+            return read_verified(fs, root.rstrip("/"), result["sha256"],
+                                 result.get("metadata_sha256")) is not None

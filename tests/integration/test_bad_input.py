@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import os
 import signal
 import subprocess
@@ -55,14 +56,14 @@ def make_project(root: Path, **extra) -> ProjectBuilder:
 
 
 def artifacts(p: ProjectBuilder) -> set[str]:
-    folder = p.root / ".specloop" / "artifacts"
+    folder = p.root / ".specloop" / "store" / "artifacts"
     return set(os.listdir(folder)) if folder.is_dir() else set()
 
 
 def manifests(p: ProjectBuilder) -> dict[str, dict]:
     """Every run's manifest by run id (ids of runs started in the same second do not sort
     by time, so tests pick runs by id, never by position)."""
-    runs = p.root / ".specloop" / "runs"
+    runs = p.root / ".specloop" / "store" / "runs"
     return {r: json.loads((runs / r / "manifest.json").read_text()) for r in os.listdir(runs)
             if (runs / r / "manifest.json").is_file()}
 
@@ -430,7 +431,7 @@ def test_component_raising_mid_stage_is_a_stage_error(trained, tmp_path, monkeyp
     assert err.exit_code == 1
     assert isinstance(err.__cause__, RuntimeError)
     text = err.render()
-    assert "stage 'train' failed" in text and "model/boom" in text
+    assert "model/boom failed in fit()" in text and "stage:        train" in text
     assert "RuntimeError: the estimator exploded" in text and "Traceback" not in text
 
     failed = only_new(p, known)
@@ -453,7 +454,7 @@ def test_component_raising_mid_stage_is_a_stage_error(trained, tmp_path, monkeyp
     res = p.cli("run", "model=boom")
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
-    for needle in ("stage 'train' failed", "stage:", "train", "component:", "model/boom",
+    for needle in ("model/boom failed in fit()", "stage:", "train", "component:", "model/boom",
                    "distribution:", "(registered in-process)",
                    "RuntimeError: the estimator exploded", "SPECLOOP_FULL_ERROR"):
         assert needle in res.output, res.output
@@ -466,8 +467,10 @@ def test_tampered_artifact_is_refused_with_both_hashes(trained):
     p, before = trained
     [first] = manifests(p).values()
     train_key = first["stages"]["train"]["key"]
-    folder = p.root / ".specloop" / "artifacts" / train_key
-    recorded = json.loads((folder / "_meta.json").read_text())["files"]["model.bin"]["sha256"]
+    folder = p.root / ".specloop" / "store" / "artifacts" / train_key
+    ctx = p.context()
+    recorded = ctx.store.meta(train_key)["files"]["model.bin"]["sha256"]  # specloop's record
+    ctx.close()
     blob = bytearray((folder / "model.bin").read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     (folder / "model.bin").write_bytes(bytes(blob))
@@ -478,7 +481,7 @@ def test_tampered_artifact_is_refused_with_both_hashes(trained):
     out = res.output
     assert res.exit_code == 1, out
     assert "Traceback" not in out
-    assert "does not match its recorded SHA-256" in out
+    assert "does not match the SHA-256 specloop recorded" in out
     assert str(folder / "model.bin") in out or f"{train_key}/model.bin" in out
     assert recorded in out and actual in out
     assert only_new(p, known)["status"] == "failed"
@@ -518,7 +521,7 @@ def test_killed_run_leaves_store_and_registry_consistent(tmp_path):
     ext = fake_distribution(tmp_path / "ext", "myslow", "slow", "slow_plugin", SLOW_PLUGIN)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_FIT_SECONDS": "60",
            "PYTHONPATH": os.pathsep.join([str(ext), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    runs = p.root / ".specloop" / "runs"
+    runs = p.root / ".specloop" / "store" / "runs"
     with open(tmp_path / "out.txt", "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "specloop.cli", "run", "model=slow"],
                                 cwd=p.root, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -545,17 +548,25 @@ def test_killed_run_leaves_store_and_registry_consistent(tmp_path):
     [killed] = manifests(p).values()
     assert killed["status"] == "running"
     train_key = killed["stages"]["train"]["key"]
-    art = p.root / ".specloop" / "artifacts"
-    for name in os.listdir(art):
-        if not name.startswith("."):
-            assert (art / name / "_meta.json").is_file(), name
-    assert train_key not in os.listdir(art)
+    art = p.root / ".specloop" / "store" / "artifacts"
+
+    def recorded() -> set:
+        db = sqlite3.connect(p.root / ".specloop" / "registry.db")
+        try:
+            return {r[0] for r in db.execute("select key from artifacts")}
+        finally:
+            db.close()
+
+    on_disk = {n for n in os.listdir(art) if not n.startswith(".")}
+    assert on_disk == recorded() and train_key not in on_disk  # nothing half written
     listing = p.cli("registry", "list", "--json")
     assert listing.exit_code == 0 and json.loads(listing.stdout) == []
+    assert "interrupted" in p.cli("runs", "list").stdout  # its process is gone
 
-    # what a crash at a worse moment could leave: a temp folder and a folder without _meta
-    (art / f".tmp-{train_key}-deadbeef").mkdir()
-    (art / f".tmp-{train_key}-deadbeef" / "model.bin").write_bytes(b"partial")
+    # what a crash at a worse moment could leave: a temp folder, and files under the key
+    # that specloop never recorded
+    (art / f".tmp-{train_key}-999999-deadbeef").mkdir()
+    (art / f".tmp-{train_key}-999999-deadbeef" / "model.bin").write_bytes(b"partial")
     (art / train_key).mkdir()
     (art / train_key / "model.bin").write_bytes(b"partial")
 
@@ -565,10 +576,9 @@ def test_killed_run_leaves_store_and_registry_consistent(tmp_path):
     actions = stage_actions(rerun.stdout)
     assert actions["data"] == "cached" and actions["split"] == "cached"
     assert actions["train"] == "ran" and actions["evaluate"] == "ran"
-    assert (art / train_key / "_meta.json").is_file()
-    for name in os.listdir(art):
-        if not name.startswith("."):
-            assert (art / name / "_meta.json").is_file(), name
+    assert {n for n in os.listdir(art) if not n.startswith(".")} == recorded()
+    assert not [n for n in os.listdir(art) if n.startswith(".tmp-")]  # the leftover is gone
+    assert (art / train_key / "model.bin").read_bytes() != b"partial"
     docs = manifests(p)
     assert docs[killed["run_id"]]["status"] == "running"
     assert [d["status"] for d in docs.values() if d["run_id"] != killed["run_id"]] == ["succeeded"]

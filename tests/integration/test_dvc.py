@@ -237,8 +237,8 @@ def test_export_dvc_repro_and_exp_run(repo):
     changed = json.loads((root / ".specloop" / "dvc" / "train.json").read_text())
     assert changed["stages"]["data"] == keys["stages"]["data"]  # data stage untouched
     assert changed["stages"]["train"] != keys["stages"]["train"]
-    runs = sorted(os.listdir(root / ".specloop" / "runs"))
-    last = json.loads((root / ".specloop" / "runs" / runs[-1] / "manifest.json").read_text())
+    runs = sorted(os.listdir(root / ".specloop" / "store" / "runs"))
+    last = json.loads((root / ".specloop" / "store" / "runs" / runs[-1] / "manifest.json").read_text())
     assert "model.params.C=0.05" in last["overrides"]
     assert last["config"]["model"]["params"]["C"] == 0.05
 

@@ -16,16 +16,31 @@ from conftest import small_csv
 
 
 def manifest_path(project, run_id: str) -> Path:
-    return project.root / ".specloop" / "runs" / run_id / "manifest.json"
+    return project.root / ".specloop" / "store" / "runs" / run_id / "manifest.json"
 
 
 def registry_state(project) -> list:
+    """Every table of the registry but ``runs`` (a reproduction is recorded as a run)."""
     db = sqlite3.connect(project.root / ".specloop" / "registry.db")
     try:
         tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
-        return [(t, db.execute(f"select * from {t}").fetchall()) for t in sorted(tables)]
+        return [(t, db.execute(f"select * from {t}").fetchall()) for t in sorted(tables)
+                if t != "runs"]
     finally:
         db.close()
+
+
+def rewrite_manifest(project, run_id: str, doc: dict) -> None:
+    """Write a manifest and record its hash, as the specloop that wrote it would have."""
+    import hashlib
+
+    body = json.dumps(doc).encode()
+    manifest_path(project, run_id).write_bytes(body)
+    db = sqlite3.connect(project.root / ".specloop" / "registry.db")
+    with db:
+        db.execute("update runs set sha256=? where run_id=?",
+                   (hashlib.sha256(body).hexdigest(), run_id))
+    db.close()
 
 
 @pytest.fixture
@@ -37,7 +52,7 @@ def recorded(project):
 
 def test_reproduces_from_the_manifest_without_touching_the_registry(recorded):
     project, doc = recorded
-    artifacts = project.root / ".specloop" / "artifacts"
+    artifacts = project.root / ".specloop" / "store" / "artifacts"
     before_registry = registry_state(project)
     before_artifacts = sorted(os.listdir(artifacts))
     # conf/ edited since the run: the recorded config is what gets reproduced
@@ -50,7 +65,7 @@ def test_reproduces_from_the_manifest_without_touching_the_registry(recorded):
     assert "roc_auc" in out.stdout and "same python and package versions" in out.stdout
     assert registry_state(project) == before_registry  # no version, alias or audit row
     assert sorted(os.listdir(artifacts)) == before_artifacts  # computed in a throwaway store
-    runs = sorted(os.listdir(project.root / ".specloop" / "runs"))
+    runs = sorted(os.listdir(project.root / ".specloop" / "store" / "runs"))
     repro = json.loads(manifest_path(project, runs[-1]).read_text())
     assert repro["command"] == "reproduce" and repro["reproduces"] == doc["run_id"]
     assert all(repro["stages"][s]["status"] == "ran"
@@ -67,7 +82,7 @@ def test_metric_differences_exit_1_with_a_diff_and_tolerance(recorded):
     tampered = json.loads(path.read_text())
     tampered["metrics"]["roc_auc"] -= 0.004
     tampered["environment"]["packages"]["numpy"] = "0.0.1"
-    path.write_text(json.dumps(tampered))
+    rewrite_manifest(project, doc["run_id"], tampered)
     out = project.cli("reproduce", doc["run_id"])
     assert out.exit_code == 1
     row = next(line for line in out.stdout.splitlines() if line.startswith("roc_auc"))
@@ -101,12 +116,27 @@ def test_a_manifest_from_a_newer_specloop(recorded, field, value):
     path = manifest_path(project, doc["run_id"])
     newer = json.loads(path.read_text())
     newer[field] = value
-    path.write_text(json.dumps(newer))
+    rewrite_manifest(project, doc["run_id"], newer)
     out = project.cli("reproduce", doc["run_id"])
     assert out.exit_code == 2
     assert "written by a newer specloop" in out.stderr
     assert str(value) in out.stderr and "manifest.json" in out.stderr
     assert "upgrade specloop" in out.stderr
+
+
+def test_an_altered_manifest_is_refused(recorded):
+    """Whoever can write the store cannot change what reproduce re-runs."""
+    project, doc = recorded
+    path = manifest_path(project, doc["run_id"])
+    forged = json.loads(path.read_text())
+    forged["config"]["allow_python_targets"] = True
+    forged["config"]["model"]["estimator"] = "os.system"
+    path.write_text(json.dumps(forged))
+    for args in (("reproduce", doc["run_id"]), ("runs", "show", doc["run_id"])):
+        out = project.cli(*args)
+        assert out.exit_code == 2, out.output
+        assert "does not match the SHA-256 recorded" in out.stderr
+        assert "Traceback" not in out.output
 
 
 def test_unknown_run(project):

@@ -1,10 +1,12 @@
 """The specloop launcher (``hydra/launcher=specloop``, the default of ``specloop run -m``):
-shared stages once before the fork, every member in its own forked process, and a member
-whose process dies takes no other member with it."""
+shared stages once before the members start, every member in a process of its own under the
+forkserver, spawn and fork start methods, and a member whose process dies takes no other
+member with it."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing.forkserver
 import os
 import signal
 from pathlib import Path
@@ -12,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from specloop._fork_server import ForkServer
 from specloop._multirun import SweepJob, multirun
 
 
@@ -24,7 +25,13 @@ class CrashingJob(SweepJob):
             os._exit(3)  # no exception, no result: as a segfault or the OOM killer would
         out = super().member(cfg, overrides, job_dir)
         out["pid"], out["ppid"] = os.getpid(), os.getppid()
+        out["preloaded"] = "sklearn.ensemble" in __import__("sys").modules
         return out
+
+
+def _manifests(root: Path) -> list[dict]:
+    return [json.loads((d / "manifest.json").read_text())
+            for d in (root / ".specloop" / "store" / "runs").iterdir()]
 
 
 @pytest.mark.slow
@@ -37,19 +44,34 @@ def test_a_member_whose_process_dies_fails_alone(project):
     assert lost["overrides"] == ["sweep.register=none", "model.params.C=0.5"]
     assert "died (exit code 3) before reporting a result" in lost["error"]
     assert json.loads((sweep_dir / "1" / "result.json").read_text())["status"] == "failed"
-    # every member ran in a process of its own, forked from the sweep's fork server (which
-    # imported the libraries while Hydra composed), not from this process
-    pids = {r["pid"] for r in (results[0], results[2])}
-    assert len(pids) == 2 and os.getpid() not in pids
-    parents = {r["ppid"] for r in (results[0], results[2])}
+    # every member ran in a process of its own, forked from the forkserver (which imported
+    # the modules specloop and the plugins name), not from this process
+    ok = (results[0], results[2])
+    assert len({r["pid"] for r in ok}) == 2 and os.getpid() not in {r["pid"] for r in ok}
+    parents = {r["ppid"] for r in ok}
     assert len(parents) == 1 and os.getpid() not in parents
-    # the members found data and split computed by the warm-up run, before the fork
-    assert [r["cache_hits"] for r in (results[0], results[2])] == [2, 2]
-    runs = [json.loads((d / "manifest.json").read_text())
-            for d in (root / ".specloop" / "runs").iterdir()]
-    warm = [d for d in runs if d["command"] == "sweep-warm-up"]
+    assert all(r["preloaded"] for r in ok)
+    # the members found data and split computed by the warm-up run before they started
+    assert [r["cache_hits"] for r in ok] == [2, 2]
+    warm = [d for d in _manifests(root) if d["command"] == "sweep-warm-up"]
     assert len(warm) == 1 and set(warm[0]["stages"]) == {"data", "split"}
     assert all(s["status"] == "ran" for s in warm[0]["stages"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_members_run_under_the_spawn_and_fork_start_methods(project, method):
+    root = project.root
+    _, results = multirun(root, ["sweep.register=none", f"hydra.launcher.start_method={method}",
+                                 "model.params.C=1.0,0.5,2.0"], job=CrashingJob(root))
+    assert [r["status"] for r in results] == ["succeeded", "failed", "succeeded"]
+    ok = (results[0], results[2])
+    assert {r["ppid"] for r in ok} == {os.getpid()}  # started by this process directly
+    assert [r["cache_hits"] for r in ok] == [2, 2]
+    metrics = [r["metrics"]["roc_auc"] for r in ok]
+    _, again = multirun(root, ["sweep.register=none", "hydra/launcher=basic",
+                               "model.params.C=1.0,2.0"])
+    assert [r["metrics"]["roc_auc"] for r in again] == metrics  # same results as in process
 
 
 @pytest.mark.slow
@@ -61,25 +83,34 @@ def test_n_jobs_one_still_isolates_members_and_warm_up_can_be_switched_off(proje
     assert [r["status"] for r in results] == ["failed", "succeeded"]
     # without the warm-up, the surviving member computed data and split itself
     assert results[1]["cache_hits"] == 0
-    runs = [json.loads((d / "manifest.json").read_text())["command"]
-            for d in (root / ".specloop" / "runs").iterdir()]
-    assert "sweep-warm-up" not in runs
+    assert "sweep-warm-up" not in [d["command"] for d in _manifests(root)]
 
 
 @pytest.mark.slow
-def test_a_sweep_whose_fork_server_died_runs_its_members_from_its_own_process(project,
-                                                                              monkeypatch):
-    real_start = ForkServer.start.__func__
+def test_a_dead_forkserver_is_started_again_and_missing_preloads_are_skipped(project,
+                                                                            monkeypatch):
+    from specloop import _launcher
 
-    def start_and_kill(cls, preload=()):
-        server = real_start(cls, preload=())
-        os.kill(server.pid, signal.SIGKILL)  # gone before the launcher calls it
-        return server
+    # a plugin may name a module that is not installed: the server skips it
+    monkeypatch.setattr(_launcher, "ENGINE_PRELOAD", [*_launcher.ENGINE_PRELOAD,
+                                                      "no_such_module_anywhere"])
+    real = _launcher.start_server
 
-    monkeypatch.setattr(ForkServer, "start", classmethod(start_and_kill))
+    def start_then_kill(modules):
+        real(modules)
+        server = multiprocessing.forkserver._forkserver
+        os.kill(server._forkserver_pid, signal.SIGKILL)  # gone before the members start
+
+    monkeypatch.setattr(_launcher, "start_server", start_then_kill)
     root = project.root
     _, results = multirun(root, ["sweep.register=none", "model.params.C=1.0,2.0"],
                           job=CrashingJob(root))
     assert [r["status"] for r in results] == ["succeeded", "succeeded"]
-    assert {r["ppid"] for r in results} == {os.getpid()}  # forked from here instead
-    assert [r["cache_hits"] for r in results] == [2, 2]  # and the warm-up still ran first
+    assert [r["cache_hits"] for r in results] == [2, 2]
+
+
+def test_an_unknown_start_method_is_a_config_error(project):
+    out = project.cli("run", "-m", "sweep.register=none", "hydra.launcher.start_method=teleport",
+                      "model.params.C=1.0,2.0")
+    assert out.exit_code == 2, out.output
+    assert "start method 'teleport'" in out.stderr and "Traceback" not in out.stderr

@@ -13,10 +13,14 @@ from specloop._store import ArtifactStore
 _COMPUTE = textwrap.dedent("""
     import sys, time, os
     from pathlib import Path
+    from specloop._registry import Registry
     from specloop._store import ArtifactStore
 
     root, key, log, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    store = ArtifactStore(root, Path(root))
+    while time.time() < start - 1.0:    # the registry's first opens race too, but earlier
+        time.sleep(0.001)
+    index = Registry(Path(root).parent / "registry.db").index
+    store = ArtifactStore(root, Path(root), index=index)
     while time.time() < start:          # every process reaches the cache at the same moment
         time.sleep(0.001)
     with store.lock(key) as held:
@@ -52,13 +56,15 @@ def test_processes_computing_one_key_compute_it_once(tmp_path):
     outcomes = sorted(o[0].strip() for o in outs)
     assert outcomes == ["computed"] + ["hit"] * 7
     assert len(log.read_text().split()) == 1
-    store = ArtifactStore(str(tmp_path / "store"), tmp_path)
+    store = ArtifactStore(str(tmp_path / "store"), tmp_path,
+                          index=Registry(tmp_path / "registry.db").index)
     leftovers = [n for n in store.list_dir("artifacts") if n.startswith(".tmp-")]
     assert leftovers == []
 
 
 def test_remote_stores_fall_back_to_first_complete_writer_wins(tmp_path):
-    store = ArtifactStore("memory://sweeps-lock-test", tmp_path)
+    store = ArtifactStore("memory://sweeps-lock-test", tmp_path,
+                          index=Registry(tmp_path / "registry.db").index)
     with store.lock("k1") as held:
         assert held is False             # no shared lock: both compute, both publish whole
         store.put("k1", {"x": b"1"})

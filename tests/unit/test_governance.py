@@ -27,6 +27,12 @@ def _history(p) -> dict:
     return json.loads(p.cli("registry", "history", "--json").stdout)
 
 
+def _moves(p) -> list[dict]:
+    """The audit log without its deploy rows (each alias move of champion is followed by
+    one: the record of what the target serves)."""
+    return [a for a in _history(p)["audit"] if a["action"] != "deploy"]
+
+
 def test_promote_runs_the_gate_and_refuses_a_worse_version(two_versions):
     p = two_versions
     before = _history(p)
@@ -46,8 +52,10 @@ def test_promote_passes_when_the_gate_passes(two_versions):
                 str(p.root))
     assert res.exit_code == 0, res.output
     assert "gate: passed" in res.stdout and "champion: v1 → v2" in res.stdout
-    audit = _history(p)["audit"][-1]
+    audit = _moves(p)[-1]
     assert (audit["action"], audit["version"], audit["alias"]) == ("promote", 2, "champion")
+    deployed = _history(p)["audit"][-1]
+    assert (deployed["action"], deployed["version"]) == ("deploy", 2)
     assert audit["gate"]["passed"] is True and audit["gate"]["champion"] == 1
 
 
@@ -63,7 +71,7 @@ def test_force_needs_a_reason_and_is_audited(two_versions):
     assert res.exit_code == 0, res.output
     assert "gate FAILED (forced)" in res.stdout
     hist = _history(p)
-    last = hist["audit"][-1]
+    last = _moves(p)[-1]
     assert last["action"] == "force-promote" and last["reason"] == "incident 42: v1 leaks"
     assert last["gate"]["passed"] is False and last["gate"]["forced"] is True
     assert last["gate"]["force_reason"] == "incident 42: v1 leaks"
@@ -80,8 +88,9 @@ def test_rollback_moves_champion_back_in_one_command(two_versions):
     assert [(h["previous"], h["version"]) for h in hist["aliases"]] == \
         [(None, 1), (1, 2), (2, 1)]
     assert [a["action"] for a in hist["audit"]] == \
-        ["register", "promote", "register", "force-promote", "rollback"]
-    assert hist["audit"][-1]["reason"] == "worse in production"
+        ["register", "promote", "deploy", "register", "force-promote", "deploy", "rollback",
+         "deploy"]
+    assert _moves(p)[-1]["reason"] == "worse in production"
 
 
 def _deployed_version(p) -> int:
@@ -121,7 +130,7 @@ def test_a_failing_redeploy_says_so_and_keeps_the_alias_move(two_versions):
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
     assert "champion: v1 → v2" in res.stdout
-    assert "stage 'deploy' failed" in res.stderr and "bundle" in res.stderr
+    assert "deploy/bundle failed in deploy()" in res.stderr and "stage:" in res.stderr
     assert _history(p)["aliases"][-1]["version"] == 2  # the audited move stands
 
 

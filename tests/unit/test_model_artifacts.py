@@ -1,5 +1,7 @@
-"""Safe model artifacts: skops by default, trusted types recorded and enforced, hashes recorded
-in the registry and verified before anything is deserialized, pickle only when allowed."""
+"""Safe, self-describing model artifacts: skops by default, the format, trusted types and
+saving component recorded by specloop (never read from the store), hashes verified before
+anything is deserialized, trusted types held to what the component allows, pickle only
+when the spec allows it."""
 
 from __future__ import annotations
 
@@ -19,15 +21,7 @@ def _champion(ctx) -> dict:
 
 
 def _model_dir(p, version: dict):
-    return p.root / ".specloop" / "artifacts" / version["model_key"]
-
-
-def _rewrite_consistently(folder, data: bytes) -> None:
-    """Replace model.bin and fix up _meta.json, as an attacker with store access would."""
-    (folder / "model.bin").write_bytes(data)
-    meta = json.loads((folder / "_meta.json").read_text())
-    meta["files"]["model.bin"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    (folder / "_meta.json").write_text(json.dumps(meta))
+    return p.root / ".specloop" / "store" / "artifacts" / version["model_key"]
 
 
 @pytest.fixture
@@ -36,27 +30,30 @@ def trained(project):
     return project
 
 
-def test_skops_is_the_default_and_round_trips(trained):
+def test_skops_is_the_default_and_the_artifact_describes_itself(trained):
     ctx = trained.context()
     try:
         v = _champion(ctx)
         [model] = [a for a in v["artifacts"] if a["role"] == "model" and a["file"] == "model.bin"]
         assert model["format"] == "skops"
-        meta = ctx.store.meta(v["model_key"])
+        assert model["component"]["kind"] == "sklearn"
+        assert model["component"]["distribution"].startswith("specloop ")
+        assert model["component"]["node"]["estimator"].endswith("LogisticRegression")
+        meta = ctx.store.meta(v["model_key"])  # specloop's index, not a file in the store
         assert meta["format"] == "skops" and meta["trusted_types"] == model["trusted_types"]
+        assert not (_model_dir(trained, v) / "_meta.json").exists()
         data = (_model_dir(trained, v) / "model.bin").read_bytes()
         assert model["sha256"] == hashlib.sha256(data).hexdigest()
         assert not data.startswith(b"\x80")  # not a pickle stream: skops writes a zip
         import skops.io as sio
 
         assert sorted(sio.get_untrusted_types(data=data)) == model["trusted_types"]
-        loaded = load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+        loaded = load_model(ctx, v["model_key"], v)
         import pandas as pd
 
         X = pd.DataFrame({"x1": [0.1, -1.0, 2.0], "x2": [0.0, 1.0, -1.0],
                           "color": ["red", "blue", "green"]})
         assert loaded.predict_proba(X).shape == (3, 2)
-        # every file of the model and the reference split is recorded with its hash
         roles = {(a["role"], a["file"]) for a in v["artifacts"]}
         assert {("model", "model.bin"), ("model", "signature.json"),
                 ("reference", "train.parquet"), ("reference", "test.parquet")} <= roles
@@ -64,26 +61,24 @@ def test_skops_is_the_default_and_round_trips(trained):
         ctx.close()
 
 
-def test_tampered_model_is_refused_naming_file_and_both_hashes(trained):
+def test_a_tampered_model_is_refused_naming_file_and_both_hashes(trained):
     ctx = trained.context()
     v = _champion(ctx)
     ctx.close()
-    folder = _model_dir(trained, v)
+    path = _model_dir(trained, v) / "model.bin"
     registered = next(a["sha256"] for a in v["artifacts"] if a["file"] == "model.bin")
-    blob = bytearray((folder / "model.bin").read_bytes())
+    blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
-    _rewrite_consistently(folder, bytes(blob))  # the store's own check now passes
-    actual = hashlib.sha256(bytes(blob)).hexdigest()
-
+    path.write_bytes(bytes(blob))
     res = trained.cli("run", "metrics.threshold=0.3")  # evaluate must load the model
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
-    assert "recorded SHA-256 in the model registry" in res.output
-    assert str(folder / "model.bin") in res.output
-    assert registered in res.output and actual in res.output
+    assert "does not match the SHA-256 specloop recorded" in res.output
+    assert str(path) in res.output
+    assert registered in res.output and hashlib.sha256(bytes(blob)).hexdigest() in res.output
 
 
-def test_truncated_model_is_refused(trained):
+def test_a_truncated_model_is_refused_and_a_missing_one_is_missing(trained):
     ctx = trained.context()
     try:
         v = _champion(ctx)
@@ -91,39 +86,63 @@ def test_truncated_model_is_refused(trained):
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 3])
         with pytest.raises(ArtifactError) as info:
-            load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+            load_model(ctx, v["model_key"], v)
         err = info.value
-        assert err.path == str(path)
+        assert err.path == str(path) and not err.missing
         assert err.expected == hashlib.sha256(data).hexdigest()
         assert err.actual == hashlib.sha256(data[: len(data) // 3]).hexdigest()
         assert "truncated or tampered" in err.render()
+        path.unlink()
+        with pytest.raises(ArtifactError) as info:
+            load_model(ctx, v["model_key"], v)
+        assert info.value.missing and "missing" in info.value.render()
     finally:
         ctx.close()
 
 
 def test_types_not_recorded_at_save_time_are_refused(trained):
-    """A model whose bytes need a type the recorded list lacks is never loaded."""
+    """A model whose bytes need a type its record lacks is never loaded."""
     from sklearn.ensemble import RandomForestClassifier
 
     ctx = trained.context()
     try:
-        comp = ctx.spec.components["model"].build()
+        comp = ctx.component("model")
         forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(
             np.random.default_rng(0).normal(size=(30, 2)), [0, 1] * 15)
 
-        class Recorder:  # saves with an empty trusted list, as a forged artifact would
+        class Recorder:  # saves with an empty trusted list
             format = "skops"
             dumps = staticmethod(comp.dumps)
 
             def trusted_types(self, data):
                 return []
 
-        save_model(ctx.store, "forged", Recorder(), forest, {}, {"stage": "train"})
+        save_model(ctx.store, "forged", ctx.spec.components["model"], Recorder(), forest, {},
+                   {"stage": "train"})
         with pytest.raises(ArtifactError) as info:
-            load_model(ctx, comp, "forged")
+            load_model(ctx, "forged")
         assert "sklearn.tree._tree.Tree" in str(info.value)
         assert "not recorded when it was saved" in str(info.value)
         assert info.value.path.endswith("forged/model.bin")
+    finally:
+        ctx.close()
+
+
+def test_a_recorded_type_the_component_does_not_allow_is_refused(trained):
+    """Even specloop's own record cannot widen what a component trusts."""
+    ctx = trained.context()
+    try:
+        v = _champion(ctx)
+        record = dict(ctx.store.meta(v["model_key"]))
+        record["trusted_types"] = [*record["trusted_types"], "posix.system"]
+        ctx.registry.index.put("widened", record)
+        folder = ctx.store.path("artifacts", "widened")
+        import shutil
+
+        shutil.copytree(_model_dir(trained, v), folder)
+        with pytest.raises(ArtifactError) as info:
+            load_model(ctx, "widened")
+        assert "does not allow: ['posix.system']" in str(info.value)
     finally:
         ctx.close()
 
@@ -137,21 +156,20 @@ def test_pickle_only_when_the_spec_allows_it(trained):
         rec = next(a for a in v["artifacts"] if a["file"] == "model.bin")
         assert rec["format"] == "pickle" and rec["trusted_types"] == []
         assert (_model_dir(trained, v) / "model.bin").read_bytes().startswith(b"\x80")
-        assert load_model(ctx, ctx.spec.components["model"].build(), v["model_key"]) is not None
+        assert load_model(ctx, v["model_key"], v) is not None
     finally:
         ctx.close()
     ctx = trained.context()  # the default spec: pickle not allowed
     try:
         with pytest.raises(ConfigError) as info:
-            load_model(ctx, ctx.spec.components["model"].build(), v["model_key"])
+            load_model(ctx, v["model_key"], v)
         text = info.value.render()
         assert info.value.key == "model.allow_pickle" and info.value.exit_code == 2
         assert "stored as pickle" in text and "allow_pickle: true" in text
         assert "model.bin" in text
-        # the component refuses on its own too
-        comp = ctx.spec.components["model"].build()
-        with pytest.raises(ConfigError, match="pickle"):
-            comp.loads((_model_dir(trained, v) / "model.bin").read_bytes(), format="pickle")
+        with pytest.raises(ConfigError, match="pickle"):  # the component refuses on its own
+            ctx.component("model").loads((_model_dir(trained, v) / "model.bin").read_bytes(),
+                                         format="pickle")
     finally:
         ctx.close()
 
@@ -176,7 +194,7 @@ def test_loop_refuses_a_pickle_champion_unless_allowed(project):
         "defaults": [{"data": "small"}, {"model": "logistic"}, {"metrics": "classification"},
                      {"gate": "default"}, "_self_"],
         "project": {"name": "small", "seed": 0},
-        "loop": {"incoming": {"path": "data/new/*.csv"}}})
+        "loop": {"incoming": {"path": "data/new/*.csv"}, "settle_seconds": 0}})
     assert project.cli("run", "model.allow_pickle=true").exit_code == 0
     res = project.cli("loop")
     assert res.exit_code == 2, res.output

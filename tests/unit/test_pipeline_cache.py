@@ -44,7 +44,7 @@ def test_plan_names_the_changed_key_and_runs_nothing(project):
     assert "model.params.C" in lines["train"] and "0.25" in lines["train"]
     assert "input 'train' changed" in lines["evaluate"]
     # nothing executed: still a single run and a single version
-    assert len(list((project.root / ".specloop" / "runs").iterdir())) == 1
+    assert len(list((project.root / ".specloop" / "store" / "runs").iterdir())) == 1
 
 
 def test_plan_names_a_changed_data_file(project):
@@ -111,10 +111,10 @@ def test_champion_is_never_scored_on_rows_it_trained_on(project):
     res = project.cli("run", "project.seed=1", "model.params.C=0.3")
     assert res.exit_code == 0, res.output
     line = next(ln for ln in res.stdout.splitlines() if "re-scored on the" in ln)
-    store = project.root / ".specloop" / "artifacts"
+    store = project.root / ".specloop" / "store" / "artifacts"
     old_train = from_parquet((store / first["stages"]["split"]["key"] / "train.parquet")
                              .read_bytes())
-    runs = sorted((project.root / ".specloop" / "runs").iterdir())
+    runs = sorted((project.root / ".specloop" / "store" / "runs").iterdir())
     second = json.loads((runs[-1] / "manifest.json").read_text())
     new_test = from_parquet((store / second["stages"]["split"]["key"] / "test.parquet")
                             .read_bytes())

@@ -18,8 +18,10 @@ class SpecloopLauncherConf:
     _target_: str = "hydra_plugins.specloop_launcher.specloop_launcher.SpecloopLauncher"
     # members running at the same time: -1 is one per core, -2 all cores but one (as joblib)
     n_jobs: int = -1
-    # compute the stages members share (data, split) once before forking the members
+    # compute the stages members share (data, split) once before the members start
     warm_up: bool = True
+    # how workers start: auto (forkserver on Linux, else spawn), forkserver, spawn or fork
+    start_method: str = "auto"
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="specloop",
@@ -27,22 +29,20 @@ ConfigStore.instance().store(group="hydra/launcher", name="specloop",
 
 
 class SpecloopLauncher(Launcher):
-    """Warm up once, then run each member in a process forked from the sweep's own."""
+    """Warm up once, then run each member in a worker process (see ``specloop._launcher``)."""
 
-    def __init__(self, n_jobs: int = -1, warm_up: bool = True) -> None:
+    def __init__(self, n_jobs: int = -1, warm_up: bool = True, start_method: str = "auto") -> None:
         self.n_jobs = n_jobs
         self.warm_up = warm_up
+        self.start_method = start_method
         self.config: Optional[Any] = None
         self.task_function: Optional[Any] = None
         self.hydra_context: Optional[Any] = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        from specloop._launcher import keep_member_configs
-
         self.config = config
         self.task_function = task_function
         self.hydra_context = hydra_context
-        keep_member_configs(hydra_context)  # members reuse the configs the sweeper checked
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
         from specloop._launcher import launch

@@ -152,7 +152,7 @@ class ProjectBuilder:
 
     def run(self, overrides: Iterable[str] = (), **kw: Any) -> "RunResult":
         """Run the pipeline in-process and return the manifest and recorded hooks."""
-        from .._pipeline import execute
+        from .._runner import execute
 
         recorder = HookRecorder()
         ctx = self.context(overrides, plugins=[recorder, *kw.pop("plugins", ())], **kw)

@@ -47,8 +47,8 @@ def test_deploy_starts_a_managed_server_and_its_logs_feed_the_loop(tmp_path):
         assert stopped.exit_code == 0 and f"pid {state['pid']}" in stopped.stdout
         after = p.cli("server", "status", "--project", str(root), *deploy)
         assert after.exit_code == 1 and "not running" in after.stdout
-        sealed = list((root / ".specloop" / "logs" / "small").glob("*/part-*.jsonl"))
-        assert sealed and not list((root / ".specloop" / "logs").glob("*/*/*.open"))
+        sealed = list((root / ".specloop" / "store" / "logs" / "small").glob("*/part-*.jsonl"))
+        assert sealed and not list((root / ".specloop" / "store" / "logs").glob("*/*/*.open"))
         plan = json.loads(p.cli("plan", "--json", *deploy).stdout)
         assert {r["stage"]: r["action"] for r in plan}["deploy"] == "run"
 

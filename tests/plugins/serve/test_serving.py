@@ -204,7 +204,7 @@ def test_hot_reload_follows_promote_and_rollback_without_dropping_requests(serve
 
 def _logged(root) -> list[dict]:
     out = []
-    for path in sorted((root / ".specloop" / "logs" / "small").glob("*/part-*.jsonl*")):
+    for path in sorted((root / ".specloop" / "store" / "logs" / "small").glob("*/part-*.jsonl*")):
         out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return out
 
@@ -312,7 +312,7 @@ def test_admin_promote_goes_through_the_declared_gate(tmp_path):
 
 
 def test_several_workers_serve_sum_their_metrics_and_stop_cleanly(served_project, tmp_path):
-    logs = served_project.root / ".specloop" / "logs"
+    logs = served_project.root / ".specloop" / "store" / "logs"
     open_before = set(logs.glob("*/*/*.open"))  # the module's server is still running
     tmp = tmp_path / "tmp"
     tmp.mkdir()

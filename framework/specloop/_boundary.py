@@ -1,0 +1,119 @@
+"""The one error boundary between the engine and plugin code.
+
+Every call from the engine into a component goes through :class:`Guarded` (components are
+built wrapped, see ``Resolved.build``), and every lifecycle hook through :func:`call_hook`.
+An exception a plugin raises by mistake becomes a :class:`StageError` (a component) or a
+:class:`PluginError` (a hook) naming the component, its distribution and version and the
+run, chained ``from`` the original so ``SPECLOOP_FULL_ERROR=1`` shows its traceback. What
+passes unchanged: specloop's own errors (a component raising ``ConfigError`` means the
+spec is wrong), ``KeyboardInterrupt`` and ``SystemExit``. A ``ModuleNotFoundError`` is a
+missing dependency: the error carries the component's install hint.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from .errors import PluginError, SpecloopError, StageError
+
+
+def failure(exc: BaseException, spec: Any, what: str, run_id: str | None) -> BaseException:
+    """The error to raise for ``exc`` raised inside component ``spec`` while doing ``what``."""
+    if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
+            not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return PluginError(f"component {spec.name} needs the module {exc.name!r}, which is not "
+                           f"installed ({what})", plugin=spec.plugin,
+                           distribution=spec.distribution,
+                           fix=spec.install_hint or f"pip install {exc.name.split('.')[0]}")
+    return StageError(f"{spec.name} failed in {what}", component=spec.name,
+                      distribution=spec.distribution, version=spec.version, run_id=run_id)
+
+
+def guarded_call(spec: Any, what: str, fn: Callable[..., Any], *args: Any,
+                 run_id: str | None = None, **kwargs: Any) -> Any:
+    """Call ``fn`` (plugin code of component ``spec``) inside the boundary."""
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        err = failure(exc, spec, what, run_id)
+        if err is exc:
+            raise
+        raise err from exc
+
+
+class Guarded:
+    """A built component whose every method call goes through the boundary.
+
+    Attribute reads pass through (``component.primary``); calling a method wraps it. The
+    wrapped object is :attr:`inner`, for code that must hand the plain object on.
+    """
+
+    __slots__ = ("inner", "spec", "run_id")
+
+    def __init__(self, inner: Any, spec: Any, run_id: str | None = None) -> None:
+        object.__setattr__(self, "inner", inner)
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "run_id", run_id)
+
+    def __getattr__(self, name: str) -> Any:
+        try:  # an AttributeError stays one: getattr(component, "optional_method", None)
+            value = getattr(self.inner, name)
+        except AttributeError:
+            raise
+        except BaseException as exc:  # a property of the plugin's raised
+            err = failure(exc, self.spec, name, self.run_id)
+            if err is exc:
+                raise
+            raise err from exc
+        if not callable(value) or isinstance(value, type):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return guarded_call(self.spec, f"{name}()", value, *args, run_id=self.run_id,
+                                **kwargs)
+
+        return call
+
+    def __reduce__(self) -> tuple:  # sweep launchers pickle what holds components
+        return (Guarded, (self.inner, self.spec, self.run_id))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.inner, name, value)
+
+    def __repr__(self) -> str:
+        return f"Guarded({self.inner!r})"
+
+
+def _culprit(pm: Any, tb: Any) -> tuple[str, str]:
+    """The plugin whose code raised, from the innermost traceback frame that is plugin code."""
+    modules = {getattr(plugin, "__name__", type(plugin).__module__): name
+               for name, plugin in pm.list_name_plugin() if plugin is not None}
+    modules.update({type(plugin).__module__: name for name, plugin in pm.list_name_plugin()
+                    if plugin is not None and not hasattr(plugin, "__name__")})
+    found = None
+    while tb is not None:
+        mod = tb.tb_frame.f_globals.get("__name__", "")
+        for prefix, name in modules.items():
+            if mod == prefix or mod.startswith(prefix + "."):
+                found = name
+        tb = tb.tb_next
+    name = found or "?"
+    return name, pm.distributions.get(name, "(registered in-process)")
+
+
+def call_hook(pm: Any, hook: str, **kwargs: Any) -> list:
+    """Call lifecycle hook ``hook``; a hook implementation that raises is a PluginError."""
+    try:
+        return getattr(pm.hook, hook)(**kwargs)
+    except BaseException as exc:
+        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
+                not isinstance(exc, Exception):
+            raise
+        plugin, dist = _culprit(pm, sys.exc_info()[2])
+        raise PluginError(f"plugin {plugin!r} failed in the hook {hook}", plugin=plugin,
+                          distribution=dist,
+                          fix=f"upgrade the plugin, or disable it with "
+                              f"SPECLOOP_DISABLE_PLUGINS={plugin}") from exc

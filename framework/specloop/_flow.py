@@ -1,0 +1,171 @@
+"""The register → judge → promote → deploy flow that ``run``, the loop, sweeps, the backtest
+and the registry commands share.
+
+Whoever calls it holds :meth:`Registry.model_lock` around "read the champion, judge, move the
+alias, deploy", and every alias move is compare-and-set against the champion the gate
+judged: after any set of concurrent commands the registry, its audit log and the deployed
+target agree. Every deployment is recorded in the registry, so a later plan can tell a
+missing or tampered deployment from an unchanged one.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ._boundary import call_hook
+from ._model_artifacts import MODEL_FILE, load_model, model_record, read_file, version_artifacts
+from ._plan import deploy_target, deployment_status
+from ._redact import redact, secret_fields
+from .errors import StageError
+
+
+@contextmanager
+def committed(ctx: Any) -> Iterator[None]:
+    """One registry transaction for several changes (a version, its alias moves, a batch
+    record); the hooks they call fire once it committed, never for a rolled-back change."""
+    pending: list[tuple[str, dict]] = []
+    ctx.pending_hooks = pending
+    try:
+        with ctx.registry.transaction():
+            yield
+    finally:
+        ctx.pending_hooks = None
+    for hook, kwargs in pending:
+        call_hook(ctx.pm, hook, **kwargs)
+
+
+def _notify(ctx: Any, hook: str, **kwargs: Any) -> None:
+    pending = getattr(ctx, "pending_hooks", None)
+    if pending is not None:
+        pending.append((hook, kwargs))
+    else:
+        call_hook(ctx.pm, hook, **kwargs)
+
+
+def signature_change(old: dict | None, new: dict | None) -> str | None:
+    """What differs between two input signatures (feature names, types, categorical flags),
+    or ``None`` when a model trained on one can serve requests made for the other."""
+    if not old or not new:
+        return None
+
+    def fields(sig: dict) -> dict:
+        return {f["name"]: (f["type"], bool(f.get("categorical"))) for f in sig["inputs"]}
+
+    a, b = fields(old), fields(new)
+    parts = []
+    if set(a) - set(b):
+        parts.append("removed " + ", ".join(sorted(set(a) - set(b))))
+    if set(b) - set(a):
+        parts.append("added " + ", ".join(sorted(set(b) - set(a))))
+    parts += [f"{n}: {a[n][0]}{' categorical' if a[n][1] else ''} → "
+              f"{b[n][0]}{' categorical' if b[n][1] else ''}"
+              for n in sorted(set(a) & set(b)) if a[n] != b[n]]
+    return "; ".join(parts) or None
+
+
+def judge(ctx: Any, candidate: dict, champion: dict | None,
+          signatures: tuple[dict | None, dict | None] = (None, None)) -> dict:
+    """The declared gate on ``candidate``'s metrics against ``champion``'s, plus the engine's
+    own rule: a changed input signature does not pass (it needs ``--force --reason``).
+
+    Args:
+        ctx: The run context.
+        candidate: The candidate's metrics.
+        champion: The champion's metrics on the same rows, or ``None`` (no champion).
+        signatures: ``(champion's, candidate's)`` input signatures, when both are known.
+    """
+    metrics_c = ctx.component("metrics")
+    gate_c = ctx.component("gate")
+    if gate_c is None:
+        result = {"passed": True, "checks": [], "summary": "no gate declared"}
+    else:
+        result = dict(gate_c.check(candidate, champion, primary=metrics_c.primary,
+                                   greater_is_better=metrics_c.greater_is_better))
+    change = signature_change(*signatures)
+    if change:
+        result["checks"] = [*result.get("checks", []), {
+            "check": "input signature unchanged", "value": change, "passed": False}]
+        result["summary"] = (f"failed: input signature changed ({change})" +
+                             ("; gate " + result["summary"] if result.get("summary") else ""))
+        result["passed"] = False
+    return result
+
+
+def signature_of(ctx: Any, version: dict) -> dict | None:
+    """A registered version's input signature (``None`` if it has none recorded)."""
+    try:
+        return json.loads(read_file(ctx, version["model_key"], "signature.json", version))
+    except Exception:  # noqa: BLE001 - an older artifact without a signature
+        return None
+
+
+def register_version(ctx: Any, *, model_key: str, reference_key: str | None, metrics: dict,
+                     gate: dict, data_fingerprint: Any, source: dict) -> dict:
+    """Register a new version with its artifacts' recorded hashes; call the hooks."""
+    version = ctx.registry.register(
+        ctx.model_name, model_key=model_key, metrics=metrics, reference_key=reference_key,
+        data_fingerprint=data_fingerprint, run_id=ctx.run_id,
+        config=redact(ctx.spec.raw, secret_fields(ctx.spec)), gate=gate, source=source,
+        artifacts=version_artifacts(ctx.store, model_key, reference_key))
+    _notify(ctx, "specloop_after_register", run=ctx, version=version)
+    return version
+
+
+def move_alias(ctx: Any, alias: str, version: int, *, expect: Any, reason: str,
+               gate: dict | None = None, action: str = "promote") -> int | None:
+    """Compare-and-set ``alias`` to ``version`` (see :meth:`Registry.set_alias`); call the
+    hooks once it committed. Returns the previous holder."""
+    previous = ctx.registry.set_alias(ctx.model_name, alias, version, reason=reason, gate=gate,
+                                      run_id=ctx.run_id, action=action, expect=expect)
+    _notify(ctx, "specloop_after_alias_change", run=ctx, name=ctx.model_name, alias=alias,
+            version=version, previous=previous, action=action, reason=reason)
+    return previous
+
+
+def bundle_for(ctx: Any, version: dict) -> dict:
+    """What a deploy component receives (see docs/writing-plugins.md, "The deploy bundle")."""
+    rec = model_record(ctx, version["model_key"], version)
+    return {
+        "name": ctx.model_name,
+        "version": version,
+        "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
+        "load_model": lambda: load_model(ctx, version["model_key"], version),
+        "model_meta": {"format": rec["format"], "trusted_types": rec.get("trusted_types") or [],
+                       "component": rec.get("component"), "key": version["model_key"]},
+        "signature": json.loads(read_file(ctx, version["model_key"], "signature.json",
+                                          version)),
+        "description": ctx.spec.project.description,
+    }
+
+
+def deploy_champion(ctx: Any) -> dict | None:
+    """Deploy the current champion with the spec's deploy component and record it.
+
+    Returns the component's result, or ``None`` when the spec declares no deploy stage or the
+    model has no champion. The caller holds the model lock.
+    """
+    deploy = ctx.spec.components.get("deploy")
+    champion = ctx.registry.resolve(ctx.model_name, "champion")
+    if deploy is None or champion is None:
+        return None
+    try:
+        result = ctx.component("deploy").deploy(bundle_for(ctx, champion), ctx.node("deploy"))
+    except StageError as exc:
+        exc.stage = exc.stage or "deploy"
+        raise
+    if not isinstance(result, dict):
+        result = {"location": str(result)}
+    ctx.registry.record_deployment(ctx.model_name, deploy_target(deploy),
+                                   champion["version"], result)
+    return {**result, "version": champion["version"]}
+
+
+def ensure_deployed(ctx: Any) -> dict | None:
+    """Deploy the champion unless the record and the target agree that it is deployed."""
+    ok, reason = deployment_status(ctx)
+    if ok:
+        return None
+    ctx.say(f"deploy: {reason}")
+    return deploy_champion(ctx)

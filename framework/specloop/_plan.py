@@ -1,0 +1,180 @@
+"""Planning ``specloop run``: every stage's cache key, whether it is cached, and why not.
+
+Stages: ``data → split → train → evaluate → register → deploy``. A stage's key is made of its
+component (kind and version), its resolved config and its inputs' keys, computed from config
+and data fingerprints alone: deciding that everything is cached reads no data and imports
+neither pandas nor scikit-learn. ``register`` is cached when the registry holds a version of
+the model key; ``deploy`` when the record says the champion is deployed to the target and the
+target's ``verify`` agrees (a tampered or missing deployment is deployed again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._hashing import cache_key
+from ._redact import is_secret_key, secret_fields
+from ._spec import Resolved, plain
+
+STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
+# stages whose output is one artifact under the stage's key (computed once under a lock)
+ARTIFACT_STAGES = ("data", "split", "train", "evaluate")
+# which spec node provides the component of each stage
+COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "register": "gate",
+                "deploy": "deploy"}
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"a.b": 1}`` from ``{"a": {"b": 1}}`` (lists are leaves)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+@dataclass
+class StagePlan:
+    """What ``plan`` says of one stage."""
+
+    name: str
+    component: Resolved | None
+    key: str | None
+    cached: bool
+    reason: str
+    config: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """A JSON-able summary."""
+        comp = self.component
+        return {"stage": self.name, "component": comp.spec.name if comp else "engine",
+                "distribution": comp.spec.distribution if comp else None, "key": self.key,
+                "action": "cached" if self.cached else "run", "reason": self.reason}
+
+
+def evaluate_key(metrics: Resolved, train_key: str, split_key: str) -> str:
+    """The key of ``evaluate`` for a model key on a split (also used to find the champion's
+    metrics on the same test rows without scoring it again)."""
+    return cache_key("evaluate", metrics.spec.kind, metrics.spec.version,
+                     flatten("metrics", plain(metrics.config)),
+                     {"train": train_key, "split": split_key}, None)
+
+
+def deploy_target(deploy: Resolved) -> str:
+    """Where a deploy component deploys (its kind and config, whatever the model)."""
+    return cache_key("deploy-target", deploy.spec.kind, flatten("deploy", plain(deploy.config)))
+
+
+def deployment_status(ctx: Any) -> tuple[bool, str]:
+    """Whether the champion is deployed to the spec's target as recorded, and why not.
+
+    The record is the registry's (what was deployed, and the component's result); the
+    component's ``verify(result, ctx)`` then checks the target itself, so a deployment that
+    was tampered with or removed is deployed again. ``verify`` raising is a failure of the
+    component, never taken as "deploy again".
+    """
+    deploy = ctx.spec.components.get("deploy")
+    champion = ctx.registry.resolve(ctx.model_name, "champion")
+    if deploy is None:
+        return True, "no deploy stage"
+    if champion is None:
+        return True, "the model has no champion"
+    record = ctx.registry.deployment(ctx.model_name, deploy_target(deploy))
+    if record is None:
+        return False, f"champion v{champion['version']} is not deployed yet"
+    if record["version"] != champion["version"]:
+        return False, (f"the target serves v{record['version']}, the champion is "
+                       f"v{champion['version']}")
+    if not ctx.component("deploy").verify(record["result"], ctx.node("deploy")):
+        return False, (f"the deployment at {record['result'].get('location', 'the target')} "
+                       "does not match the record (missing or tampered with)")
+    return True, "unchanged"
+
+
+def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
+    """Compute every stage's key and whether it is cached, with the reason.
+
+    Args:
+        ctx: The run context.
+        previous: The manifest of the last successful run, to explain what changed, or a
+            function of ``ctx`` that returns it (called once the data is found).
+    """
+    secrets = secret_fields(ctx.spec)
+    spec, seed = ctx.spec, ctx.spec.project.seed
+    comps = spec.components
+    data = comps["data"]
+    source = ctx.component("data").fingerprint(ctx.node("data"))
+    store = ctx.store  # opens the registry: only once the data is known to be there
+    prev_stages = ((previous(ctx) if callable(previous) else previous) or {}).get("stages", {})
+    plans: list[StagePlan] = []
+
+    def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str]) -> StagePlan:
+        key = cache_key(name, comp.spec.kind if comp else None,
+                        comp.spec.version if comp else None, config, inputs, None)
+        cached = store.has(key)
+        reason = "unchanged" if cached else _reason(prev_stages.get(name), key, config, inputs,
+                                                    secrets)
+        plans.append(StagePlan(name, comp, key, cached, reason, config, inputs))
+        return plans[-1]
+
+    node_cfg = flatten("data", plain(data.config))
+    data_cfg = {k: v for k, v in node_cfg.items() if not k.startswith("data.split.")}
+    data_cfg.update({f"data file {p}": md5 for p, md5 in source.items()})
+    p_data = add("data", data, data_cfg, {})
+    p_split = add("split", None, {"project.seed": seed, **node_cfg}, {"data": p_data.key})
+    model = comps["model"]
+    p_train = add("train", model, {"project.seed": seed, **flatten("model", plain(model.config))},
+                  {"split": p_split.key})
+    metrics = comps["metrics"]
+    key = evaluate_key(metrics, p_train.key, p_split.key)
+    cfg = flatten("metrics", plain(metrics.config))
+    inputs = {"train": p_train.key, "split": p_split.key}
+    cached = store.has(key)
+    plans.append(StagePlan("evaluate", metrics, key, cached, "unchanged" if cached else
+                           _reason(prev_stages.get("evaluate"), key, cfg, inputs, secrets),
+                           cfg, inputs))
+    p_eval = plans[-1]
+    gate = comps.get("gate")
+    registered = ctx.registry.find_by_key(ctx.model_name, p_train.key)
+    plans.append(StagePlan(
+        "register", gate, p_train.key, registered is not None,
+        f"already registered as version {registered['version']}" if registered
+        else "new model version", flatten("gate", plain(gate.config)) if gate else {},
+        {"train": p_train.key, "evaluate": p_eval.key}))
+    deploy = comps.get("deploy")
+    if deploy is not None:
+        target = deploy_target(deploy)
+        ok, reason = deployment_status(ctx) if registered is not None else (
+            False, "deploys the champion if the new version is promoted")
+        plans.append(StagePlan("deploy", deploy, target, ok, reason,
+                               flatten("deploy", plain(deploy.config)), {}))
+    return plans
+
+
+def _reason(prev: dict | None, key: str, config: dict, inputs: dict,
+            secrets: frozenset[str] = frozenset()) -> str:
+    if prev is None:
+        return "not in the cache"
+    if prev.get("key") == key:
+        return "output missing from the store"
+    old_cfg = prev.get("config", {})
+    changed = [k for k in sorted(set(old_cfg) | set(config)) if old_cfg.get(k) != config.get(k)]
+    if changed:
+        shown = []
+        for k in changed[:3]:
+            if k.startswith("data file "):
+                shown.append(f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → "
+                             f"{str(config.get(k))[:8]})")
+            elif is_secret_key(k, secrets):
+                shown.append(f"{k} changed (secret)")
+            else:
+                shown.append(f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}")
+        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+        return "; ".join(shown) + more
+    changed_inputs = [k for k in inputs if prev.get("inputs", {}).get(k) != inputs[k]]
+    if changed_inputs:
+        return "input " + ", ".join(repr(k) for k in changed_inputs) + " changed"
+    return "component version changed"

@@ -1,0 +1,84 @@
+"""Secrets stay secret: what is redacted before anything is recorded or printed.
+
+A value is a secret when its key is, or sits under, a field a component schema marks
+``param(secret=True)`` (``store.storage_options`` is one), or when its last key part names a
+credential (``token``, ``password``, ``secret``, ``api_key``, ``access_key`` …). Manifests,
+registry records, ``runs show``, ``registry show``, ``validate --show`` and error messages
+all go through :func:`redact`; credentials belong in environment variables
+(``${oc.env:NAME}``), which specloop never records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+MASK = "***"
+_CREDENTIAL = re.compile(r"(^|_|-)(token|password|passwd|secret|api_?key|access_?key|"
+                         r"credentials?|private_?key|auth)($|_|-)", re.IGNORECASE)
+
+
+def is_secret_key(key: str, secret_keys: frozenset[str] = frozenset()) -> bool:
+    """Whether dotted ``key`` names a secret (itself, or below a secret field)."""
+    parts = key.split(".")
+    if _CREDENTIAL.search(parts[-1].lstrip("+~")):
+        return True
+    return any(".".join(parts[:i]) in secret_keys for i in range(1, len(parts) + 1))
+
+
+def secret_fields(spec: Any) -> frozenset[str]:
+    """The dotted keys of every field the spec's schemas mark secret."""
+    out = {"store.storage_options"}
+
+    def walk(obj: Any, prefix: str) -> None:
+        if not dataclasses.is_dataclass(obj):
+            return
+        for f in dataclasses.fields(obj):
+            key = f"{prefix}.{f.name}"
+            if f.metadata.get("secret"):
+                out.add(key)
+            value = getattr(obj, f.name, None)
+            for i, item in enumerate(value if isinstance(value, list) else [value]):
+                inner = getattr(item, "config", item)
+                walk(inner, f"{key}.{i}" if isinstance(value, list) else key)
+
+    for name, resolved in spec.components.items():
+        if resolved is not None:
+            walk(resolved.config, name)
+    if spec.incoming is not None:
+        walk(spec.incoming.config, "loop.incoming")
+    for name, settings in spec.settings.items():
+        walk(settings, f"plugins.{name}")
+    return frozenset(out)
+
+
+def redact(value: Any, secret_keys: frozenset[str] = frozenset(), prefix: str = "") -> Any:
+    """A copy of ``value`` (nested dicts and lists) with every secret value masked."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            leaf = not isinstance(v, (dict, list)) and v not in (None, "")
+            out[k] = MASK if leaf and is_secret_key(key, secret_keys) else \
+                redact(v, secret_keys, key)
+        return out
+    if isinstance(value, list):
+        return [redact(v, secret_keys, f"{prefix}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+def redact_overrides(overrides: list[str], secret_keys: frozenset[str] = frozenset()) -> list[str]:
+    """Command-line overrides with the values of secret keys masked."""
+    out = []
+    for ov in overrides:
+        key, eq, _value = ov.partition("=")
+        out.append(f"{key}={MASK}" if eq and is_secret_key(key.lstrip("+~"), secret_keys)
+                   else ov)
+    return out
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    """Environment variables with credential-like names masked."""
+    return {k: (MASK if _CREDENTIAL.search(k.lower().replace("specloop_", "", 1)) else v)
+            for k, v in env.items()}

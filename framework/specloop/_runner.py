@@ -1,0 +1,183 @@
+"""Running ``specloop run``: plan, then each stage that is not cached, between the lifecycle
+hooks, with a manifest written along the way.
+
+Artifact stages (``data``, ``split``, ``train``, ``evaluate``) are computed under the store's
+per-key lock and re-checked once it is held, so concurrent runs and sweep members compute a
+key once. ``register`` and ``deploy`` run under the model's lock, so alias moves and the
+deployment that follows them are serialised per model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any, Callable
+
+from ._boundary import call_hook
+from ._context import RunContext, thread_limits
+from ._manifest import Manifest, latest_manifest
+from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, plan
+from ._steps import STEPS, load_output
+from .errors import SpecloopError, StageError
+
+
+class Pipeline:
+    """One run of the stages: the plans, the manifest, and the outputs loaded so far."""
+
+    def __init__(self, ctx: RunContext, plans: list[StagePlan], manifest: Any = None,
+                 alias: str = "champion") -> None:
+        self.ctx = ctx
+        self.plans = {p.name: p for p in plans}
+        self.manifest = manifest
+        self.alias = alias  # the alias a version that passes the gate gets
+        self.loaded: dict[str, Any] = {}
+
+    def load(self, stage: str) -> Any:
+        """The output of ``stage``: from this run, or read (and verified) from the store."""
+        if stage not in self.loaded:
+            self.loaded[stage] = load_output(self, stage)
+        return self.loaded[stage]
+
+    def run(self) -> list[dict]:
+        """Run every stage that is not cached; return the per-stage rows."""
+        rows: list[dict] = []
+        registry = self.ctx.registry
+        held = contextlib.ExitStack()
+        with held:
+            for name in STAGES:
+                p = self.plans.get(name)
+                if p is None:
+                    continue
+                if name == "register":  # read the champion, judge, promote, deploy: one holder
+                    held.enter_context(registry.model_lock(self.ctx.model_name))
+                rows.append(self._stage(p))
+        return rows
+
+    def _stage(self, p: StagePlan) -> dict:
+        spec = p.component.spec if p.component else None
+
+        def step() -> None:
+            if not p.cached and p.name in ARTIFACT_STAGES:
+                self._compute_once(p)
+            elif not p.cached:
+                STEPS[p.name](self, p)
+            elif p.name == "register":
+                self.manifest.model_version = self.ctx.registry.find_by_key(
+                    self.ctx.model_name, p.key)["version"]
+
+        _, seconds = run_stage(self.ctx, p.name, spec, step, cached=p.cached, key=p.key,
+                               on_error=lambda s: self.manifest.stage_done(p.name, p, s, True))
+        self.manifest.stage_done(p.name, p, seconds)
+        return {"stage": p.name, "action": "cached" if p.cached else "ran", "seconds": seconds,
+                "component": spec.name if spec else "engine"}
+
+    def _compute_once(self, p: StagePlan) -> None:
+        """Compute an artifact stage under the store's per-key lock; a concurrent process
+        that computed the same key meanwhile turns it into a cache hit."""
+        with self.ctx.store.lock(p.key):
+            if self.ctx.store.has(p.key):
+                p.cached, p.reason = True, "computed by a concurrent run"
+                return
+            STEPS[p.name](self, p)
+
+    def preflight(self) -> None:
+        """Heavy validation (e.g. estimator parameters) of every component whose stage runs."""
+        for p in self.plans.values():
+            owner = COMPONENT_OF.get(p.name)
+            if not p.cached and owner and self.ctx.spec.components.get(owner) is not None:
+                check = getattr(self.ctx.component(owner), "preflight", None)
+                if callable(check):
+                    check(self.ctx.node(owner))
+
+
+def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
+              cached: bool = False, key: str | None = None,
+              on_error: Callable[[float], None] | None = None) -> tuple[Any, float]:
+    """Run one stage between the lifecycle hooks; return ``(result, seconds)``.
+
+    An exception that is not already a specloop error becomes a :class:`StageError` naming
+    the stage, the component and its distribution; a StageError from a component gets the
+    stage's name if it has none.
+    """
+    start = time.perf_counter()
+    try:
+        call_hook(ctx.pm, "specloop_before_stage", stage=name, component=spec, run=ctx,
+                  cached=cached)
+        out = fn()
+    except BaseException as exc:
+        if isinstance(exc, StageError) and exc.stage is None:
+            exc.stage = name
+        try:
+            call_hook(ctx.pm, "specloop_on_stage_error", stage=name, component=spec, run=ctx,
+                      error=exc)
+        finally:
+            if on_error is not None:
+                on_error(time.perf_counter() - start)
+        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
+                not isinstance(exc, Exception):
+            raise
+        raise StageError(f"stage {name!r} failed", stage=name,
+                         component=spec.name if spec else "engine",
+                         distribution=spec.distribution if spec else "specloop",
+                         version=spec.version if spec else None, run_id=ctx.run_id) from exc
+    duration = time.perf_counter() - start
+    call_hook(ctx.pm, "specloop_after_stage", stage=name, component=spec, run=ctx,
+              cached=cached, duration=duration, key=key)
+    return out, duration
+
+
+def data_versions(ctx: RunContext, p: StagePlan) -> dict[str, dict]:
+    """What the data component says of each file's version (DVC md5, revision, commit)."""
+    describe = getattr(ctx.component("data"), "versions", None)
+    if not callable(describe):
+        return {}
+    files = {k[10:]: v for k, v in p.config.items() if k.startswith("data file ")}
+    return describe(ctx.node("data"), files) or {}
+
+
+def plan_run(ctx: RunContext) -> list[StagePlan]:
+    """The plan of ``specloop run`` with reasons against the last successful run."""
+    return plan(ctx, latest_manifest)
+
+
+def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
+            register: bool = True, alias: str = "champion") -> dict:
+    """Run the pipeline with a manifest and the lifecycle hooks; return the manifest.
+
+    Args:
+        ctx: The run context.
+        command: Recorded in the manifest.
+        until: The last stage to run (``specloop run --until split``).
+        register: ``False`` stops after ``evaluate`` (sweep members under
+            ``sweep.register: best|none``).
+        alias: The alias a new version that passes the gate gets; anything but ``champion``
+            also skips ``deploy`` (the winner of a sweep becomes the ``challenger``).
+    """
+    plans = plan_run(ctx)
+    if until is not None:
+        plans = [p for p in plans if STAGES.index(p.name) <= STAGES.index(until)]
+    if not register:
+        plans = [p for p in plans if p.name not in ("register", "deploy")]
+    elif alias != "champion":
+        plans = [p for p in plans if p.name != "deploy"]
+    work = any(not p.cached for p in plans)
+    pipe = Pipeline(ctx, plans, None, alias)
+    pipe.preflight()  # a bad parameter is a user error: no run is recorded
+    manifest = pipe.manifest = Manifest(ctx, command, eager=work)
+    if "data" in pipe.plans:
+        manifest.doc["data_versions"] = data_versions(ctx, pipe.plans["data"])
+    manifest.record_plan(plans)
+    try:
+        with thread_limits(ctx.spec.project.threads if work else None):
+            rows = pipe.run()
+        evaluated = manifest.doc["stages"].get("evaluate")
+        metrics = json.loads(ctx.store.get(evaluated["key"], "metrics.json")) \
+            if evaluated else None
+    except BaseException as exc:
+        call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest=manifest.finish("failed", exc))
+        raise
+    doc = manifest.finish("succeeded", metrics=metrics)
+    doc["rows"] = rows
+    call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest=doc)
+    return doc
