@@ -18,23 +18,27 @@ ROOT = Path(__file__).resolve().parents[2]
 # Changing this list changes the public API: update it deliberately, with the changelog.
 PUBLIC = [
     "ArtifactError",
+    "Batch",
+    "BatchNotReady",
+    "BusyError",
     "ComponentSpec",
     "ConfigError",
     "DataConf",
     "Decision",
     "Interval",
+    "NodeContext",
     "Observation",
     "Options",
     "PluginError",
     "RegistryError",
     "RetrainConf",
+    "RunContext",
     "SpecloopError",
     "SplitConf",
     "Stage",
     "StageError",
     "UnknownKindError",
     "__version__",
-    "cache_dir",
     "file_md5",
     "hookimpl",
     "hookspec",
@@ -44,6 +48,7 @@ PUBLIC = [
     "param",
     "promote",
     "remote_errors",
+    "rollback",
 ]
 
 
@@ -117,6 +122,38 @@ def test_builtin_plugins_import_only_public_specloop(path):
         elif len(parts) == 2 and parts[1] not in specloop.__all__ and parts[1] != "testing":
             bad.append(f"line {line}: {name} (not in specloop.__all__)")
     assert bad == [], f"{path.name} imports specloop internals: {bad}"
+
+
+@pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_builtin_plugins_use_only_public_names_of_each_other(path):
+    own = path.relative_to(ROOT / "plugins").parts[0]
+    bad = [f"line {line}: {name}" for line, name in _imported_modules(path)
+           if name.startswith("specloop_") and name.split(".")[0] != own
+           and any(p.startswith("_") for p in name.split(".")[1:])]
+    assert bad == [], f"{path.name} imports another plugin's private modules: {bad}"
+
+
+def test_the_engine_names_no_builtin_plugin():
+    """Allowlists, preload lists and stack presets come from the plugins that need them."""
+    engine = ROOT / "framework" / "specloop"
+    named = []
+    for path in sorted(engine.rglob("*.py")):
+        if "testing" in path.relative_to(engine).parts:
+            continue
+        for line, name in _imported_modules(path):
+            if name.startswith("specloop_"):
+                named.append(f"{path.name}:{line}: {name}")
+        tree = ast.parse(path.read_text())
+        docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        if any(isinstance(n, ast.Constant) and n.value == "sklearn." and id(n) not in docs
+               for n in ast.walk(tree)):
+            named.append(f"{path.name}: the 'sklearn.' allowlist prefix")
+    for yaml_file in sorted((ROOT / "conf").rglob("*.yaml")):
+        text = yaml_file.read_text()
+        for kind in ("object_store", "bundle", "local_server"):
+            if f"/deploy: {kind}" in text or f"kind: {kind}" in text:
+                named.append(f"{yaml_file.relative_to(ROOT)}: deploy {kind}")
+    assert named == [], named
 
 
 def test_an_installed_plugin_passed_again_is_registered_once(project):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import specloop_targets
 
-from specloop import ArtifactError, ConfigError, Stage
+from specloop import ArtifactError, ConfigError, Stage, StageError
 from specloop.testing import make_test_plugin_manager
 from specloop.testing.suites import StubContext, make_bundle, resolve_config
 
@@ -19,32 +19,43 @@ from moto_s3 import bucket, closed_port, s3, s3_endpoint, s3_env, s3_options  # 
 
 
 # -- the artifact store --------------------------------------------------------------------------
-def test_store_round_trip_commit_marker_and_tampering(s3, bucket, s3_options, tmp_path):
+def test_store_round_trip_record_and_tampering(s3, bucket, s3_options, tmp_path):
+    from specloop._registry import Registry
     from specloop._store import ArtifactStore
 
     url = f"s3://{bucket}/proj/store"
-    store = ArtifactStore(url, tmp_path, s3_options)
+    index = Registry(tmp_path / "registry.db").index
+    store = ArtifactStore(url, tmp_path, s3_options, index=index)
     root = store.root
     record = store.put("k1", {"a.bin": b"abc", "b.json": b"{}"}, {"stage": "train"})
     assert store.root == root == f"{bucket}/proj/store"  # names the remote registry: stable
     assert store.has("k1") and store.meta("k1") == record
     assert store.get("k1", "a.bin") == b"abc"
     assert s3.cat_file(f"{bucket}/proj/store/artifacts/k1/b.json") == b"{}"
-    # files without the _meta.json commit marker are not an artifact (a crashed upload)
-    s3.pipe_file(f"{bucket}/proj/store/artifacts/half/a.bin", b"x")
-    assert not store.has("half")
-    with pytest.raises(ArtifactError, match="not in the store"):
-        store.get("half", "a.bin")
-    # an object changed in the bucket is refused
+    # objects specloop never recorded are not an artifact (a crashed upload, a planted one)
+    s3.pipe_file(f"{bucket}/proj/store/artifacts/planted/a.bin", b"x")
+    assert not store.has("planted")
+    with pytest.raises(ArtifactError, match="not recorded by specloop"):
+        store.get("planted", "a.bin")
+    # an object changed in the bucket is refused; one removed is missing, not tampered
     s3.pipe_file(f"{bucket}/proj/store/artifacts/k1/a.bin", b"abd")
     with pytest.raises(ArtifactError, match="SHA-256") as exc:
         store.get("k1", "a.bin")
-    assert exc.value.expected == record["files"]["a.bin"]["sha256"]
-    # what another writer adds is seen (no stale listing), manifests round-trip
-    ArtifactStore(url, tmp_path, s3_options).put("k2", {"x": b"1"})
-    assert store.has("k2") and store.list_dir("artifacts") == ["half", "k1", "k2"]
+    assert exc.value.expected == record["files"]["a.bin"]["sha256"] and not exc.value.missing
+    s3.rm_file(f"{bucket}/proj/store/artifacts/k1/b.json")
+    assert not store.has("k1")  # the stage computes it again
+    with pytest.raises(ArtifactError, match="missing") as exc:
+        store.get("k1", "b.json")
+    assert exc.value.missing
+    # what another writer adds (recorded in the same registry) is seen: no stale listing
+    ArtifactStore(url, tmp_path, s3_options, index=index).put("k2", {"x": b"1"})
+    assert store.has("k2") and store.list_dir("artifacts") == ["k1", "k2", "planted"]
+    # another project's registry does not vouch for this store's artifacts
+    stranger = ArtifactStore(url, tmp_path, s3_options,
+                             index=Registry(tmp_path / "other" / "registry.db").index)
+    assert not stranger.has("k2")
     store.write_json("runs/r1/manifest.json", {"status": "succeeded"})
-    assert store.read_json("runs/r1/manifest.json") == {"status": "succeeded"}
+    assert json.loads(store.read_bytes("runs/r1/manifest.json")) == {"status": "succeeded"}
     assert store.list_dir("runs") == ["r1"] and store.list_dir("nothing") == []
 
 
@@ -52,12 +63,12 @@ def test_store_errors_are_config_errors(s3_endpoint, s3_options, closed_port, tm
     from specloop._store import ArtifactStore
 
     with pytest.raises(ConfigError, match="bucket 'no-such-bucket' does not exist") as exc:
-        ArtifactStore("s3://no-such-bucket/x", tmp_path, s3_options).has("k")
+        ArtifactStore("s3://no-such-bucket/x", tmp_path, s3_options).list_dir("runs")
     assert exc.value.key == "store.url"
     down = {**s3_options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
             "config_kwargs": {"retries": {"max_attempts": 1}}}
     with pytest.raises(ConfigError, match="cannot reach") as exc:
-        ArtifactStore("s3://specloop/x", tmp_path, down).has("k")
+        ArtifactStore("s3://specloop/x", tmp_path, down).list_dir("runs")
     assert exc.value.key == "store.storage_options.client_kwargs.endpoint_url"
 
 
@@ -80,7 +91,7 @@ def test_object_store_publishes_verifies_and_detects_tampering(s3, bucket, s3_op
     assert comp.verify(result, ctx) is True
     s3.pipe_file(f"{bucket}/deploy/champion/signature.json", b"{}")
     assert comp.verify(result, ctx) is False  # every file is checked, not only the model
-    comp.deploy(bundle, ctx)
+    result = json.loads(json.dumps(comp.deploy(bundle, ctx)))
     assert comp.verify(result, ctx) is True
     s3.rm_file(f"{bucket}/deploy/champion/metadata.json")
     assert comp.verify(result, ctx) is False
@@ -99,8 +110,9 @@ def test_object_store_upload_failing_midway_leaves_no_bundle(s3, bucket, s3_opti
         return real(path, data, **kw)
 
     monkeypatch.setattr(fs, "pipe_file", flaky)
-    with pytest.raises(OSError):
+    with pytest.raises(StageError) as info:  # the boundary names the component
         comp.deploy(make_bundle(), ctx)
+    assert isinstance(info.value.__cause__, OSError)
     monkeypatch.undo()
     # the old metadata.json went first and the new one never came: readers see no bundle
     assert not s3.exists(f"{bucket}/deploy/champion/metadata.json")
@@ -194,5 +206,5 @@ def test_batch_failing_midway_publishes_no_scores(project, s3_env, s3, bucket):
         "storage_options": {"client_kwargs": {"endpoint_url": "${oc.env:SPECLOOP_S3_ENDPOINT}"}}})
     result = project.cli("run", "deploy=scores")
     assert result.exit_code == 1, result.stderr
-    assert "stage 'deploy' failed" in result.stderr
+    assert "deploy/batch failed in deploy()" in result.stderr
     assert not s3.exists(f"{bucket}/scores/small.parquet")
