@@ -14,6 +14,9 @@ from typing import Any
 
 from specloop import ConfigError
 
+#: How ``specloop serve`` hands its options to the uvicorn factory in each worker process.
+OPTIONS_ENV = "SPECLOOP_SERVE_OPTIONS"
+
 
 @dataclass
 class LogSettings:
@@ -33,11 +36,23 @@ class ServeSettings:
 
     token: str | None = None        # enables the state-changing /admin routes
     poll_seconds: float = 1.0       # how often the alias is re-read for hot reload
-    max_body_bytes: int = 1_000_000  # larger request bodies get 413
+    max_body_bytes: int | None = None  # larger request bodies get 413 (None: see body_limit)
     max_rows: int = 10_000          # more records in one request get 413
     fast_path: bool = True          # compile supported pipelines to numpy at load
     log: LogSettings = field(default_factory=LogSettings)
 
+    @property
+    def body_limit(self) -> int:
+        """The largest ``/predict`` body: ``max_body_bytes``, else ``max_rows`` records of
+        ``BODY_BYTES_PER_ROW`` bytes each, so the two limits agree unless both are set."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_rows * BODY_BYTES_PER_ROW
+
+
+#: The body allowance per record when ``max_body_bytes`` is not set: a record of a few dozen
+#: features with full-precision floats and category names fits in 1 KiB as JSON.
+BODY_BYTES_PER_ROW = 1024
 
 _POSITIVE = {"poll_seconds", "max_body_bytes", "max_rows", "flush_records", "flush_seconds",
              "rotate_bytes", "rotate_seconds", "max_queue"}
@@ -64,7 +79,17 @@ def _fill(cls: type, node: Any, key: str, where: Any) -> Any:
         if dataclasses.is_dataclass(default):
             values[name] = _fill(type(default), value, k, where)
             continue
-        if name == "token":
+        if name == "max_body_bytes" and value is None:
+            pass  # derived from max_rows (ServeSettings.body_limit)
+        elif name == "max_body_bytes":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not float(value).is_integer() or value <= 0:
+                raise ConfigError(f"wrong value for {k}", key=k, file=where(k), got=value,
+                                  expected="an integer > 0, or null (max_rows × "
+                                           f"{BODY_BYTES_PER_ROW} bytes)",
+                                  fix=f"{k}=20000000, or remove the key")
+            value = int(value)
+        elif name == "token":
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"wrong value for {k}", key=k, file=where(k), got=value,
                                   expected="a non-empty string or null",
