@@ -20,6 +20,10 @@ _JSON_TYPE = {"number": "number", "integer": "integer", "string": "string", "boo
 # integer features reach the model as int64
 INT_MIN, INT_MAX = -2**63, 2**63 - 1
 FLOAT_EXACT = 2**53  # the largest whole number up to which every float is exact
+# number features stay within float32, the precision scikit-learn's tree models compute in;
+# beyond it a pipeline's arithmetic (scaling, products) can overflow to infinity
+FLOAT32_MAX = 3.4028234663852886e38
+_BOUNDS = {"integer": (INT_MIN, INT_MAX), "number": (-FLOAT32_MAX, FLOAT32_MAX)}
 
 
 @dataclass
@@ -37,7 +41,8 @@ class Contract:
         self.checks = [(f["name"], _ACCEPT[f["type"]], f["type"]) for f in inputs]
         self._nullable = [(name, frozenset((*accept, type(None))), kind)
                           for name, accept, kind in self.checks]
-        self._integers = [f["name"] for f in inputs if f["type"] == "integer"]
+        self._bounded = [(f["name"], *_BOUNDS[f["type"]]) for f in inputs
+                         if f["type"] in _BOUNDS]
 
     def rows(self, body: Any, max_rows: int) -> list[dict]:
         """The records of a parsed JSON body, checked; raises :class:`InputError`."""
@@ -60,7 +65,7 @@ class Contract:
         if all(type(row) is dict and len(row) == len(features) and row.keys() == fset
                for row in rows) and all(
                 {type(row[name]) for row in rows} <= accept for name, accept, _ in self._nullable
-        ) and all(INT_MIN <= v <= INT_MAX for name in self._integers for row in rows
+        ) and all(lo <= v <= hi for name, lo, hi in self._bounded for row in rows
                   if (v := row[name]) is not None):
             return rows  # the common case, checked a column at a time
         for i, row in enumerate(rows):  # find the first bad field, for the message
@@ -96,8 +101,8 @@ class Contract:
                     raise InputError(422, f"feature {name!r}{where} must be {_article(kind)}, "
                                           f"got {_jtype(value)}{_preview(value)}",
                                      [*loc, name], "type_error")
-                if kind == "integer" and not INT_MIN <= value <= INT_MAX:
-                    raise _out_of_range(name, where, value, [*loc, name])
+                if kind in _BOUNDS and not _BOUNDS[kind][0] <= value <= _BOUNDS[kind][1]:
+                    raise _out_of_range(name, where, value, [*loc, name], kind)
         return rows
 
     def frame(self, rows: list[dict]) -> Any:
@@ -128,8 +133,8 @@ class Contract:
         for f in self.signature["inputs"]:
             prop: dict[str, Any] = {"type": _JSON_TYPE[f["type"]], "nullable": True,
                                     "title": f["name"]}
-            if f["type"] == "integer":
-                prop.update(minimum=INT_MIN, maximum=INT_MAX)
+            if f["type"] in _BOUNDS:
+                prop["minimum"], prop["maximum"] = _BOUNDS[f["type"]]
             if f.get("categorical") and f.get("values"):
                 shown = f["values"][:20]
                 prop["description"] = "categorical; values seen in training: " + ", ".join(
@@ -145,10 +150,17 @@ class Contract:
                 "example": example}
 
 
-def _out_of_range(name: str, where: str, value: Any, loc: list) -> InputError:
-    how = "" if type(value) is int else " written as an integer (no fraction or exponent)"
-    return InputError(422, f"feature {name!r}{where} must be a 64-bit integer from {INT_MIN} "
-                           f"to {INT_MAX}{how}, got {value}", loc, "number_out_of_range")
+def _out_of_range(name: str, where: str, value: Any, loc: list,
+                  kind: str = "integer") -> InputError:
+    if kind == "number":
+        what = f"a number from {-FLOAT32_MAX:g} to {FLOAT32_MAX:g} (the float32 range)"
+        got = f"{value:g}"
+    else:
+        what = f"a 64-bit integer from {INT_MIN} to {INT_MAX}" + (
+            "" if type(value) is int else " written as an integer (no fraction or exponent)")
+        got = str(value)
+    return InputError(422, f"feature {name!r}{where} must be {what}, got {got}", loc,
+                      "number_out_of_range")
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from specloop_serve._model import INT_MAX, INT_MIN, Contract
+from specloop_serve._model import FLOAT32_MAX, INT_MAX, INT_MIN, Contract
 from specloop_serve._request import InputError, parse_json
 
 SIGNATURE = {"inputs": [{"name": "n", "type": "integer"}, {"name": "x", "type": "number"},
@@ -72,3 +72,18 @@ def test_every_parser_refusal_is_an_input_error():
         with pytest.raises(InputError) as info:
             parse_json(body)
         assert info.value.status in (400, 422), body[:20]
+
+
+@pytest.mark.parametrize("value", ["1e300", "-3.5e38", "1" + "0" * 39])
+def test_number_features_stay_within_float32(value):
+    exc = _refusal(f'{{"n": 1, "x": {value}, "c": "a", "b": true}}')
+    assert exc.status == 422 and exc.detail[0]["loc"] == ["body", "x"]
+    assert "must be a number from -3.40282e+38 to 3.40282e+38 (the float32 range)" in str(exc)
+
+
+def test_the_record_schema_states_the_bounds_the_checks_apply():
+    props = Contract(SIGNATURE).json_schema()["properties"]
+    assert (props["n"]["minimum"], props["n"]["maximum"]) == (INT_MIN, INT_MAX)
+    assert (props["x"]["minimum"], props["x"]["maximum"]) == (-FLOAT32_MAX, FLOAT32_MAX)
+    rows = _rows(f'{{"n": 1, "x": {FLOAT32_MAX!r}, "c": "a", "b": true}}')
+    assert rows[0]["x"] == FLOAT32_MAX
