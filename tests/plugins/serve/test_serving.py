@@ -288,3 +288,58 @@ def test_several_workers_serve_sum_their_metrics_and_stop_cleanly(served_project
     assert many.proc.returncode == 0, many.log.read_text()
     assert set(logs.glob("*/*/*.open")) == open_before
     assert list(tmp.iterdir()) == []  # the snapshots folder went with the server
+
+
+def test_before_a_model_is_loaded_every_route_that_needs_one_answers_503(served_project):
+    import os
+    import subprocess
+    import sys
+
+    from serving_helpers import free_port
+
+    # 'specloop serve' refuses an alias with no version, so start the worker factory itself,
+    # as uvicorn does for each worker, following an alias that points nowhere yet
+    port = free_port()
+    log = served_project.root / "not-ready.log"
+    options = {"project": str(served_project.root), "overrides": [], "alias": "canary",
+               "version": None, "metrics_dir": None}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "specloop_serve._app:create_app", "--factory",
+         "--port", str(port), "--log-level", "warning"], stdout=open(log, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "SPECLOOP_SERVE_OPTIONS": json.dumps(options)})
+    c = Client(port)
+    try:
+        wait_for(lambda: _answers(c), timeout=120, what="the server to listen")
+        assert c.json("GET", "/ready") == (503, {"ready": False,
+                                                 "reason": "'canary' points at no version yet"})
+        for method, path in (("POST", "/predict"), ("GET", "/metadata")):
+            status, doc = c.json(method, path, RECORD if method == "POST" else None)
+            assert status == 503 and doc["detail"][0]["type"] == "not_ready", doc
+        status, schema = c.json("GET", "/openapi.json")
+        assert status == 200 and schema["components"]["schemas"]["Record"] == {
+            "type": "object", "title": "Record"}
+        assert "503" in schema["paths"]["/predict"]["post"]["responses"]
+
+        ctx = served_project.context()
+        try:
+            ctx.registry.set_alias("small", "canary", 2, reason="canary for the 503 test")
+        finally:
+            ctx.close()
+        wait_for(lambda: c.json("GET", "/ready")[0] == 200, what="the alias to be followed")
+        assert c.json("POST", "/predict", RECORD)[1]["version"] == 2
+        schema = c.json("GET", "/openapi.json")[1]  # regenerated for the loaded signature
+        assert set(schema["components"]["schemas"]["Record"]["properties"]) == {"x1", "x2",
+                                                                                "color"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert "Traceback" not in log.read_text()
+
+
+def _answers(client: Client) -> bool:
+    try:
+        client.request("GET", "/health")
+    except OSError:
+        return False
+    return True
