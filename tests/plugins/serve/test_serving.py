@@ -1,5 +1,5 @@
 """A real ``specloop serve`` on 127.0.0.1: every endpoint, hot reload, request logs read back
-by ``specloop monitor --from-logs``, and the admin token (bad input: test_bad_input.py)."""
+by ``specloop monitor --from-logs``, and the admin token (bad input: test_refusals.py)."""
 
 from __future__ import annotations
 
