@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from serving_helpers import Served, served_project, specloop  # noqa: F401
+from serving_helpers import Served, specloop
 from specloop_serve._settings import BODY_BYTES_PER_ROW, ServeSettings
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,9 @@ def test_the_default_body_limit_follows_max_rows():
 def test_max_rows_realistic_fraud_records_are_served_and_one_more_is_413(fraud_project):
     res = specloop("run", cwd=fraud_project)
     assert res.returncode == 0, res.stdout + res.stderr
+    res = specloop("serve", "plugins.serve.max_body_bytes=-5", cwd=fraud_project)
+    assert res.returncode == 2 and "plugins.serve.max_body_bytes" in res.stderr
+    assert "max_rows × 1024" in res.stderr and "Traceback" not in res.stderr
     server = Served(fraud_project)
     try:
         inputs = server.client.json("GET", "/metadata")[1]["signature"]["inputs"]
@@ -60,9 +63,3 @@ def test_max_rows_realistic_fraud_records_are_served_and_one_more_is_413(fraud_p
                "1024)" in json.loads(raw)["error"]
     finally:
         server.stop()
-
-
-def test_a_wrong_body_limit_is_a_config_error(served_project):  # noqa: F811
-    res = served_project.cli("serve", "plugins.serve.max_body_bytes=-5")
-    assert res.exit_code == 2 and "plugins.serve.max_body_bytes" in res.stderr
-    assert "max_rows × 1024" in res.stderr and "Traceback" not in res.stderr
