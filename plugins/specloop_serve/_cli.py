@@ -71,12 +71,28 @@ def add_commands(sub: Any) -> None:
     srv.set_defaults(handler=cmd_server)
 
 
+#: What ``specloop serve`` imports, all installed by the ``serve`` extra.
+SERVING_STACK = ("fastapi", "uvicorn", "orjson")
+
+
 def _needs_serving_stack() -> None:
+    """Import the serving stack, or fail naming what is missing and the extra to install.
+
+    An import (rather than a look-up) also catches a package that is there but broken, e.g.
+    fastapi without one of its own dependencies.
+    """
     from specloop import PluginError
 
-    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in SERVING_STACK:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            missing.append(name if exc.name in (None, name) else f"{name} (it cannot import "
+                                                                 f"{exc.name})")
     if missing:
-        raise PluginError(f"specloop serve needs {', '.join(missing)}, which is not installed",
+        raise PluginError(f"specloop serve needs {', '.join(missing)}, which "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed",
                           plugin="serve", fix="pip install 'specloop[serve]'")
 
 
@@ -87,18 +103,56 @@ def _context(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """``specloop serve``: check what would be served, then run uvicorn."""
-    from specloop import ConfigError, RegistryError
+    """``specloop serve``: check what would be served, bind the port, then run uvicorn.
 
-    from ._app import OPTIONS_ENV
-    from ._settings import serve_settings
+    Exit codes: 0 after a clean stop; 1 when the serving stack is not installed or the server
+    fails to start; 2 for a wrong flag, setting or version; 3 when the port is in use.
+    """
+    from specloop import ConfigError
 
-    _needs_serving_stack()
     for flag, value, lo in (("--port", args.port, 0), ("--workers", args.workers, 1)):
         if not lo <= value <= (65535 if flag == "--port" else 64):
             raise ConfigError(f"bad value for {flag}", key=flag, got=value,
                               expected="a port in [0, 65535]" if flag == "--port"
                               else "an integer in [1, 64]", fix=f"pass a valid {flag}")
+    _needs_serving_stack()
+    from ._listener import bind
+    from ._settings import OPTIONS_ENV
+
+    sock = bind(args.host, args.port)  # first: a busy port fails before anything is loaded
+    try:
+        port = sock.getsockname()[1]
+        settings, record, options, store_root = _what_to_serve(args)
+        alias = options["alias"]
+        if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+            _out(f"note: binding to {args.host}: /predict is reachable from other machines; "
+                 "the admin routes stay off without a token")
+        # several workers sum their /metrics counters through snapshots in a folder of their own
+        metrics_dir = tempfile.mkdtemp(prefix="specloop-metrics-") if args.workers > 1 else None
+        os.environ[OPTIONS_ENV] = json.dumps({**options, "metrics_dir": metrics_dir})
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        which = f"{alias} → v{record['version']}" if alias else f"v{record['version']} (pinned)"
+        _out(f"serving {record.get('name', options['project'])} {which} on "
+             f"http://{args.host}:{port} ({args.workers} worker(s)); request logs: "
+             f"{store_root + '/logs' if settings.log.enabled else 'off'}; "
+             f"admin routes: {'on' if settings.token else 'off'}")
+        try:
+            return _run_uvicorn(sock, args.host, port, args.workers)
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+    finally:
+        sock.close()
+
+
+def _what_to_serve(args: argparse.Namespace) -> tuple[Any, dict, dict, str]:
+    """The settings, registry record, worker options (``alias`` ``None``: pinned) and store
+    root; raises before anything starts when the settings are wrong or there is no such
+    version."""
+    from specloop import RegistryError
+
+    from ._settings import serve_settings
+
     ctx = _context(args)
     try:
         settings = serve_settings(ctx.spec)
@@ -111,35 +165,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise RegistryError(f"model {ctx.model_name!r} has no {alias!r} version to "
                                     "serve", fix="run 'specloop run' (a version that passes "
                                     "the gate becomes champion), or pass --version N")
-        project, overrides = str(ctx.project_dir), list(ctx.spec.overrides)
+        options = {"project": str(ctx.project_dir), "overrides": list(ctx.spec.overrides),
+                   "alias": alias, "version": args.model_version}
         store_root = ctx.store.root
     finally:
         ctx.close()
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
-        _out(f"note: binding to {args.host}: /predict is reachable from other machines; "
-             "the admin routes stay off without a token")
-    # several workers sum their /metrics counters through snapshots in a folder of their own
-    metrics_dir = tempfile.mkdtemp(prefix="specloop-metrics-") if args.workers > 1 else None
-    os.environ[OPTIONS_ENV] = json.dumps({"project": project, "overrides": overrides,
-                                          "alias": alias, "version": args.model_version,
-                                          "metrics_dir": metrics_dir})
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return settings, record, options, store_root
+
+
+def _run_uvicorn(sock: Any, host: str, port: int, workers: int) -> int:
+    """Serve until stopped; 0 after a clean stop, 1 when the server did not start.
+
+    One worker is served on ``sock`` itself. Several are uvicorn's supervisor, which binds
+    in this process (``sock`` is released just before, so the window is a few lines long).
+    uvicorn's own exit code for a failed start is 3; it is 1 here, as 3 means a busy port.
+    """
     import uvicorn
 
-    which = f"{alias} → v{record['version']}" if alias else f"v{record['version']} (pinned)"
-    _out(f"serving {record['name'] if 'name' in record else project} {which} on "
-         f"http://{args.host}:{args.port} ({args.workers} worker(s)); request logs: "
-         f"{store_root + '/logs' if settings.log.enabled else 'off'}; admin routes: "
-         f"{'on' if settings.token else 'off'}")
+    options = dict(factory=True, workers=workers,
+                   http="httptools" if importlib.util.find_spec("httptools") else "h11",
+                   loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+                   log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+                   # our own header limit answers in the server's error shape (_request)
+                   h11_max_incomplete_event_size=64 * 1024)
+    app = "specloop_serve._app:create_app"
     try:
-        uvicorn.run("specloop_serve._app:create_app", factory=True, host=args.host,
-                    port=args.port, workers=args.workers,
-                    http="httptools" if importlib.util.find_spec("httptools") else "h11",
-                    loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-                    log_level="warning", access_log=False, timeout_graceful_shutdown=10)
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if workers == 1:
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
+            server.run(sockets=[sock])
+            return 0 if server.started else 1
+        sock.close()
+        uvicorn.run(app, host=host, port=port, **options)
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+        return 0
+    except SystemExit as exc:
+        return 0 if exc.code in (0, None) else 1
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -85,11 +86,15 @@ class Metrics:
         self.rows += len(preds)
         if classified:
             for p in preds:
+                if p is None:  # no finite probabilities: no class was predicted
+                    continue
                 k = str(p)
                 self.classes[k] = self.classes.get(k, 0) + 1
         else:
             for p in preds:
-                self.values.observe(float(p))
+                value = float(p)
+                if math.isfinite(value):  # an overflowed output has no bucket
+                    self.values.observe(value)
 
     def snapshot(self, logger: Any = None) -> dict:
         """The counters as JSON-able data (what another worker adds up)."""

@@ -12,23 +12,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._request import InputError
+
 # JSON types accepted per signature type (bool is not a number here, as in JSON Schema)
 _ACCEPT = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
 _JSON_TYPE = {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}
-
-
-class InputError(Exception):
-    """A request the server refuses: an HTTP status and FastAPI-style error details."""
-
-    def __init__(self, status: int, msg: str, loc: list | None = None,
-                 kind: str = "value_error") -> None:
-        super().__init__(msg)
-        self.status = status
-        self.detail = [{"loc": ["body", *(loc or [])], "msg": msg, "type": kind}]
-
-    def body(self) -> dict:
-        """The JSON error body."""
-        return {"error": str(self), "detail": self.detail}
+# integer features reach the model as int64
+INT_MIN, INT_MAX = -2**63, 2**63 - 1
+FLOAT_EXACT = 2**53  # the largest whole number up to which every float is exact
+# number features stay within float32, the precision scikit-learn's tree models compute in;
+# beyond it a pipeline's arithmetic (scaling, products) can overflow to infinity
+FLOAT32_MAX = 3.4028234663852886e38
+_BOUNDS = {"integer": (INT_MIN, INT_MAX), "number": (-FLOAT32_MAX, FLOAT32_MAX)}
 
 
 @dataclass
@@ -46,6 +41,8 @@ class Contract:
         self.checks = [(f["name"], _ACCEPT[f["type"]], f["type"]) for f in inputs]
         self._nullable = [(name, frozenset((*accept, type(None))), kind)
                           for name, accept, kind in self.checks]
+        self._bounded = [(f["name"], *_BOUNDS[f["type"]]) for f in inputs
+                         if f["type"] in _BOUNDS]
 
     def rows(self, body: Any, max_rows: int) -> list[dict]:
         """The records of a parsed JSON body, checked; raises :class:`InputError`."""
@@ -67,7 +64,9 @@ class Contract:
         features, fset = self.features, self._set
         if all(type(row) is dict and len(row) == len(features) and row.keys() == fset
                for row in rows) and all(
-                {type(row[name]) for row in rows} <= accept for name, accept, _ in self._nullable):
+                {type(row[name]) for row in rows} <= accept for name, accept, _ in self._nullable
+        ) and all(lo <= v <= hi for name, lo, hi in self._bounded for row in rows
+                  if (v := row[name]) is not None):
             return rows  # the common case, checked a column at a time
         for i, row in enumerate(rows):  # find the first bad field, for the message
             loc = [] if single else [i]
@@ -81,18 +80,29 @@ class Contract:
                         f" (and {len(missing) - 1} more: {', '.join(missing[1:4])})"
                         if len(missing) > 1 else "") + (f" in record {i}" if not single else ""),
                         [*loc, missing[0]], "missing")
-                extra = [k for k in row if k not in fset]
-                raise InputError(422, f"unexpected feature {extra[0]!r}" +
+                extra = _short(next(k for k in row if k not in fset))
+                raise InputError(422, f"unexpected feature {extra!r}" +
                                  (f" in record {i}" if not single else "") +
                                  "; the model takes: " + ", ".join(features),
-                                 [*loc, extra[0]], "extra_forbidden")
+                                 [*loc, extra], "extra_forbidden")
+            where = "" if single else f" in record {i}"
             for name, accept, kind in self.checks:
                 value = row[name]
-                if value is not None and type(value) not in accept:
-                    raise InputError(422, f"feature {name!r}" +
-                                     (f" in record {i}" if not single else "") +
-                                     f" must be {_article(kind)}, got {_jtype(value)} "
-                                     f"{json.dumps(value)[:40]}", [*loc, name], "type_error")
+                if value is None:
+                    continue
+                if kind == "integer" and type(value) is float and value.is_integer():
+                    # 3.0 is an integer in JSON Schema too; beyond 2**53 a float is not exact
+                    # (the parser also reads an integer below the int64 range as one)
+                    if abs(value) > FLOAT_EXACT:
+                        raise _out_of_range(name, where, value, [*loc, name])
+                    row[name] = int(value)
+                    continue
+                if type(value) not in accept:
+                    raise InputError(422, f"feature {name!r}{where} must be {_article(kind)}, "
+                                          f"got {_jtype(value)}{_preview(value)}",
+                                     [*loc, name], "type_error")
+                if kind in _BOUNDS and not _BOUNDS[kind][0] <= value <= _BOUNDS[kind][1]:
+                    raise _out_of_range(name, where, value, [*loc, name], kind)
         return rows
 
     def frame(self, rows: list[dict]) -> Any:
@@ -123,6 +133,8 @@ class Contract:
         for f in self.signature["inputs"]:
             prop: dict[str, Any] = {"type": _JSON_TYPE[f["type"]], "nullable": True,
                                     "title": f["name"]}
+            if f["type"] in _BOUNDS:
+                prop["minimum"], prop["maximum"] = _BOUNDS[f["type"]]
             if f.get("categorical") and f.get("values"):
                 shown = f["values"][:20]
                 prop["description"] = "categorical; values seen in training: " + ", ".join(
@@ -136,6 +148,32 @@ class Contract:
         return {"type": "object", "title": "Record", "properties": props,
                 "required": list(self.features), "additionalProperties": False,
                 "example": example}
+
+
+def _out_of_range(name: str, where: str, value: Any, loc: list,
+                  kind: str = "integer") -> InputError:
+    if kind == "number":
+        what = f"a number from {-FLOAT32_MAX:g} to {FLOAT32_MAX:g} (the float32 range)"
+        got = f"{value:g}"
+    else:
+        what = f"a 64-bit integer from {INT_MIN} to {INT_MAX}" + (
+            "" if type(value) is int else " written as an integer (no fraction or exponent)")
+        got = str(value)
+    return InputError(422, f"feature {name!r}{where} must be {what}, got {got}", loc,
+                      "number_out_of_range")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _preview(value: Any) -> str:
+    """A short rendering of a scalar for a message; containers (which may nest a thousand
+    levels deep) are named, never serialized."""
+    if isinstance(value, (dict, list)):
+        return ""
+    return " " + json.dumps(_short(value, 40) if isinstance(value, str) else value,
+                            ensure_ascii=False)
 
 
 def _article(kind: str) -> str:
@@ -197,7 +235,11 @@ class LoadedModel:
             proba = self.model.predict_proba(self.contract.frame(rows))
         idx = proba.argmax(axis=1).tolist()
         labels, classes = self._labels, self._classes
-        return [classes[i] for i in idx], [dict(zip(labels, p)) for p in proba.tolist()]
+        preds = [classes[i] for i in idx]
+        finite = _finite_rows(proba)
+        if finite is not None:  # extreme inputs overflowed: no class is the most probable
+            preds = [p if ok else None for p, ok in zip(preds, finite)]
+        return preds, [dict(zip(labels, p)) for p in proba.tolist()]
 
     def metadata(self) -> dict:
         """What ``GET /metadata`` returns."""
@@ -211,6 +253,14 @@ class LoadedModel:
                 "fast_path": self.fast is not None,
                 "record_schema": self.contract.json_schema(),
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
+
+
+def _finite_rows(proba: Any) -> list[bool] | None:
+    """Per row, whether every probability is finite; ``None`` when all are (the usual case)."""
+    import numpy as np
+
+    ok = np.isfinite(proba).all(axis=1)
+    return None if ok.all() else ok.tolist()
 
 
 def _plain(value: Any) -> Any:

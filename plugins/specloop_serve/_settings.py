@@ -13,6 +13,12 @@ from typing import Any
 
 from specloop import Interval, param
 
+#: How ``specloop serve`` hands its options to the uvicorn factory in each worker process.
+OPTIONS_ENV = "SPECLOOP_SERVE_OPTIONS"
+#: The body allowance per record when ``max_body_bytes`` is not set: a record of a few dozen
+#: features with full-precision floats and category names fits in 1 KiB as JSON.
+BODY_BYTES_PER_ROW = 1024
+
 _POSITIVE_INT = Interval(int, 1, None)
 _POSITIVE = Interval(float, 0, None, closed="neither")
 
@@ -22,8 +28,8 @@ class LogSettings:
     """Request/response logging to the store."""
 
     enabled: bool = param(True, help="log every request and response to the store")
-    flush_records: int = param(1000, check=_POSITIVE_INT, help="flush when this many rows "
-                                                              "are queued …")
+    flush_records: int = param(1000, check=_POSITIVE_INT,
+                               help="flush when this many rows are queued …")
     flush_seconds: float = param(2.0, check=_POSITIVE, help="… or this long after the last "
                                                            "flush")
     rotate_bytes: int = param(64 * 2**20, check=_POSITIVE_INT,
@@ -42,12 +48,21 @@ class ServeSettings:
                                    "SPECLOOP_SERVE_TOKEN)")
     poll_seconds: float = param(1.0, check=_POSITIVE,
                                 help="how often the alias is re-read for hot reload")
-    max_body_bytes: int = param(1_000_000, check=_POSITIVE_INT,
-                                help="larger request bodies get 413")
+    max_body_bytes: int | None = param(
+        None, check=Interval(int, 1, None, allow_none=True),
+        help=f"larger request bodies get 413 (null: max_rows × {BODY_BYTES_PER_ROW} bytes)")
     max_rows: int = param(10_000, check=_POSITIVE_INT,
                           help="more records in one request get 413")
     fast_path: bool = param(True, help="compile supported pipelines to numpy at load")
     log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def body_limit(self) -> int:
+        """The largest ``/predict`` body: ``max_body_bytes``, else ``max_rows`` records of
+        ``BODY_BYTES_PER_ROW`` bytes each, so the two limits agree unless both are set."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_rows * BODY_BYTES_PER_ROW
 
 
 def serve_settings(spec: Any) -> ServeSettings:
