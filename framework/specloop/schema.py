@@ -152,7 +152,7 @@ def check_constraints(obj: Any, prefix: str, where: Any = None) -> None:
                 got="***" if f.metadata.get("secret") else value,
                 file=where(key) if where else None, expected=check.describe(),
                 fix=f"set {key} to {check.describe()}",
-            )
+                extra=[("about", f.metadata["help"])] if f.metadata.get("help") else [])
         if dataclasses.is_dataclass(value):
             check_constraints(value, key, where)
 
