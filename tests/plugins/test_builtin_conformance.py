@@ -17,7 +17,7 @@ import specloop_tabular
 from specloop import ComponentSpec, Decision, Interval, RetrainConf, Stage, hookimpl, param
 from specloop.testing.suites import (DataSourceSuite, DeployerSuite, GateSuite, MetricSuite,
                                      ModelSuite, MonitorSuite, RetrainPolicySuite,
-                                     check_component, make_frame)
+                                     StubContext, check_component, make_frame)
 
 
 class TestCsv(DataSourceSuite):
@@ -52,23 +52,13 @@ class TestServingLogs(DataSourceSuite):
         from specloop_serve._logs import RequestLogger
         from specloop_serve._settings import LogSettings
 
-        log = RequestLogger(self._store(root), "m", LogSettings(rotate_bytes=500))
-        frame = make_frame(30)[["x1", "x2", "color"]]
-        for i, row in enumerate(frame.to_dict("records")):
-            log.log(time.time(), str(i), 1, [row], [0], None)
-            log._flush()
-        log.close()
-
-    @staticmethod
-    def _store(root: Path):
-        from specloop._store import ArtifactStore
-
-        return ArtifactStore(".specloop", root)
-
-    def context(self, project_dir: Path):
-        ctx = super().context(project_dir)
-        ctx.store, ctx.model_name = self._store(project_dir), "m"
-        return ctx
+        with StubContext(root) as ctx:  # the logs go where the suite's context reads them
+            log = RequestLogger(ctx.store, "m", LogSettings(rotate_bytes=500))
+            frame = make_frame(30)[["x1", "x2", "color"]]
+            for i, row in enumerate(frame.to_dict("records")):
+                log.log(time.time(), str(i), 1, [row], [0], None)
+                log._flush()
+            log.close()
 
 
 class TestSklearnDataset(DataSourceSuite):
