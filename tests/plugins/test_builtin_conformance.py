@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +14,15 @@ import specloop_retrain
 import specloop_serve
 import specloop_sklearn
 import specloop_tabular
+import specloop_targets
+from specloop_sklearn import SklearnModelConf
+from specloop_sklearn._model import SklearnModel
 
-from specloop import ComponentSpec, Decision, Interval, RetrainConf, Stage, hookimpl, param
+from specloop import (Batch, ComponentSpec, Decision, Interval, RetrainConf, Stage, hookimpl,
+                      param)
 from specloop.testing.suites import (DataSourceSuite, DeployerSuite, GateSuite, MetricSuite,
                                      ModelSuite, MonitorSuite, RetrainPolicySuite,
-                                     check_component, make_frame)
+                                     StubContext, check_component, make_frame)
 
 
 class TestCsv(DataSourceSuite):
@@ -41,6 +46,31 @@ class TestCsvGlob(DataSourceSuite):
             make_frame(20, seed=i).to_csv(root / "data" / "incoming" / f"b{i}.csv", index=False)
 
 
+class TestCsvOutsideTheProject(DataSourceSuite):
+    """The node comes from a ``config`` fixture: the file lives under ``tmp_path``, outside
+    the project, so only a fixture can name it; every generic and stage check uses it."""
+
+    kind = "csv"
+    plugin = specloop_tabular
+
+    @pytest.fixture
+    def config(self, tmp_path):
+        path = tmp_path / "elsewhere" / "b0.csv"
+        path.parent.mkdir()
+        make_frame(40).to_csv(path, index=False)
+        return {"path": str(path), "target": "label"}
+
+    def test_config_is_the_fixture_value(self, tmp_path):
+        assert self.config == {"path": str(tmp_path / "elsewhere" / "b0.csv"),
+                               "target": "label"}
+        assert self.resolve().config.path == str(tmp_path / "elsewhere" / "b0.csv")
+
+
+def test_a_config_fixture_has_no_value_outside_a_test():
+    with pytest.raises(TypeError, match="fixture"):
+        TestCsvOutsideTheProject().resolve()
+
+
 class TestServingLogs(DataSourceSuite):
     kind = "serving_logs"
     plugin = specloop_serve
@@ -52,23 +82,13 @@ class TestServingLogs(DataSourceSuite):
         from specloop_serve._logs import RequestLogger
         from specloop_serve._settings import LogSettings
 
-        log = RequestLogger(self._store(root), "m", LogSettings(rotate_bytes=500))
-        frame = make_frame(30)[["x1", "x2", "color"]]
-        for i, row in enumerate(frame.to_dict("records")):
-            log.log(time.time(), str(i), 1, [row], [0], None)
-            log._flush()
-        log.close()
-
-    @staticmethod
-    def _store(root: Path):
-        from specloop._store import ArtifactStore
-
-        return ArtifactStore(".specloop", root)
-
-    def context(self, project_dir: Path):
-        ctx = super().context(project_dir)
-        ctx.store, ctx.model_name = self._store(project_dir), "m"
-        return ctx
+        with StubContext(root) as ctx:  # the logs go where the suite's context reads them
+            log = RequestLogger(ctx.store, "m", LogSettings(rotate_bytes=500))
+            frame = make_frame(30)[["x1", "x2", "color"]]
+            for i, row in enumerate(frame.to_dict("records")):
+                log.log(time.time(), str(i), 1, [row], [0], None)
+                log._flush()
+            log.close()
 
 
 class TestSklearnDataset(DataSourceSuite):
@@ -135,6 +155,17 @@ class TestBundle(DeployerSuite):
     kind = "bundle"
     plugin = specloop_bundle
     config = {"path": "deploy/champion"}
+
+
+class TestObjectStoreFolder(DeployerSuite):
+    """A ``config`` fixture again: the bundle goes to a ``file://`` URL under ``tmp_path``."""
+
+    kind = "object_store"
+    plugin = specloop_targets
+
+    @pytest.fixture
+    def config(self, tmp_path):
+        return {"url": f"file://{tmp_path}/bucket/deploy/champion"}
 
 
 class TestDrift(MonitorSuite):
@@ -257,3 +288,167 @@ def test_check_component_accepts_a_good_toy():
 def test_check_component_catches(plugin, config, failing):
     with pytest.raises(AssertionError, match=failing):
         check_component("retrain/toy", plugin, config)
+
+
+# -- the stage suites catch components that break their contract ------------------------------
+
+@dataclass
+class ToySourceConf:
+    """A toy data source's config."""
+
+    rows: int = param(20, check=Interval(int, 1, None))
+
+
+class ToySource:
+    """A well-behaved source: one batch, the same bytes everywhere."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def _frame(self):
+        return make_frame(self.config.rows)
+
+    def fingerprint(self, ctx):
+        return {"toy.csv": "a"}
+
+    def load(self, ctx):
+        return self._frame()
+
+    def snapshot(self, ctx):
+        return self._frame(), {"toy.csv": "a"}
+
+    def batches(self, ctx):
+        return [Batch("b0", "a", lambda: (self._frame(), "a"))]
+
+
+class SnapshotOfOtherBytes(ToySource):
+    def snapshot(self, ctx):
+        return self._frame(), {"toy.csv": "b"}
+
+
+class BatchReadsOtherBytes(ToySource):
+    def batches(self, ctx):
+        return [Batch("b0", "a", lambda: (self._frame(), "b"))]
+
+
+class BatchIdsChange(ToySource):
+    def batches(self, ctx):
+        return [Batch(uuid.uuid4().hex, "a", lambda: (self._frame(), "a"))]
+
+
+class RefusesItsOwnTypes(SklearnModel):
+    def allows_type(self, name):
+        return False
+
+
+class AllowsAnyType(SklearnModel):
+    def allows_type(self, name):
+        return True
+
+
+class SaysRegression(SklearnModel):
+    def task(self):
+        return "regression"
+
+
+@dataclass
+class ToyMetricsConf:
+    """Declares two metrics."""
+
+    names: list[str] = param(default_factory=lambda: ["accuracy", "brier"])
+
+    def metric_names(self):
+        return list(self.names)
+
+
+class ComputesOneMetric:
+    """Computes only the first metric it declares."""
+
+    primary, greater_is_better = "accuracy", True
+
+    def __init__(self, config):
+        self.config = config
+
+    def compute(self, model, X, y, *, task):
+        return {"accuracy": float((model.predict(X) == y).mean())}
+
+
+@dataclass
+class ToyGateConf:
+    """Reads a metric under a key the node does not have."""
+
+    min: dict[str, float] = param(default_factory=dict)
+
+    def metrics_used(self):
+        return {"min.f1": "f1"}
+
+
+class SpecPlugin:
+    """A plugin object registering the given component specs (and scikit-learn targets)."""
+
+    def __init__(self, *specs):
+        self.specs = specs
+
+    @hookimpl
+    def specloop_register_components(self):
+        """Register them."""
+        return list(self.specs)
+
+    @hookimpl
+    def specloop_add_allowed_targets(self):
+        """Model specs may name scikit-learn estimators."""
+        return ["sklearn."]
+
+
+SOURCE = (DataSourceSuite, Stage.DATA, ToySourceConf, {})
+MODEL = (ModelSuite, Stage.MODEL, SklearnModelConf,
+         {"estimator": "sklearn.linear_model.LogisticRegression"})
+
+
+def run_check(case, factory, check, tmp_path):
+    """Run one check of ``case``'s suite on a component made by ``factory`` (a class name)."""
+    suite_cls, stage, schema, config = case
+    plugin = SpecPlugin(ComponentSpec(stage, "toy", f"{__name__}:{factory}", schema))
+    suite = type("ToySuite", (suite_cls,), {"stage": stage, "kind": "toy", "plugin": plugin,
+                                            "config": config})()
+    root = tmp_path / "project"
+    root.mkdir()
+    try:
+        getattr(suite, check)(root)
+    finally:
+        for ctx in suite.__dict__.get("_contexts", []):
+            ctx.close()
+
+
+@pytest.mark.parametrize("case,factory,check", [
+    (SOURCE, "ToySource", "test_snapshot"),
+    (SOURCE, "ToySource", "test_batches"),
+    (MODEL, "SklearnModel", "test_allows_recorded_types"),
+    (MODEL, "SklearnModel", "test_task_matches"),
+], ids=["snapshot", "batches", "allows-type", "task"])
+def test_stage_suites_accept_a_good_toy(case, factory, check, tmp_path):
+    run_check(case, factory, check, tmp_path)
+
+
+@pytest.mark.parametrize("case,factory,check,match", [
+    (SOURCE, "SnapshotOfOtherBytes", "test_snapshot", "toy.csv"),
+    (SOURCE, "BatchReadsOtherBytes", "test_batches", "listed as 'a'"),
+    (SOURCE, "BatchIdsChange", "test_batches", "b0|[0-9a-f]{32}"),
+    (MODEL, "RefusesItsOwnTypes", "test_allows_recorded_types", "numpy.dtype"),
+    (MODEL, "AllowsAnyType", "test_allows_recorded_types", "os.system"),
+    (MODEL, "SaysRegression", "test_task_matches", "regression"),
+    ((MetricSuite, Stage.METRICS, ToyMetricsConf, {}), "ComputesOneMetric",
+     "test_compute_returns_floats", "brier"),
+], ids=["snapshot-of-other-bytes", "batch-reads-other-bytes", "batch-ids-change",
+        "refuses-recorded-types", "allows-any-type", "wrong-task", "undeclared-metric"])
+def test_stage_suites_catch(case, factory, check, match, tmp_path):
+    with pytest.raises(AssertionError, match=match):
+        run_check(case, factory, check, tmp_path)
+
+
+def test_check_component_catches_metrics_used_outside_the_node():
+    plugin = SpecPlugin(ComponentSpec(Stage.GATE, "toy", "specloop_gates:ThresholdGate",
+                                      ToyGateConf))
+    with pytest.raises(AssertionError, match=r"test_metric_declarations.*gate\.min\.f1"):
+        check_component("gate/toy", plugin)
+    check_component("gate/toy", plugin, {"min": {"f1": 0.5}})
