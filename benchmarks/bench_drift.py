@@ -38,17 +38,16 @@ from scipy.spatial import distance  # noqa: E402
 try:
     from specloop_drift._stats import dataset_drift  # noqa: E402
 except ImportError:
-    # The statistics module only needs numpy/scipy/pandas: load it on its own
-    # when the plugin package (or the framework it registers with) cannot be
-    # imported in this environment.
-    import importlib.util
+    # The statistics modules only need numpy/scipy/pandas: load them as a bare package
+    # (without the plugin's __init__, which registers with the framework) when the plugin
+    # or the framework cannot be imported in this environment.
+    import importlib
+    import types
 
-    _spec = importlib.util.spec_from_file_location(
-        "_specloop_drift_stats", _ROOT / "plugins" / "specloop_drift" / "_stats.py"
-    )
-    _stats = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_stats)
-    dataset_drift = _stats.dataset_drift
+    _pkg = types.ModuleType("_specloop_drift_stats")
+    _pkg.__path__ = [str(_ROOT / "plugins" / "specloop_drift")]
+    sys.modules[_pkg.__name__] = _pkg
+    dataset_drift = importlib.import_module(f"{_pkg.__name__}._stats").dataset_drift
 
 N_NUMERIC = 14
 N_CATEGORICAL = 6
