@@ -9,7 +9,13 @@ import numpy as np
 from scipy.spatial import distance
 
 from ._prepare import Column
-from ._sorted import binned_counts_sorted, n_distinct_sorted, quantile_edges, value_counts_sorted, wasserstein_sorted
+from ._sorted import (
+    binned_counts_sorted,
+    n_distinct_sorted,
+    quantile_edges,
+    value_counts_sorted,
+    wasserstein_sorted,
+)
 
 # Forced Jensen-Shannon on a numeric column bins it (Sturges) only when the
 # reference has more distinct values than this; otherwise it uses the values.
@@ -58,4 +64,5 @@ def psi(col: Column, n_bins: int) -> float:
     if col.discrete or col.kind == "categorical":
         return _psi_from_counts(col.ref_counts, col.cur_counts)
     edges = quantile_edges(col.ref, n_bins)
-    return _psi_from_counts(binned_counts_sorted(col.ref, edges), binned_counts_sorted(col.cur, edges))
+    return _psi_from_counts(binned_counts_sorted(col.ref, edges),
+                            binned_counts_sorted(col.cur, edges))

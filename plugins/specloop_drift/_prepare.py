@@ -33,6 +33,7 @@ class Column:
         "labels",
         "n_ref",
         "n_cur",
+        "n_missing_ref",
         "n_missing_cur",
     )
 
@@ -45,6 +46,7 @@ class Column:
         self.labels: np.ndarray | None = None
         self.n_ref = 0
         self.n_cur = 0
+        self.n_missing_ref = 0  # NaN/None, and +-inf for numeric columns
         self.n_missing_cur = 0
 
     @property
@@ -77,7 +79,8 @@ def _as_float(values: np.ndarray | pd.Series) -> np.ndarray | None:
             return None
     if arr is None or pd.api.types.infer_dtype(arr, skipna=True) not in _NUMERIC_INFERRED:
         return None
-    return pd.to_numeric(pd.Series(arr, copy=False), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = pd.to_numeric(pd.Series(arr, copy=False), errors="coerce")
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _finite_sorted(arr: np.ndarray) -> tuple[np.ndarray, int]:
@@ -154,17 +157,18 @@ def prepare(ref: Any, cur: Any, categorical: bool) -> Column:
             cur_f = _as_float(cur)
     if ref_f is None or cur_f is None:
         col.kind = "categorical"
-        rc, cc, labels, _, n_missing_cur = _category_counts(ref, cur)
+        rc, cc, labels, n_missing_ref, n_missing_cur = _category_counts(ref, cur)
         col.ref_counts, col.cur_counts, col.labels = rc, cc, labels
         col.n_ref, col.n_cur = int(rc.sum()), int(cc.sum())
-        col.n_missing_cur = n_missing_cur
+        col.n_missing_ref, col.n_missing_cur = n_missing_ref, n_missing_cur
         return col
 
-    col.ref, _ = _finite_sorted(ref_f)
+    col.ref, col.n_missing_ref = _finite_sorted(ref_f)
     col.cur, col.n_missing_cur = _finite_sorted(cur_f)
     col.n_ref, col.n_cur = col.ref.size, col.cur.size
     # Few distinct values: keep value counts for the categorical tests.
-    if n_distinct_sorted(col.ref) <= DISCRETE_MAX_VALUES and n_distinct_sorted(col.cur) <= DISCRETE_MAX_VALUES:
+    if (n_distinct_sorted(col.ref) <= DISCRETE_MAX_VALUES
+            and n_distinct_sorted(col.cur) <= DISCRETE_MAX_VALUES):
         rc, cc, labels = value_counts_sorted(col.ref, col.cur)
         if labels.size <= DISCRETE_MAX_VALUES:
             col.ref_counts, col.cur_counts, col.labels = rc, cc, labels

@@ -17,7 +17,8 @@ def n_distinct_sorted(a: np.ndarray) -> int:
     return 1 + int(np.count_nonzero(a[1:] != a[:-1]))
 
 
-def value_counts_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def value_counts_sorted(ref: np.ndarray,
+                        cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts of every distinct value of two sorted samples, aligned on their union.
 
     Returns ``ref_counts, cur_counts, labels``.
