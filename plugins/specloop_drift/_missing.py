@@ -29,7 +29,7 @@ def missing_count(values: object) -> int:
 
 def missing_rate_check(
     n_missing_ref: int, n_ref_rows: int, n_missing_cur: int, n_cur_rows: int, min_change: float
-) -> tuple[float, float, bool]:
+) -> tuple[float, float | None, bool]:
     """Compare the missing rates of the reference and the current data.
 
     Args:
@@ -41,13 +41,16 @@ def missing_rate_check(
 
     Returns:
         ``(change, p_value, drifted)``: the current rate minus the reference rate, the
-        two-sided Z-test p-value, and whether the change is drift.
+        two-sided Z-test p-value (``None`` when the change is below ``min_change``), and
+        whether the change is drift.
     """
     rate_ref = n_missing_ref / n_ref_rows
     rate_cur = n_missing_cur / n_cur_rows
     change = rate_cur - rate_ref
+    if abs(change) < min_change:
+        return change, None, False  # too small to matter, significant or not: skip the test
     p_value = two_proportions_p_value(rate_ref, float(n_ref_rows), rate_cur, float(n_cur_rows))
-    return change, p_value, bool(abs(change) >= min_change and p_value < P_VALUE)
+    return change, p_value, p_value < P_VALUE
 
 
 def describe_rates(rate_ref: float, rate_cur: float, all_missing: bool) -> str:
