@@ -34,10 +34,11 @@ from ._prepare import prepare
 VERDICTS: tuple[str, ...] = ("drift", "no drift", "insufficient data", "not monitored")
 
 # Below this many rows (or non-missing values) a column is not judged.  30 is where the
-# normal approximations behind the Z-tests and the chi-square test start to hold, and below
-# it the tests can only catch shifts so large that they would be noticed anyway; with the
-# smaller sample choosing the method (``_methods.auto_method``), larger batches no longer
-# meet the distances' small-sample bias.
+# normal approximations behind the Z-tests and the chi-square test start to hold; below it
+# the tests catch only shifts large enough to be seen anyway, and the distances are noise.
+# (Above it, small batches get the tests, not the distances: ``_methods.auto_method``.)
+# The monitor's schema (``DriftConf`` in ``__init__``) repeats both defaults, since the
+# plugin module must import without numpy.
 DEFAULT_MIN_ROWS = 30
 # Change of the missing rate (absolute) that counts as drift when it is significant.
 DEFAULT_MISSING_RATE_CHANGE = 0.1

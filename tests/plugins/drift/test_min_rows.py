@@ -47,6 +47,14 @@ def test_min_rows_rows_are_judged():
     assert all(c["verdict"] == "drift" for c in report["columns"])
 
 
+def test_the_schema_and_the_statistics_share_their_defaults():
+    from specloop_drift import DriftConf
+    from specloop_drift._verdict import DEFAULT_MIN_ROWS, DEFAULT_MISSING_RATE_CHANGE
+
+    assert DriftConf().min_rows == DEFAULT_MIN_ROWS == 30
+    assert DriftConf().missing_rate_change == DEFAULT_MISSING_RATE_CHANGE
+
+
 def test_min_rows_is_configurable_and_validated():
     assert _check(make_frame(10, seed=1, shift=3.0), min_rows=5)["status"] == "drift"
     assert _check(make_frame(100, seed=1, shift=3.0), min_rows=200)["status"] == "insufficient data"
