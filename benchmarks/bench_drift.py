@@ -1,4 +1,4 @@
-"""Benchmark of specloop's drift statistics against a minimal raw numpy/scipy loop.
+"""Benchmark of specloop's drift statistics against a minimal raw numpy/scipy loop and Evidently.
 
 Usage (from a checkout, no install needed)::
 
@@ -8,7 +8,15 @@ Usage (from a checkout, no install needed)::
 Each frame has 14 numeric and 6 categorical columns; the current frame shifts
 5 numeric and 2 categorical columns.  Both implementations follow the same
 test-selection rules (Evidently's defaults); the raw loop skips PSI.  Timings
-are the median of ``--repeats`` runs after one warm-up run, single-threaded.
+are the median of ``--repeats`` rounds after one warm-up run, single-threaded;
+each round runs every implementation once, in alternating order, so that load
+from other work on the machine falls on all of them alike, and the ratio against
+Evidently is paired round by round (median and range).
+
+When ``evidently`` is importable (it is not a dependency of specloop: install it in a
+separate environment, e.g. ``pip install evidently``), Evidently's ``DataDriftPreset`` with
+its defaults is timed on the same frames too, and its per-column verdicts are compared with
+specloop's; ``--no-evidently`` skips it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ sys.path.insert(0, str(_ROOT / "framework"))
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -38,17 +47,16 @@ from scipy.spatial import distance  # noqa: E402
 try:
     from specloop_drift._stats import dataset_drift  # noqa: E402
 except ImportError:
-    # The statistics module only needs numpy/scipy/pandas: load it on its own
-    # when the plugin package (or the framework it registers with) cannot be
-    # imported in this environment.
-    import importlib.util
+    # The statistics modules only need numpy/scipy/pandas: load them as a bare package
+    # (without the plugin's __init__, which registers with the framework) when the plugin
+    # or the framework cannot be imported in this environment.
+    import importlib
+    import types
 
-    _spec = importlib.util.spec_from_file_location(
-        "_specloop_drift_stats", _ROOT / "plugins" / "specloop_drift" / "_stats.py"
-    )
-    _stats = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_stats)
-    dataset_drift = _stats.dataset_drift
+    _pkg = types.ModuleType("_specloop_drift_stats")
+    _pkg.__path__ = [str(_ROOT / "plugins" / "specloop_drift")]
+    sys.modules[_pkg.__name__] = _pkg
+    dataset_drift = importlib.import_module(f"{_pkg.__name__}._stats").dataset_drift
 
 N_NUMERIC = 14
 N_CATEGORICAL = 6
@@ -157,35 +165,77 @@ def raw_drift(ref: pd.DataFrame, cur: pd.DataFrame, num_cols: list[str], cat_col
 
 
 # --------------------------------------------------------------------------
+# Evidently's DataDriftPreset with its defaults (optional)
+# --------------------------------------------------------------------------
+
+
+def evidently_drift(ref: pd.DataFrame, cur: pd.DataFrame, num_cols: list[str],
+                    cat_cols: list[str]) -> set[str]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=num_cols, categorical_columns=cat_cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its own RuntimeWarnings (e.g. 0/0 in chi-square)
+        snapshot = Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(cur, data_definition=definition),
+            Dataset.from_pandas(ref, data_definition=definition))
+    flagged = set()
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if not config.get("type", "").endswith(":ValueDrift"):
+            continue
+        # Evidently's p-value methods are named "... p_value" and drift below the
+        # threshold; its distances drift at or above it.
+        value, threshold = metric["value"], config["threshold"]
+        if value < threshold if "p_value" in config["method"] else value >= threshold:
+            flagged.add(config["column"])
+    return flagged
+
+
+def _has_evidently() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("evidently") is not None
+
+
+# --------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------
 
 
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def _rounds(fns: dict, repeats: int) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """Time every function once per round, alternating the order; one warm-up run each."""
+    outs = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for i in range(repeats):
+        for name in names if i % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            outs[name] = fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times, outs
 
 
-def bench(rows: int, repeats: int) -> dict:
+def bench(rows: int, repeats: int, evidently: bool) -> dict:
     ref, cur, num_cols, cat_cols = make_frames(rows)
     columns = num_cols + cat_cols
-
-    t_spec, report = _median_time(
-        lambda: dataset_drift(ref, cur, columns=columns, categorical=cat_cols), repeats
-    )
-    t_raw, raw_flagged = _median_time(lambda: raw_drift(ref, cur, num_cols, cat_cols), repeats)
-    spec_flagged = {c["column"] for c in report["columns"] if c["drifted"]}
+    fns = {"spec": lambda: dataset_drift(ref, cur, columns=columns, categorical=cat_cols),
+           "raw": lambda: raw_drift(ref, cur, num_cols, cat_cols)}
+    if evidently:
+        fns["evidently"] = lambda: evidently_drift(ref, cur, num_cols, cat_cols)
+    times, outs = _rounds(fns, repeats)
+    report = outs["spec"]
+    paired = [e / s for e, s in zip(times["evidently"], times["spec"])] if evidently else None
     return {
         "rows": rows,
-        "spec": t_spec,
-        "raw": t_raw,
-        "spec_flagged": spec_flagged,
-        "raw_flagged": raw_flagged,
+        "spec": statistics.median(times["spec"]),
+        "raw": statistics.median(times["raw"]),
+        "evidently": statistics.median(times["evidently"]) if evidently else None,
+        "paired": paired,
+        "spec_flagged": {c["column"] for c in report["columns"] if c["drifted"]},
+        "raw_flagged": outs["raw"],
+        "evidently_flagged": outs.get("evidently"),
         "methods": sorted({c["method"] for c in report["columns"]}),
     }
 
@@ -194,26 +244,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000], help="rows per frame (several allowed)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
+    parser.add_argument("--no-evidently", action="store_true",
+                        help="skip Evidently even when it is installed")
     args = parser.parse_args(argv)
+    evidently = not args.no_evidently and _has_evidently()
 
     print(f"{N_NUMERIC} numeric + {N_CATEGORICAL} categorical columns, "
-          f"{len(SHIFTED_NUMERIC) + len(SHIFTED_CATEGORICAL)} shifted; median of {args.repeats} runs; "
-          f"numpy {np.__version__}, pandas {pd.__version__}")
+          f"{len(SHIFTED_NUMERIC) + len(SHIFTED_CATEGORICAL)} shifted; median of {args.repeats} "
+          f"rounds; numpy {np.__version__}, pandas {pd.__version__}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    if evidently:
+        from importlib.metadata import version
+
+        print(f"Evidently {version('evidently')} DataDriftPreset with its defaults")
+    else:
+        print("Evidently: "
+              + ("skipped (--no-evidently)" if args.no_evidently else "not installed, skipped"))
     print()
-    print("| rows | specloop s | raw s | ratio | flagged (specloop) | flagged (raw) | same set | methods |")
-    print("|---:|---:|---:|---:|---|---|:-:|---|")
+    ev_head, ev_rule = ("", "")
+    if evidently:
+        ev_head = ("| Evidently s | Evidently / specloop (paired, min–max) "
+                   "| same set as Evidently ")
+        ev_rule = "|---:|---:|:-:"
+    print(f"| rows | specloop s | raw s | ratio {ev_head}| flagged (specloop) | flagged (raw) "
+          "| same set | methods |")
+    print(f"|---:|---:|---:|---:{ev_rule}|---|---|:-:|---|")
     mismatch = False
     for rows in args.rows:
-        r = bench(rows, args.repeats)
+        r = bench(rows, args.repeats, evidently)
         same = r["spec_flagged"] == r["raw_flagged"]
         mismatch |= not same
+        ev = ""
+        if evidently:
+            same_ev = r["spec_flagged"] == r["evidently_flagged"]
+            mismatch |= not same_ev
+            paired = r["paired"]
+            ev = (f"| {r['evidently']:.3f} | {statistics.median(paired):.0f}x "
+                  f"({min(paired):.0f}–{max(paired):.0f}) "
+                  f"| {'yes' if same_ev else 'NO: ' + ', '.join(sorted(r['evidently_flagged']))} ")
         print(
-            f"| {rows:,} | {r['spec']:.3f} | {r['raw']:.3f} | {r['spec'] / r['raw']:.2f} "
+            f"| {rows:,} | {r['spec']:.3f} | {r['raw']:.3f} | {r['spec'] / r['raw']:.2f} {ev}"
             f"| {len(r['spec_flagged'])}: {', '.join(sorted(r['spec_flagged']))} "
             f"| {len(r['raw_flagged'])}: {', '.join(sorted(r['raw_flagged']))} "
             f"| {'yes' if same else 'NO'} | {', '.join(r['methods'])} |",
             flush=True,
         )
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     return 1 if mismatch else 0
 
 

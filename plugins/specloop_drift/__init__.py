@@ -1,10 +1,13 @@
 """The ``drift`` monitor: per-feature data drift with Evidently's method choices.
 
-Small reference samples (≤ ``small_sample`` rows) use statistical tests (Kolmogorov–Smirnov
-for numeric features, chi-square or a proportions Z-test for categorical ones); larger ones
-use distances (Wasserstein normed by the reference's standard deviation, Jensen–Shannon).
-PSI is reported for every feature. The data set drifts when the share of drifted features
-reaches ``drift_share``. numpy and scipy load when a batch is checked.
+Small samples (the smaller of reference and batch ≤ ``small_sample`` rows) use statistical
+tests (Kolmogorov–Smirnov for numeric features, chi-square or a proportions Z-test for
+categorical ones); larger ones use distances (Wasserstein normed by the reference's standard
+deviation, Jensen–Shannon). PSI is reported for every feature. A feature whose missing rate
+changes by ``missing_rate_change`` or more has drifted; below ``min_rows`` a feature is not
+judged ("insufficient data"); dates and times are checked for missing values only. The data
+set drifts when the share of drifted features among the judged ones reaches ``drift_share``.
+numpy and scipy load when a batch is checked.
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ class DriftConf:
     drift_share: float = param(0.5, check=Interval(float, 0, 1, closed="right"),
                                help="share of drifted features that makes the batch drifted")
     small_sample: int = param(1000, check=Interval(int, 1, None),
-                              help="reference rows up to which statistical tests are used")
+                              help="sample size (the smaller of reference and batch) up to which "
+                                   "statistical tests are used")
     psi_bins: int = param(10, check=Interval(int, 2, 100), help="bins for PSI")
+    # 30: where the tests' normal approximations start to hold (docs/configuration.md).
+    min_rows: int = param(30, check=Interval(int, 1, None),
+                          help="fewest rows, and non-missing values, a feature needs on each "
+                               "side to be judged; below it: insufficient data")
+    missing_rate_change: float = param(0.1, check=Interval(float, 0, 1, closed="right"),
+                                       help="change of a feature's missing rate (0.1: ten "
+                                            "points) that is drift when significant")
 
 
 @hookimpl

@@ -20,4 +20,5 @@ class DriftMonitor:
         return dataset_drift(reference, current, columns=list(columns),
                              categorical=list(categorical), method=c.method,
                              threshold=c.threshold, drift_share=c.drift_share,
-                             small_sample=c.small_sample, psi_bins=c.psi_bins)
+                             small_sample=c.small_sample, psi_bins=c.psi_bins,
+                             min_rows=c.min_rows, missing_rate_change=c.missing_rate_change)
