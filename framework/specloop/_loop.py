@@ -280,6 +280,7 @@ class Loop:
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
             "champion": champion["version"],
             "drift_share": drift["drift_share"] if drift else None,
+            "drift_status": drift.get("status") if drift else None,
             "drifted_columns": [c["column"] for c in drift["columns"] if c["drifted"]]
             if drift else [],
             "drift_columns": drift["columns"] if drift else [],
@@ -396,6 +397,8 @@ class Loop:
 def format_record(r: dict) -> str:
     """One line per batch: drift share, champion's metric, decision and why."""
     drift = "n/a" if r.get("drift_share") is None else f"{r['drift_share']:.2f}"
+    if r.get("drift_status") == "insufficient data":
+        drift = "too few rows"
     value = "n/a" if r.get("value") is None else f"{r['value']:.3f}"
     line = (f"{r['batch']}  rows {r['rows']:>6}  drift {drift:>4}  {r['metric']} {value} "
             f"(champion v{r['champion']})  ")

@@ -29,6 +29,9 @@ class OnDrift:
         """Decide on the monitor's drift report."""
         if obs.drift is None:
             return Decision(False, "no drift report (no monitor declared)")
+        if obs.drift.get("status") == "insufficient data":
+            return Decision(False, "drift: insufficient data "
+                                   f"({obs.drift.get('reason') or f'{obs.rows} rows'})")
         share = obs.drift["drift_share"]
         fired = share >= self.config.share if self.config.share is not None \
             else bool(obs.drift["drifted"])

@@ -40,6 +40,7 @@ class DvcLocation:
 
     def __init__(self, ctx: Any, config: Any) -> None:
         self.ctx = ctx
+        self.key = getattr(ctx, "key", None) or "data"  # the node's spec key
         self.config = config
         self.rev: str | None = config.rev
         self.remote: str | None = config.remote
@@ -54,8 +55,8 @@ class DvcLocation:
         if repo is not None:
             root = Path(repo) if os.path.isabs(repo) else ctx.project_dir / repo
             if not (root / ".dvc").is_dir():
-                raise ConfigError(f"{repo!r} is not a DVC repository", key="data.repo",
-                                  file=ctx.spec.provenance.where("data.repo"), got=repo,
+                raise ConfigError(f"{repo!r} is not a DVC repository", key=f"{self.key}.repo",
+                                  file=ctx.spec.provenance.where(f"{self.key}.repo"), got=repo,
                                   expected="a folder holding .dvc/ (created by 'dvc init'), "
                                            "or a git URL",
                                   fix="run 'dvc init' there, or point data.repo at the "
@@ -64,7 +65,7 @@ class DvcLocation:
             root = dvc_root(full.parent)
             if root is None:
                 raise ConfigError(f"{config.path!r} is not inside a DVC repository",
-                                  key="data.rev", file=ctx.spec.provenance.where("data.rev"),
+                                  key=f"{self.key}.rev", file=ctx.spec.provenance.where(f"{self.key}.rev"),
                                   got=self.rev, expected="a data file tracked by DVC "
                                                         "('dvc add' in a git repository)",
                                   fix="track the file with 'dvc add', set data.repo, or "
@@ -80,7 +81,7 @@ class DvcLocation:
         if out.returncode != 0:
             tags = _git(self.root, "tag", "--list").stdout.split()
             raise ConfigError(f"DVC revision {rev!r} does not exist in {str(self.root)!r}",
-                              key="data.rev", file=self.ctx.spec.provenance.where("data.rev"),
+                              key=f"{self.key}.rev", file=self.ctx.spec.provenance.where(f"{self.key}.rev"),
                               got=rev, expected="a git tag, branch or commit of that repository",
                               fix="pick an existing revision (git tag / git log in the data "
                                   "repository)",
@@ -108,11 +109,11 @@ class DvcLocation:
             info = fs.info(self.path_in_repo)
         except FileNotFoundError:
             raise ConfigError(f"{self.path_in_repo!r} does not exist at revision "
-                              f"{self.rev or 'HEAD'!r} of {self.repo_label}", key="data.path",
-                              file=self.ctx.spec.provenance.where("data.path"),
+                              f"{self.rev or 'HEAD'!r} of {self.repo_label}", key=f"{self.key}.path",
+                              file=self.ctx.spec.provenance.where(f"{self.key}.path"),
                               got=self.config.path, expected="a file DVC or git tracks at "
                                                              "that revision",
-                              fix="check data.path and data.rev") from None
+                              fix=f"check {self.key}.path and {self.key}.rev") from None
         md5 = (info.get("dvc_info") or {}).get("md5") or info.get("md5")
         if md5:
             return str(md5)
@@ -141,8 +142,8 @@ class DvcLocation:
                 return fh.read()
         except Exception as exc:
             raise ConfigError(f"DVC cannot read {self.path_in_repo!r} at revision "
-                              f"{self.rev or 'HEAD'!r} of {self.repo_label}", key="data.rev",
-                              file=self.ctx.spec.provenance.where("data.rev"), got=self.rev,
+                              f"{self.rev or 'HEAD'!r} of {self.repo_label}", key=f"{self.key}.rev",
+                              file=self.ctx.spec.provenance.where(f"{self.key}.rev"), got=self.rev,
                               expected="a revision whose data is in the DVC cache or remote",
                               fix="push the data ('dvc push') or name the remote with "
                                   "data.remote=<name>",

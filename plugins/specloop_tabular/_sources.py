@@ -21,7 +21,8 @@ class FileSource:
     def __init__(self, config: Any) -> None:
         self.config = config
 
-    def _files(self, ctx: Any, key: str = "data.path") -> list[Path]:
+    def _files(self, ctx: Any) -> list[Path]:
+        key = f"{_key(ctx)}.path"
         pattern = self.config.path
         full = pattern if os.path.isabs(pattern) else str(ctx.project_dir / pattern)
         files = sorted(Path(p) for p in glob.glob(full)) if glob.has_magic(full) else \
@@ -39,8 +40,9 @@ class FileSource:
         if self.config.rev is None and self.config.repo is None:
             return None
         if glob.has_magic(self.config.path):
-            raise ConfigError("data.rev reads one file, not a glob", key="data.path",
-                              file=ctx.spec.provenance.where("data.path"), got=self.config.path,
+            key = f"{_key(ctx)}.path"
+            raise ConfigError(f"{_key(ctx)}.rev reads one file, not a glob", key=key,
+                              file=ctx.spec.provenance.where(key), got=self.config.path,
                               expected="the path of one DVC-tracked file",
                               fix="name one file, or remove data.rev")
         from ._dvc import DvcLocation
@@ -98,26 +100,27 @@ class FileSource:
         loc = self._dvc(ctx)
         if loc is not None:
             data = _verified(loc, self.config.path)
-            return self._parse(data, os.path.basename(self.config.path)), \
+            return self._parse(data, os.path.basename(self.config.path), f"{_key(ctx)}.path"), \
                 {self.config.path: hashlib.md5(data).hexdigest()}
         frames, read = [], {}
         for p in self._files(ctx):
             data = p.read_bytes()
             read[os.path.relpath(p, ctx.project_dir)] = hashlib.md5(data).hexdigest()
-            frames.append(self._parse(data, str(p)))
+            frames.append(self._parse(data, str(p), f"{_key(ctx)}.path"))
         return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), read
 
     def load(self, ctx: Any) -> Any:
         """Every matched file, concatenated in path order."""
         return self.snapshot(ctx)[0]
 
-    def chunks(self, ctx: Any, size: int, key: str = "data.path") -> Iterator[Any]:
+    def chunks(self, ctx: Any, size: int) -> Iterator[Any]:
         """The rows of every matched file as DataFrames of at most ``size`` rows, read
         incrementally (CSV through pandas' ``chunksize``, Parquet through pyarrow's
         ``iter_batches``), so memory is bounded by ``size`` rather than the file."""
         import pandas as pd
 
-        for path in self._files(ctx, key=key):
+        key = f"{_key(ctx)}.path"
+        for path in self._files(ctx):
             try:
                 if self.reader == "csv":
                     with pd.read_csv(path, chunksize=size, **self.config.options) as reader:
@@ -135,10 +138,10 @@ class FileSource:
                                   fix="check the file's format",
                                   extra=[("detail", str(exc))]) from None
 
-    def count_rows(self, ctx: Any, key: str = "data.path") -> int | None:
+    def count_rows(self, ctx: Any) -> int | None:
         """The number of rows of the matched files without loading them (for progress)."""
         total = 0
-        for path in self._files(ctx, key=key):
+        for path in self._files(ctx):
             if self.reader == "parquet":
                 import pyarrow.parquet as pq
 
@@ -158,21 +161,27 @@ class FileSource:
         complete yet (:class:`specloop.BatchNotReady`)."""
         from specloop import file_md5
 
-        return [Batch(p.stem, file_md5(p), lambda p=p: self._read_batch(p),
-                      p.stat().st_mtime) for p in self._files(ctx, key="loop.incoming.path")]
+        key = f"{_key(ctx)}.path"
+        return [Batch(p.stem, file_md5(p), lambda p=p: self._read_batch(p, key),
+                      p.stat().st_mtime) for p in self._files(ctx)]
 
-    def _read_batch(self, path: Path) -> tuple[Any, str]:
+    def _read_batch(self, path: Path, key: str) -> tuple[Any, str]:
         data = path.read_bytes()
         if self.reader == "csv" and data and not data.endswith(b"\n"):
             raise BatchNotReady("its last line has no newline")
         try:
-            frame = self._parse(data, str(path), key="loop.incoming.path")
+            frame = self._parse(data, str(path), key)
         except ConfigError as exc:
             if "duplicate" in exc.args[0]:
                 raise
             raise BatchNotReady(f"not readable as {self.reader}: "
                                 f"{dict(exc.extra).get('detail', exc.args[0])}") from None
         return frame, hashlib.md5(data).hexdigest()
+
+
+def _key(ctx: Any) -> str:
+    """The spec key of the source's node (``data``, ``loop.incoming``, ``deploy.input`` …)."""
+    return getattr(ctx, "key", None) or "data"
 
 
 def _no_duplicate_header(data: bytes, name: str, options: dict, key: str) -> None:

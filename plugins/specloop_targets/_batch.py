@@ -42,12 +42,12 @@ class BatchScorer:
         """Score every row of the input and return where the scores are, and what they are."""
         source = self.config.input.build()
         features = [f["name"] for f in bundle["signature"]["inputs"]]
-        with input_keys(self.config.input.key, ctx):  # fails early if the input is missing
-            fingerprint = source.fingerprint(ctx)
+        src_ctx = _input_ctx(ctx, self.config.input.key)
+        fingerprint = source.fingerprint(src_ctx)  # fails early if the input is missing
         model = bundle["load_model"]()
         classifier = bundle["signature"].get("task") == "classification" and \
             hasattr(model, "predict_proba")
-        total = _count(source, ctx)
+        total = _count(source, src_ctx)
         progress = Progress(total, enabled=self.config.progress)
         rows = 0
         if self._remote():
@@ -57,7 +57,8 @@ class BatchScorer:
                                key="deploy.output"):
                 fh = fs.open(path, "wb")
                 try:
-                    rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                    rows = self._write(fh, source, src_ctx, model, features, classifier,
+                                       progress)
                 except BaseException:
                     _discard(fh)  # closing would upload a partial file
                     raise
@@ -71,7 +72,8 @@ class BatchScorer:
             tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
             try:
                 with open(tmp, "wb") as fh:
-                    rows = self._write(fh, source, ctx, model, features, classifier, progress)
+                    rows = self._write(fh, source, src_ctx, model, features, classifier,
+                                       progress)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, target)
@@ -93,7 +95,7 @@ class BatchScorer:
         writer = schema = None
         rows = 0
         try:
-            for chunk in _chunks(source, ctx, self.config.chunk_size, self.config.input.key):
+            for chunk in _chunks(source, ctx, self.config.chunk_size):
                 if len(chunk) == 0:
                     continue
                 table = self._score(chunk, model, features, classifier)
@@ -134,7 +136,8 @@ class BatchScorer:
 
     # -- verify ------------------------------------------------------------------------------
     def verify(self, result: dict, ctx: Any) -> bool:
-        """Whether the scores file is intact and was made from the input as it is now."""
+        """Whether the scores file is intact and was made from the input as it is now (a
+        scores file that is gone is ``False``; an input that cannot be read is an error)."""
         try:
             if self._remote():
                 fs, path = open_url(result["location"], self.config.storage_options,
@@ -143,40 +146,27 @@ class BatchScorer:
                 sha = _sha_file(fs.open(path, "rb"))
             else:
                 sha = _sha_file(open(result["location"], "rb"))
-            if sha != result["output_sha256"]:
-                return False
-            return self.config.input.build().fingerprint(ctx) == result["input"]
-        except (OSError, KeyError, ValueError):  # (a missing input is a ConfigError, a ValueError)
+        except FileNotFoundError:
             return False
+        if sha != result.get("output_sha256"):
+            return False
+        fingerprint = self.config.input.build().fingerprint(
+            _input_ctx(ctx, self.config.input.key))
+        return fingerprint == result.get("input")
 
 
-class input_keys:
-    """Data components name their keys as if they sat at ``data``; the batch input sits at
-    ``deploy.input``, so their ConfigErrors are re-keyed (``data.path`` becomes
-    ``deploy.input.path``) to point at the value to fix."""
-
-    def __init__(self, key: str, ctx: Any) -> None:
-        self.key, self.ctx = key, ctx
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, ConfigError) and exc.key and exc.key.split(".")[0] == "data":
-            exc.key = self.key + exc.key[len("data"):]
-            where = getattr(getattr(self.ctx.spec, "provenance", None), "where", None)
-            if callable(where):
-                exc.file = where(exc.key)
-        return False
+def _input_ctx(ctx: Any, key: str) -> Any:
+    """The context of the input's own node (``deploy.input``), so its errors name its keys."""
+    node = getattr(getattr(ctx, "run", None), "node", None)
+    return node(key) if callable(node) else ctx
 
 
-def _chunks(source: Any, ctx: Any, size: int, key: str) -> Iterator[Any]:
+def _chunks(source: Any, ctx: Any, size: int) -> Iterator[Any]:
     """The input in chunks; a data component without ``chunks`` is loaded and sliced."""
-    with input_keys(key, ctx):
-        if callable(getattr(source, "chunks", None)):
-            yield from source.chunks(ctx, size)
-            return
-        frame = source.load(ctx)
+    if callable(getattr(source, "chunks", None)):
+        yield from source.chunks(ctx, size)
+        return
+    frame = source.load(ctx)
     for start in range(0, len(frame), size):
         yield frame.iloc[start:start + size]
 
