@@ -145,8 +145,10 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
     n_jobs = min(worker_count(launcher.n_jobs), len(jobs))
     log.info(f"specloop launcher: {len(jobs)} member(s), {n_jobs} at a time ({method})")
     configs = [(idx, ov, _member_config(launcher, idx, ov)) for idx, ov in jobs]
+    from ._redact import redact_overrides
+
     for idx, ov, _ in configs:
-        log.info(f"\t#{idx} : {' '.join(filter_overrides(ov))}")
+        log.info(f"\t#{idx} : {' '.join(redact_overrides(filter_overrides(ov)))}")
     if launcher.warm_up and len(jobs) > 1 and callable(getattr(launcher.task_function,
                                                                "warm_up", None)):
         start = time.perf_counter()

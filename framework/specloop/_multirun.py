@@ -24,6 +24,7 @@ from typing import Any
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
+from ._redact import redact_overrides
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 DEFAULT_LAUNCHER = "specloop"
@@ -128,7 +129,7 @@ class SweepJob:
 
         job_dir = Path(hc.sweep.dir) / str(hc.sweep.subdir) \
             if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
-        out = {"job": int(hc.job.num), "overrides": _overrides(hc),
+        out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc)),
                "seconds": round(seconds, 3), **out}
         job_dir.mkdir(parents=True, exist_ok=True)
         tmp = job_dir / "result.json.tmp"
@@ -251,7 +252,7 @@ def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
     sweep_dir = sweep_dir or new_sweep_dir(project_dir)
     argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),
             searchpath_override(search), f"hydra.sweep.dir={sweep_dir}",
-            "hydra.job.chdir=False"]
+            "hydra.job.chdir=False", "hydra.output_subdir=null"]  # no copy of secrets there
     saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = argv
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise instead of printing and exiting
@@ -277,7 +278,20 @@ def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_env
+    _redact_sweep_record(sweep_dir)
     return sweep_dir, read_results(sweep_dir)
+
+
+def _redact_sweep_record(sweep_dir: Path) -> None:
+    """Hydra's sweepers save the composed config as ``multirun.yaml``: mask its secrets."""
+    import yaml  # a sweep has imported it long since
+
+    from ._redact import redact, redact_text
+
+    path = Path(sweep_dir) / "multirun.yaml"
+    if path.is_file():
+        path.write_text(redact_text(yaml.safe_dump(redact(yaml.safe_load(path.read_text())),
+                                                   sort_keys=False)))
 
 
 def read_results(sweep_dir: Path) -> list[dict]:

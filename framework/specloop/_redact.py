@@ -64,7 +64,8 @@ def redact(value: Any, secret_keys: frozenset[str] = frozenset(), prefix: str = 
                 redact(v, secret_keys, key)
         return out
     if isinstance(value, list):
-        return [redact(v, secret_keys, f"{prefix}.{i}") for i, v in enumerate(value)]
+        return [redact_overrides([v], secret_keys)[0] if isinstance(v, str) else
+                redact(v, secret_keys, f"{prefix}.{i}") for i, v in enumerate(value)]
     return value
 
 
@@ -76,6 +77,16 @@ def redact_overrides(overrides: list[str], secret_keys: frozenset[str] = frozens
         out.append(f"{key}={MASK}" if eq and is_secret_key(key.lstrip("+~"), secret_keys)
                    else ov)
     return out
+
+
+_ASSIGNMENT = re.compile(r"(?P<key>[+~]*[A-Za-z_][\w.]*)=(?P<value>[^,\s\]'\"]+)")
+
+
+def redact_text(text: str, secret_keys: frozenset[str] = frozenset()) -> str:
+    """``text`` with every ``key=value`` of a secret key masked (override lists joined into
+    one string, as Hydra's ``override_dirname``)."""
+    return _ASSIGNMENT.sub(lambda m: f"{m['key']}={MASK}" if is_secret_key(
+        m["key"].lstrip("+~"), secret_keys) else m[0], text)
 
 
 def redact_env(env: dict[str, str]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._boundary import Guarded, guarded_call
 from ._config import ROOT_KEYS, Composed, Provenance, unknown_root_key
+from ._redact import MASK, is_secret_key
 from ._registry import valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
@@ -180,8 +181,9 @@ def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
                               fix=f"set {full} in the spec or with {full}=...") from None
         if isinstance(exc, ValidationError):
             expected = _field_type(schema, sub.split(".")) or "a value of the declared type"
+            got = _lookup(body, sub.split("."))
             raise ConfigError(f"wrong type for {full}", key=full, file=prov.where(full),
-                              got=_lookup(body, sub.split(".")), expected=expected,
+                              got=MASK if is_secret_key(full) else got, expected=expected,
                               fix=f"set {full} to {expected}") from None
         raise ConfigError(f"invalid value at {full}", key=full, file=prov.where(full),
                           extra=[("detail", str(exc).splitlines()[0])]) from None

@@ -226,7 +226,10 @@ class ArtifactStore:
         if actual != expected:
             raise ArtifactError("artifact file does not match the SHA-256 specloop recorded "
                                 "(truncated or tampered with); refusing to use it",
-                                path=path, expected=expected, actual=actual)
+                                path=path, expected=expected, actual=actual,
+                                fix="find out who changed it; restore it from a backup of the "
+                                    "store, or remove its folder so the stage computes it "
+                                    "again ('specloop registry check' lists every file)")
         return data
 
     def _read(self, path: str) -> bytes:

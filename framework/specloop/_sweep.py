@@ -25,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._redact import MASK
 from ._text import table
 
 
@@ -99,7 +100,16 @@ def display(rows: list[dict], metric_cols: list[str]) -> list[dict]:
     return out
 
 
-def register_winner(project_dir: Path, winner: dict, echo: Any = None) -> dict:
+def unmasked(recorded: list[str], given: list[str]) -> list[str]:
+    """A member's recorded overrides with each masked secret taken back from the command line
+    (a swept value is never a secret: it is written in the sweep's own records)."""
+    original = {o.split("=", 1)[0].lstrip("+~"): o for o in given if "=" in o}
+    return [original.get(o.split("=", 1)[0].lstrip("+~"), o) if o.endswith("=" + MASK) else o
+            for o in recorded]
+
+
+def register_winner(project_dir: Path, winner: dict, echo: Any = None,
+                    overrides: list[str] = ()) -> dict:
     """Register the winner of a ``sweep.register: best`` sweep as ``challenger``.
 
     The winner's spec is composed again from its overrides; every stage up to ``evaluate``
@@ -112,7 +122,7 @@ def register_winner(project_dir: Path, winner: dict, echo: Any = None) -> dict:
     from ._runner import execute
     from ._session import make_context
 
-    ctx = make_context(project_dir, winner["overrides"], echo=echo)
+    ctx = make_context(project_dir, unmasked(winner["overrides"], overrides), echo=echo)
     try:
         return execute(ctx, command="sweep-register", alias="challenger")
     finally:
@@ -139,7 +149,7 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     out(f"{len(rows) - len(failed)} of {len(rows)} member(s) succeeded; leaderboard: "
         f"{paths[0]}")
     if best is not None and best.get("register") == "best":
-        doc = register_winner(Path(project_dir), best, echo=out)
+        doc = register_winner(Path(project_dir), best, echo=out, overrides=overrides)
         registered = {"job": best["job"], "version": doc["model_version"],
                       "gate": (doc.get("gate") or {}).get("summary"),
                       "alias_changes": doc.get("alias_changes", []), "run_id": doc["run_id"]}
