@@ -81,6 +81,26 @@ def load_model(ctx, version):
     return _load(ctx, version["model_key"], version)
 
 
+def run(ctx, *, until=None):
+    """Run the project's pipeline the way ``specloop run`` does (planned, cached, recorded).
+
+    Args:
+        ctx: A run context (from :func:`make_context`).
+        until: The last stage to run (``data``, ``split``, ``train``, ``evaluate``,
+            ``register``, ``deploy``; default: all of them).
+
+    Returns:
+        The run's manifest (``run_id``, ``status``, ``stages`` with their keys, ``metrics``,
+        ``model_version``, ``alias_changes``, ``deployment`` …) and ``rows``, one per stage.
+
+    Raises:
+        ConfigError: for a problem with the spec or the data; StageError: a component failed.
+    """
+    from ._runner import execute
+
+    return execute(ctx, until=until)
+
+
 def promote(ctx, version, *, alias="champion", force=False, reason=None, deploy=True):
     """Point ``alias`` at ``version`` the governed way ``specloop registry promote`` does.
 
@@ -164,4 +184,5 @@ __all__ = [
     "promote",
     "remote_errors",
     "rollback",
+    "run",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -25,9 +26,51 @@ from typing import Any
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
 from ._redact import redact_overrides
+from .errors import ConfigError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 DEFAULT_LAUNCHER = "specloop"
+
+# the engine's own imports a member needs; plugins add theirs (specloop_add_preload_modules)
+ENGINE_PRELOAD = ["pandas", "pyarrow.parquet", "sklearn.model_selection", "omegaconf",
+                  "hydra.core.utils", "specloop._runner", "specloop._session"]
+
+
+def start_method(chosen: str | None) -> str:
+    """The start method for ``chosen`` (``auto``: forkserver on Linux, else spawn)."""
+    if chosen in (None, "", "auto"):
+        return "forkserver" if sys.platform.startswith("linux") else "spawn"
+    if chosen not in multiprocessing.get_all_start_methods():
+        raise ConfigError(f"the start method {chosen!r} does not exist on this platform",
+                          key="hydra.launcher.start_method", got=chosen,
+                          expected="one of " + ", ".join(
+                              ["auto", *multiprocessing.get_all_start_methods()]),
+                          fix="hydra.launcher.start_method=spawn works everywhere")
+    return chosen
+
+
+def start_server(modules: list[str]) -> None:
+    """Start the forkserver now, importing ``modules`` (it imports while Hydra composes)."""
+    import multiprocessing.forkserver as forkserver
+
+    forkserver.set_forkserver_preload(list(dict.fromkeys(modules)))
+    forkserver.ensure_running()
+
+
+def register_plugin() -> None:
+    """Make ``hydra/launcher=specloop`` known to Hydra in any install.
+
+    Hydra finds plugins by listing the ``hydra_plugins`` namespace with ``pkgutil``, which
+    does not see a portion that an editable install provides through an import hook.
+    Importing the plugin module registers its config; ``Plugins.register`` (Hydra's API for
+    plugins registered by hand) its class. Both are idempotent.
+    """
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # the scan runs first (it may execute the module again)
+    from hydra_plugins.specloop_launcher import specloop_launcher
+
+    plugins.register(specloop_launcher.SpecloopLauncher)
 
 
 class SweepJob:
@@ -172,8 +215,6 @@ def check_plugins(overrides: list[str]) -> None:
     """
     from importlib.util import find_spec
 
-    from .errors import ConfigError
-
     for ov in overrides:
         group, _, option = ov.lstrip("+").partition("=")
         entry = PLUGIN_OPTIONS.get((group, option))
@@ -220,8 +261,6 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     Returns:
         The sweep folder and one result per member, in job order.
     """
-    from ._launcher import ENGINE_PRELOAD, start_method, start_server
-
     project_dir = Path(project_dir).resolve()
     check_plugins(overrides)
     pm = make_plugin_manager()
@@ -243,8 +282,6 @@ def chosen_start_method(overrides: list[str]) -> str | None:
 def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
               sweep_dir: Path | None, pm: Any) -> tuple[Path, list[dict]]:
     import hydra
-
-    from ._launcher import register_plugin
 
     register_plugin()
     search = conf_search_dirs(project_dir, pm.conf_dirs())

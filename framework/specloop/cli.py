@@ -44,17 +44,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_sweep(Path(args.project), args.overrides, _out)
     from ._runner import execute
 
-    if getattr(args, "params", None):
-        from ._dvc_export import params_overrides
-
-        args.overrides = [*params_overrides(Path(args.project), args.params), *args.overrides]
     ctx = _context(args)
     try:
         doc = execute(ctx, until=args.until)
     finally:
         ctx.close()
-    if args.write_keys:
-        _write_keys(Path(args.project) / args.write_keys, doc)
     _out(f"run {doc['run_id']}")
     _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
                 ["stage", "action", "seconds", "component"]))
@@ -68,17 +62,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if doc.get("deployment"):
         _out(f"deployed v{doc['deployment']['version']} to {doc['deployment']['location']}")
     return 0
-
-
-def _write_keys(path: Path, doc: dict) -> None:
-    """The stage keys (and metrics) of a run, for tools that track files (DVC outs)."""
-    body = {"stages": {k: v["key"] for k, v in doc["stages"].items()}}
-    if doc.get("metrics"):
-        body["metrics"] = doc["metrics"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -107,25 +90,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         _out("environment: same python and package versions")
     _out("reproduced" if report["reproduced"] else "NOT reproduced: the metrics differ")
     return 0 if report["reproduced"] else 1
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``specloop export dvc``: a dvc.yaml (and params.yaml) that runs the project."""
-    from ._dvc_export import export_dvc
-
-    ctx = _context(args)
-    try:
-        written = export_dvc(ctx)
-    finally:
-        ctx.close()
-    for path in written:
-        _out(f"wrote {path}")
-    project = written[0].parent
-    if not any((d / ".dvc").is_dir() for d in (project, *project.parents)):
-        _out(f"note: {project} is not inside a DVC repository; dvc repro needs one "
-             "(git init && dvc init there)")
-    _out("next: dvc repro   (or: dvc exp run -S model.params.<key>=<value>)")
-    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -273,10 +237,6 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p.add_argument("-m", "--multirun", action="store_true", help="Hydra multirun (sweep)")
     p.add_argument("--until", choices=("data", "split", "train", "evaluate", "register",
                                        "deploy"), default=None, help="the last stage to run")
-    p.add_argument("--params", default=None, metavar="FILE",
-                   help="apply the values changed in a params file written by 'export dvc'")
-    p.add_argument("--write-keys", default=None, metavar="FILE",
-                   help="write the stage keys (and metrics) to FILE, relative to the project")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("plan", help="show what run would do, and why")
@@ -314,12 +274,6 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _common(p, overrides=False)
     p.set_defaults(handler=cmd_reproduce)
-
-    exp = sub.add_parser("export", help="export the project to another tool")
-    esub = exp.add_subparsers(dest="export_cmd", metavar="dvc", required=True)
-    p = esub.add_parser("dvc", help="write dvc.yaml and params.yaml that run specloop")
-    _common(p)
-    p.set_defaults(handler=cmd_export)
 
     if pm is not None:
         pm.hook.specloop_add_cli_commands(subparsers=sub)

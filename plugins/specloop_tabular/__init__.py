@@ -54,3 +54,11 @@ def specloop_register_components():
 def specloop_add_conf_dirs():
     """Ship the ``data/`` presets."""
     return [str(Path(__file__).parent / "conf")]
+
+
+@hookimpl
+def specloop_add_cli_commands(subparsers):
+    """Add ``export dvc`` and ``dvc-stage`` (DVC drives the stages)."""
+    from ._commands import add_commands
+
+    add_commands(subparsers)

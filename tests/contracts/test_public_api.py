@@ -49,6 +49,7 @@ PUBLIC = [
     "promote",
     "remote_errors",
     "rollback",
+    "run",
 ]
 
 

@@ -247,7 +247,7 @@ def test_params_overrides_only_what_changed_since_the_export(project):
     out = project.cli("export", "dvc")
     assert out.exit_code == 0, out.output
     assert "not inside a DVC repository" in out.stdout  # a plain folder: said, not fatal
-    from specloop._dvc_export import params_overrides
+    from specloop_tabular._export import params_overrides
 
     assert params_overrides(project.root, "params.yaml") == []
     params = yaml.safe_load((project.root / "params.yaml").read_text())
@@ -256,9 +256,11 @@ def test_params_overrides_only_what_changed_since_the_export(project):
     (project.root / "params.yaml").write_text(yaml.safe_dump(params))
     assert sorted(params_overrides(project.root, "params.yaml")) == \
         ["model.params.C=0.5", "project.seed=3"]
-    run = project.cli("run", "--params", "params.yaml", "--until", "split")
+    run = project.cli("dvc-stage", "--params", "params.yaml", "--until", "split",
+                      "--write-keys", ".specloop/dvc/data.json")
     assert run.exit_code == 0, run.output
-    missing = project.cli("run", "--params", "nope.yaml")
+    missing = project.cli("dvc-stage", "--params", "nope.yaml", "--until", "split",
+                          "--write-keys", ".specloop/dvc/data.json")
     assert missing.exit_code == 2 and "nope.yaml" in missing.stderr
     assert "specloop export dvc" in missing.stderr
 

@@ -1,2 +1,2 @@
-"""``hydra/launcher=specloop``: sweep members in forked worker processes (see
-:mod:`specloop._launcher`). Hydra finds it in the ``hydra_plugins`` namespace."""
+"""``hydra/launcher=specloop``: sweep members in worker processes (see ``_launch``). Hydra
+finds it in the ``hydra_plugins`` namespace."""

@@ -1,7 +1,7 @@
 """The Hydra side of ``hydra/launcher=specloop``: its config and the ``Launcher`` class.
 
 Hydra imports every module of the ``hydra_plugins`` namespace when it looks for plugins, so
-this module stays light; the work is in :mod:`specloop._launcher`. (No ``from __future__
+this module stays light; the work is in :mod:`hydra_plugins.specloop_launcher._launch`. (No ``from __future__
 import annotations``: Hydra's scan executes the module before it is in ``sys.modules``, where
 ``dataclass`` would look up string annotations.)
 """
@@ -45,6 +45,6 @@ class SpecloopLauncher(Launcher):
         self.hydra_context = hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        from specloop._launcher import launch
+        from ._launch import launch
 
         return launch(self, job_overrides, initial_job_idx)

@@ -1,4 +1,4 @@
-"""The ``specloop`` Hydra launcher: sweep members in worker processes of a chosen start method.
+"""The work of ``hydra/launcher=specloop``: sweep members in worker processes of a chosen start method.
 
 ``hydra/launcher=specloop`` (the default of ``specloop run -m``) runs a batch in three steps:
 
@@ -27,39 +27,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from specloop._multirun import start_method
+
 log = logging.getLogger(__name__)
-START_METHODS = ("auto", "forkserver", "spawn", "fork")
-# the engine's own imports a member needs; plugins add theirs (specloop_add_preload_modules)
-ENGINE_PRELOAD = ["pandas", "pyarrow.parquet", "sklearn.model_selection", "omegaconf",
-                  "hydra.core.utils", "specloop._runner", "specloop._session"]
-
-
-def start_method(chosen: str | None) -> str:
-    """The start method for ``chosen`` (``auto``: forkserver on Linux, else spawn)."""
-    if chosen in (None, "", "auto"):
-        return "forkserver" if sys.platform.startswith("linux") else "spawn"
-    if chosen not in multiprocessing.get_all_start_methods():
-        from .errors import ConfigError
-
-        raise ConfigError(f"the start method {chosen!r} does not exist on this platform",
-                          key="hydra.launcher.start_method", got=chosen,
-                          expected="one of " + ", ".join(
-                              ["auto", *multiprocessing.get_all_start_methods()]),
-                          fix="hydra.launcher.start_method=spawn works everywhere")
-    return chosen
-
-
-def start_server(modules: list[str]) -> None:
-    """Start the forkserver now, importing ``modules`` (it imports while Hydra composes)."""
-    import multiprocessing.forkserver as forkserver
-
-    forkserver.set_forkserver_preload(list(dict.fromkeys(modules)))
-    forkserver.ensure_running()
 
 
 def worker_count(n_jobs: int | None) -> int:
@@ -145,7 +119,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
     n_jobs = min(worker_count(launcher.n_jobs), len(jobs))
     log.info(f"specloop launcher: {len(jobs)} member(s), {n_jobs} at a time ({method})")
     configs = [(idx, ov, _member_config(launcher, idx, ov)) for idx, ov in jobs]
-    from ._redact import redact_overrides
+    from specloop._redact import redact_overrides
 
     for idx, ov, _ in configs:
         log.info(f"\t#{idx} : {' '.join(redact_overrides(filter_overrides(ov)))}")
@@ -191,17 +165,3 @@ def _run(mp: Any, configs: list[tuple], n_jobs: int, launcher: Any,
     return [results[idx] for idx, _, _ in configs]
 
 
-def register_plugin() -> None:
-    """Make ``hydra/launcher=specloop`` known to Hydra in any install.
-
-    Hydra finds plugins by listing the ``hydra_plugins`` namespace with ``pkgutil``, which
-    does not see a portion that an editable install provides through an import hook.
-    Importing the plugin module registers its config; ``Plugins.register`` (Hydra's API for
-    plugins registered by hand) its class. Both are idempotent.
-    """
-    from hydra.core.plugins import Plugins
-
-    plugins = Plugins.instance()  # the scan runs first (it may execute the module again)
-    from hydra_plugins.specloop_launcher import specloop_launcher
-
-    plugins.register(specloop_launcher.SpecloopLauncher)

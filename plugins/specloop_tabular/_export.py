@@ -3,7 +3,7 @@
 The export writes three files next to ``conf/``:
 
 ``dvc.yaml``
-    Three DVC stages, each calling ``specloop run --until <stage>``: ``data`` (data and
+    Three DVC stages, each calling ``specloop dvc-stage --until <stage>``: ``data`` (data and
     split), ``train`` (train and evaluate) and ``register`` (register and deploy). Each
     depends on ``conf/``, on the previous stage's marker and on its own params; each writes a
     small marker under ``.specloop/dvc/`` holding the specloop cache keys of its stages
@@ -30,8 +30,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ._plan import flatten
-from .errors import ConfigError
+from specloop import ConfigError
 
 PARAM_NODES = ("project", "data", "model", "metrics", "gate", "deploy")
 SNAPSHOT = "dvc.specloop.json"
@@ -78,8 +77,8 @@ def export_dvc(ctx: Any, *, specloop_cmd: str = "specloop") -> list[Path]:
                 spec.components.get("deploy") is None:
             continue
         marker = f"{MARKERS}/{name}.json"
-        cmd = [*shlex.split(specloop_cmd), "run", "--until", until, "--params", "params.yaml",
-               "--write-keys", marker, *spec.overrides]
+        cmd = [*shlex.split(specloop_cmd), "dvc-stage", "--until", until, "--params",
+               "params.yaml", "--write-keys", marker, *spec.overrides]
         deps = ["conf"] + (data_files if name == "data" else []) + \
             ([f"{MARKERS}/{previous}.json"] if previous else [])
         stage: dict[str, Any] = {"cmd": " ".join(shlex.quote(c) for c in cmd), "deps": deps,
@@ -116,10 +115,31 @@ def ctx_fingerprint_paths(ctx: Any) -> list[str]:
     if getattr(config, "rev", None) is not None or getattr(config, "repo", None) is not None:
         return []  # read from git history: the revision is a param, not a workspace file
     try:
-        files = comp.build().fingerprint(ctx)
-    except Exception:
+        files = comp.build().fingerprint(ctx.node("data"))
+    except Exception:  # noqa: BLE001 - no file deps then; the run itself reports the problem
         return []
     return [p for p in files if (ctx.project_dir / p).is_file()]
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"a.b": 1}`` from ``{"a": {"b": 1}}`` (lists are leaves)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+def write_keys(path: Path, doc: dict) -> None:
+    """The stage keys (and metrics) of a run: the marker DVC tracks for a stage."""
+    body = {"stages": {k: v["key"] for k, v in doc["stages"].items()}}
+    if doc.get("metrics"):
+        body["metrics"] = doc["metrics"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def _value(v: Any) -> str:
