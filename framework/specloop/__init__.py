@@ -53,7 +53,7 @@ def make_context(project_dir, overrides=(), *, echo=None):
     Raises:
         ConfigError: for any problem with the spec.
     """
-    from ._session import make_context as _make_context
+    from ._context import make_context as _make_context
 
     return _make_context(project_dir, overrides, echo=echo)
 

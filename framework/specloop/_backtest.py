@@ -75,7 +75,7 @@ class BacktestJob(SweepJob):
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         from ._loop import Loop
         from ._registry import Registry
-        from ._session import make_context
+        from ._context import make_context
 
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         job_dir.mkdir(parents=True, exist_ok=True)

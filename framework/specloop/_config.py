@@ -1,9 +1,7 @@
 """Compose a project's spec with Hydra, and say where every key came from.
 
-The search path is: the project's ``conf/`` (primary), the framework's own ``conf/`` shipped
-inside the package, then the directories plugins return from ``specloop_add_conf_dirs``.
-It is handed to Hydra as a ``hydra.searchpath`` override, so the same composition works for
-the Compose API (``run``, ``plan``) and for ``hydra.main`` (multirun).
+Search path: the project's ``conf/``, the framework's ``conf/``, then the plugins' directories,
+handed to Hydra as one ``hydra.searchpath`` override (Compose API and ``hydra.main`` alike).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-
 
 ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
              "retrain", "loop", "sweep", "plugins", "allow_python_targets")
@@ -37,13 +34,9 @@ def framework_conf_dir() -> str:
 
 
 def hydra_overrides(overrides: list[str]) -> list[str]:
-    """The user's overrides as handed to Hydra: ``a.b=v`` becomes ``++a.b=v``.
-
-    A component's schema has defaults for keys its preset YAML does not mention
-    (``data.split.method``); plain Hydra would refuse to override those. Adding-or-overriding
-    every dotted key lets any schema field be set from the command line, while unknown keys
-    are still refused, by schema validation, with a "did you mean".
-    """
+    """The user's overrides as handed to Hydra: ``a.b=v`` becomes ``++a.b=v``, so a schema
+    default no preset mentions (``data.split.method``) can be set; unknown keys are still
+    refused, by schema validation, with a "did you mean"."""
     out = []
     for ov in overrides:
         key = ov.split("=", 1)[0]
@@ -75,7 +68,8 @@ class Provenance:
         """The project's ``conf/config.yaml``."""
         return self.project_dir / "conf" / "config.yaml"
 
-    def _display(self, path: Path) -> str:
+    @staticmethod
+    def _display(path: Path) -> str:
         try:
             return os.path.relpath(path)
         except ValueError:  # pragma: no cover - another drive on Windows
@@ -139,26 +133,14 @@ class Composed:
     overrides: list[str]
 
 
-def conf_search_dirs(project_dir: Path, plugin_dirs: list[str]) -> list[str]:
+def conf_search_dirs(plugin_dirs: list[str]) -> list[str]:
     """Framework and plugin config directories, in search order (after the project's)."""
     return [framework_conf_dir(), *plugin_dirs]
 
 
 def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> Composed:
-    """Compose ``project_dir/conf/config.yaml`` with ``overrides``.
-
-    Args:
-        project_dir: The project folder (holds ``conf/config.yaml``).
-        overrides: Hydra overrides from the command line.
-        plugin_dirs: Config directories contributed by plugins.
-
-    Returns:
-        The composed spec.
-
-    Raises:
-        ConfigError: for a missing project, malformed YAML, an unknown option or a bad
-            override, naming the file or the override.
-    """
+    """Compose ``project_dir/conf/config.yaml`` with ``overrides``; a missing project,
+    malformed YAML, an unknown option or a bad override is a ConfigError naming it."""
     project_dir = Path(project_dir).resolve()
     conf = project_dir / "conf"
     if not (conf / "config.yaml").is_file():
@@ -166,8 +148,7 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
             f"no spec found in {str(project_dir)!r}", file=str(conf / "config.yaml"),
             expected="a project folder with conf/config.yaml",
             fix="pass --project DIR pointing at a project, or run from inside one")
-    return _compose_with_hydra(project_dir, conf, overrides,
-                               conf_search_dirs(project_dir, plugin_dirs))
+    return _compose_with_hydra(project_dir, conf, overrides, conf_search_dirs(plugin_dirs))
 
 
 def _compose_with_hydra(project_dir: Path, conf: Path, overrides: list[str],

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from ._manager import PluginManager
+from ._config import compose, conf_search_dirs, from_hydra_config
+from ._manager import PluginManager, make_plugin_manager
 from ._registry import Registry, open_registry
-from ._spec import Spec
+from ._spec import Spec, validate
 from ._store import ArtifactStore
 from .components import ComponentTable
 
@@ -148,6 +149,62 @@ class NodeContext:
     def say(self, text: str) -> None:
         """Print a progress line."""
         self.run.say(text)
+
+
+def _disabled_in_yaml(project_dir: Path, overrides: list[str]) -> list[str]:
+    """``plugins.disable`` read before any plugin is imported (YAML, then overrides)."""
+    names: list[str] = []
+    try:
+        text = (project_dir / "conf" / "config.yaml").read_text()
+        if "disable" in text:  # the YAML parser only when it can matter
+            import yaml
+
+            names = list((((yaml.safe_load(text) or {}).get("plugins") or {})
+                          .get("disable")) or [])
+    except Exception:  # noqa: BLE001 - a malformed file is reported by composition
+        pass
+    for ov in overrides:
+        if ov.lstrip("+").startswith("plugins.disable="):
+            names = [v.strip() for v in ov.split("=", 1)[1].strip("[]").split(",") if v.strip()]
+    return names
+
+
+def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
+                 pm: PluginManager | None = None, plugins: Iterable[object] = (),
+                 hydra_cfg: Any = None, echo: Any = None) -> RunContext:
+    """Compose and validate a project's spec and return a fresh run context: the one path
+    every command, multirun member and the testing kit takes.
+
+    Args:
+        project_dir: The project folder.
+        overrides: Hydra overrides.
+        pm: A plugin manager to use (default: a fresh one loading entry points).
+        plugins: Extra plugin objects to register on a fresh manager.
+        hydra_cfg: A config already composed by Hydra (inside a multirun job).
+        echo: Where progress lines go (a callable taking a string).
+
+    Raises:
+        ConfigError: for any problem with the spec.
+    """
+    project_dir = Path(project_dir).resolve()
+    overrides = list(overrides)
+    if pm is None:
+        pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides),
+                                 plugins=plugins)
+    table = pm.component_table()
+    if hydra_cfg is None:
+        composed = compose(project_dir, overrides, pm.conf_dirs())
+    else:
+        from hydra.core.hydra_config import HydraConfig  # only inside a multirun member
+
+        hc = HydraConfig.get()
+        choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+        composed = from_hydra_config(hydra_cfg, project_dir, conf_search_dirs(pm.conf_dirs()),
+                                     choices, list(hc.overrides.task))
+    inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
+    spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
+                    inactive | {b.name for b in pm.broken})
+    return RunContext(spec=spec, pm=pm, table=table, echo=echo)
 
 
 def default_registry(where: tuple[bool, str], project_dir: Path) -> Path:

@@ -33,7 +33,7 @@ DEFAULT_LAUNCHER = "specloop"
 
 # the engine's own imports a member needs; plugins add theirs (specloop_add_preload_modules)
 ENGINE_PRELOAD = ["pandas", "pyarrow.parquet", "sklearn.model_selection", "omegaconf",
-                  "hydra.core.utils", "specloop._runner", "specloop._session"]
+                  "hydra.core.utils", "specloop._runner", "specloop._context"]
 
 
 def start_method(chosen: str | None) -> str:
@@ -87,7 +87,7 @@ class SweepJob:
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
         from ._runner import execute
-        from ._session import make_context
+        from ._context import make_context
 
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         try:
@@ -126,7 +126,7 @@ class SweepJob:
         from hydra.core.hydra_config import HydraConfig
 
         from ._runner import execute, plan_run
-        from ._session import make_context
+        from ._context import make_context
 
         ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
         try:
@@ -284,7 +284,7 @@ def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
     import hydra
 
     register_plugin()
-    search = conf_search_dirs(project_dir, pm.conf_dirs())
+    search = conf_search_dirs(pm.conf_dirs())
     job = job or SweepJob(project_dir)
     sweep_dir = sweep_dir or new_sweep_dir(project_dir)
     argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),

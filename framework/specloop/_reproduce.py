@@ -28,7 +28,7 @@ from ._manifest import Manifest, read_manifest
 from ._plan import STAGES, plan
 from ._redact import MASK
 from ._runner import Pipeline
-from ._session import _disabled_in_yaml, make_context
+from ._context import _disabled_in_yaml, make_context
 from ._spec import validate
 from ._store import sha256
 from .errors import ReproduceError, SpecloopError
@@ -52,7 +52,7 @@ def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
     overrides = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
     pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides))
     table = pm.component_table()
-    search = conf_search_dirs(project_dir, pm.conf_dirs())
+    search = conf_search_dirs(pm.conf_dirs())
     choices = dict(manifest.get("choices") or {})
     prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices, overrides)
     config = json.loads(json.dumps(manifest["config"]))  # a private copy

@@ -120,7 +120,7 @@ def register_winner(project_dir: Path, winner: dict, echo: Any = None,
         The manifest of that registration run.
     """
     from ._runner import execute
-    from ._session import make_context
+    from ._context import make_context
 
     ctx = make_context(project_dir, unmasked(winner["overrides"], overrides), echo=echo)
     try:

@@ -30,7 +30,7 @@ def _err(text: str) -> None:
 
 
 def _context(args: argparse.Namespace):
-    from ._session import make_context
+    from ._context import make_context
 
     return make_context(args.project, args.overrides, echo=_out)
 

@@ -445,7 +445,7 @@ def test_component_raising_mid_stage_is_a_stage_error(trained, tmp_path, monkeyp
     assert artifacts(p) == before
 
     # the CLI renders it with exit code 1, naming stage, component and distribution
-    import specloop._session as session
+    import specloop._context as session
 
     real = session.make_plugin_manager
     monkeypatch.setattr(session, "make_plugin_manager",

@@ -59,7 +59,7 @@ def _fraud_hydra(override: str):
     from specloop._manager import make_plugin_manager
 
     project = ROOT / "projects" / "fraud_detection"
-    search = conf_search_dirs(project, make_plugin_manager().conf_dirs())
+    search = conf_search_dirs(make_plugin_manager().conf_dirs())
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(project / "conf"), version_base=None):

@@ -145,7 +145,7 @@ class ProjectBuilder:
     def context(self, overrides: Iterable[str] = (), *, entrypoints: bool = True,
                 plugins: Iterable[object] = ()):
         """Compose and validate; return the run context."""
-        from .._session import make_context
+        from .._context import make_context
 
         pm = make_test_plugin_manager([*self.plugins, *plugins], entrypoints=entrypoints)
         return make_context(self.root, overrides, pm=pm, echo=lambda _t: None)
