@@ -16,59 +16,38 @@ from .errors import RegistryError
 Out = Callable[[str], None]
 
 
-def add_commands(sub: Any, common: Callable, handlers: dict[str, Callable]) -> None:
-    """Add ``runs`` and ``registry`` to the ``specloop`` parser."""
+def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> None:
+    """Add ``runs`` and ``registry`` to the ``specloop`` parser (``command`` adds one)."""
+    json_flag = ("--json", {"action": "store_true", "help": "print JSON"})
+    no_deploy = ("--no-deploy", {"action": "store_true",
+                                 "help": "move the alias only; do not deploy"})
     runs = sub.add_parser("runs", help="recorded runs")
-    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
-    p = rsub.add_parser("list", help="every run, oldest first")
-    common(p)
-    p.add_argument("--json", action="store_true")
-    p = rsub.add_parser("show", help="one run's manifest")
-    p.add_argument("run_id")
-    common(p)
-    p.add_argument("--json", action="store_true")
     runs.set_defaults(handler=handlers["runs"])
-
+    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
+    command(rsub, "list", "every run, oldest first", json_flag)
+    command(rsub, "show", "one run's manifest", ("run_id", {}), json_flag)
     reg = sub.add_parser("registry", help="model versions, aliases and the record's health")
+    reg.set_defaults(handler=handlers["registry"])
     gsub = reg.add_subparsers(dest="registry_cmd", required=True,
                               metavar="list|show|promote|rollback|history|check|backup")
-    p = gsub.add_parser("list", help="every version")
-    common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("show", help="one version's model card (default: the champion)")
-    p.add_argument("version", nargs="?", type=int)
-    p.add_argument("--alias", default=None, help="show the version this alias points at")
-    common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("promote", help="point an alias (default champion) at a version; "
-                                        "champion only if the declared gate passes")
-    p.add_argument("version", type=int)
-    p.add_argument("--alias", default="champion")
-    p.add_argument("--reason", default=None, help="why (recorded in the audit log)")
-    p.add_argument("--force", action="store_true",
-                   help="promote although the gate fails (needs --reason)")
-    p.add_argument("--no-deploy", action="store_true",
-                   help="move the alias only; do not deploy the new champion")
-    common(p)
-    p = gsub.add_parser("rollback", help="move an alias back to its previous holder "
-                                         "(and deploy it, for champion)")
-    p.add_argument("--alias", default="champion")
-    p.add_argument("--reason", default=None)
-    p.add_argument("--no-deploy", action="store_true",
-                   help="move the alias only; do not deploy the previous champion")
-    common(p)
-    p = gsub.add_parser("history", help="alias history and the audit log")
-    common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("check", help="the registry file, every version's artifacts and the "
-                                      "champion's deployment, against the record")
-    common(p)
-    p.add_argument("--json", action="store_true")
-    p = gsub.add_parser("backup", help="a consistent copy of the registry (SQLite's online "
-                                       "backup)")
-    p.add_argument("file", help="where the copy goes")
-    common(p)
-    reg.set_defaults(handler=handlers["registry"])
+    command(gsub, "list", "every version", json_flag)
+    command(gsub, "show", "one version's model card (default: the champion)",
+            ("version", {"nargs": "?", "type": int}),
+            ("--alias", {"help": "show the version this alias points at"}), json_flag)
+    command(gsub, "promote", "point an alias (default champion) at a version; champion only "
+            "if the declared gate passes", ("version", {"type": int}),
+            ("--alias", {"default": "champion"}),
+            ("--reason", {"help": "why (recorded in the audit log)"}),
+            ("--force", {"action": "store_true",
+                         "help": "promote although the gate fails (needs --reason)"}),
+            no_deploy)
+    command(gsub, "rollback", "move an alias back to its previous holder (and deploy it, for "
+            "champion)", ("--alias", {"default": "champion"}), ("--reason", {}), no_deploy)
+    command(gsub, "history", "alias history and the audit log", json_flag)
+    command(gsub, "check", "the registry file, every version's artifacts and the champion's "
+            "deployment, against the record", json_flag)
+    command(gsub, "backup", "a consistent copy of the registry (SQLite's online backup)",
+            ("file", {"help": "where the copy goes"}))
 
 
 def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:

@@ -213,12 +213,24 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------
-def _common(p: argparse.ArgumentParser, overrides: bool = True) -> None:
-    p.add_argument("--project", default=".", metavar="DIR",
-                   help="project folder holding conf/config.yaml (default: current folder)")
+JSON = ("--json", {"action": "store_true", "help": "print JSON"})
+
+
+def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
+            project: bool = True, overrides: bool = True) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` with ``args`` (``(flags, kwargs)`` pairs) and ``--project``."""
+    p = sub.add_parser(name, help=help)
+    for flags, kwargs in args:
+        p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
+    if project:
+        p.add_argument("--project", default=".", metavar="DIR",
+                       help="project folder holding conf/config.yaml (default: current folder)")
     if overrides:
         p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
                        help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
+    if handler is not None:
+        p.set_defaults(handler=handler)
+    return p
 
 
 def build_parser(pm: Any = None) -> argparse.ArgumentParser:
@@ -231,50 +243,31 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
         prog="specloop", description="The MLOps loop as a declarative spec.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("run", help="run the pipeline up to deploy")
-    _common(p)
-    p.add_argument("-m", "--multirun", action="store_true", help="Hydra multirun (sweep)")
-    p.add_argument("--until", choices=("data", "split", "train", "evaluate", "register",
-                                       "deploy"), default=None, help="the last stage to run")
-    p.set_defaults(handler=cmd_run)
-
-    p = sub.add_parser("plan", help="show what run would do, and why")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_plan)
-
-    p = sub.add_parser("validate", help="compose and validate the spec")
-    _common(p)
-    p.add_argument("--show", action="store_true", help="print the composed spec")
-    p.set_defaults(handler=cmd_validate)
-
-    p = sub.add_parser("loop", help="score, monitor and retrain on incoming batches")
-    _common(p)
-    p.add_argument("--limit", type=int, default=None, help="process at most N batches")
-    p.add_argument("--backtest", action="store_true",
-                   help="replay every batch once per sweep member in an isolated registry "
-                        "and store; print a leaderboard of retraining policies")
-    p.add_argument("-m", "--multirun", action="store_true",
-                   help="sweep (with --backtest), e.g. -m retrain=never,on_drift,on_decay")
-    p.add_argument("--status", action="store_true",
-                   help="who runs the loop now, and what it processed last")
-    p.set_defaults(handler=cmd_loop)
-
-    p = sub.add_parser("plugins", help="installed plugins and their components")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_plugins)
-
-    add_record_commands(sub, _common, {"runs": cmd_runs, "registry": cmd_registry})
-
-    p = sub.add_parser("reproduce", help="re-run a recorded run and compare its metrics")
-    p.add_argument("run_id")
-    p.add_argument("--tolerance", type=float, default=0.0,
-                   help="largest absolute metric difference accepted (default: exact)")
-    p.add_argument("--json", action="store_true")
-    _common(p, overrides=False)
-    p.set_defaults(handler=cmd_reproduce)
-
+    stages = ("data", "split", "train", "evaluate", "register", "deploy")
+    command(sub, "run", "run the pipeline up to deploy", (
+        ("-m", "--multirun"), {"action": "store_true", "help": "Hydra multirun (sweep)"}),
+        ("--until", {"choices": stages, "help": "the last stage to run"}), handler=cmd_run)
+    command(sub, "plan", "show what run would do, and why", JSON, handler=cmd_plan)
+    command(sub, "validate", "compose and validate the spec", (
+        "--show", {"action": "store_true", "help": "print the composed spec"}),
+        handler=cmd_validate)
+    command(sub, "loop", "score, monitor and retrain on incoming batches",
+            ("--limit", {"type": int, "help": "process at most N batches"}),
+            ("--backtest", {"action": "store_true", "help": "replay every batch once per "
+                            "sweep member in an isolated registry and store; print a "
+                            "leaderboard of retraining policies"}),
+            (("-m", "--multirun"), {"action": "store_true", "help": "sweep (with "
+                                    "--backtest), e.g. -m retrain=never,on_drift,on_decay"}),
+            ("--status", {"action": "store_true",
+                          "help": "who runs the loop now, and what it processed last"}),
+            handler=cmd_loop)
+    command(sub, "plugins", "installed plugins and their components", JSON,
+            handler=cmd_plugins, project=False, overrides=False)
+    add_record_commands(sub, command, {"runs": cmd_runs, "registry": cmd_registry})
+    command(sub, "reproduce", "re-run a recorded run and compare its metrics",
+            ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
+                         "largest absolute metric difference accepted (default: exact)"}),
+            JSON, handler=cmd_reproduce, overrides=False)
     if pm is not None:
         pm.hook.specloop_add_cli_commands(subparsers=sub)
     return parser
