@@ -26,7 +26,3 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
             h.update(block)
     return h.hexdigest()
 
-
-def bytes_md5(data: bytes) -> str:
-    """MD5 of bytes already read (the fingerprint of exactly what a source parsed)."""
-    return hashlib.md5(data).hexdigest()

@@ -1,11 +1,8 @@
-"""Validate a composed spec against the engine's schema and every component's schema.
-
-Validation happens before any stage runs. Each stage node is split into ``kind`` (looked up
-in the component table) and the rest, which is merged into the component's dataclass schema
-with OmegaConf (unknown keys and wrong types) and then checked against its declared
-constraints (values). ``plugins.<name>`` settings are validated against the schema the
-plugin declares. Errors name the key, the file or override that set it, what was expected
-and how to fix it. Checks that span stages live in :mod:`._crosscheck`.
+"""Validate a composed spec against the engine's schemas and every component's, before any
+stage runs: ``kind`` picks the component, the rest of the node is merged into its dataclass
+with OmegaConf (unknown keys, types), then its declared constraints are checked (values).
+``plugins.<name>`` settings are checked against the plugin's schema; checks that span
+stages are in :mod:`._crosscheck`. Errors name key, file or override, expectation and fix.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from typing import Any
 from ._boundary import Guarded, guarded_call
 from ._config import ROOT_KEYS, Composed, Provenance, unknown_root_key
 from ._redact import MASK, is_secret_key
-from ._registry import valid_name
+from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
 from .schema import Interval, Options, check_constraints, param
@@ -27,8 +24,6 @@ from .schema import Interval, Options, check_constraints, param
 REQUIRED_STAGES = {"data": Stage.DATA, "model": Stage.MODEL, "metrics": Stage.METRICS}
 OPTIONAL_STAGES = {"gate": Stage.GATE, "deploy": Stage.DEPLOY, "monitor": Stage.MONITOR,
                    "retrain": Stage.RETRAIN}
-NAME_RULE = ("1-128 letters, digits, '_', '.' or '-', starting with a letter or digit "
-             "(no '/', '\\' or '..')")
 # the seed reaches numpy's RandomState, which takes 0 <= seed < 2**32
 SEED_RANGE = Interval(int, 0, 2**32 - 1)
 
@@ -90,11 +85,9 @@ class Resolved:
     node: dict
 
     def build(self, run_id: str | None = None) -> Any:
-        """Instantiate the component behind the error boundary (constructors only store
-        config)."""
-        factory = self.spec.load_factory()
-        return Guarded(guarded_call(self.spec, "its constructor", factory, self.config,
-                                    run_id=run_id), self.spec, run_id)
+        """Instantiate the component behind the error boundary."""
+        return Guarded(guarded_call(self.spec, "its constructor", self.spec.load_factory(),
+                                    self.config, run_id=run_id), self.spec, run_id)
 
     def fingerprint(self) -> dict:
         """What identifies this component's behaviour in cache keys."""
@@ -135,10 +128,6 @@ class Spec:
     overrides: list[str]
     choices: dict[str, str | None]
     settings: dict[str, Any] = field(default_factory=dict)
-
-    def component(self, name: str) -> Resolved | None:
-        """The resolved node of stage ``name`` (``None`` when the stage is off)."""
-        return self.components.get(name)
 
 
 def plain(value: Any) -> Any:

@@ -167,7 +167,7 @@ def run_register(pipe: Any, plan: Any) -> None:
             metrics=metrics, gate=gate, data_fingerprint=plans["data"].key,
             source={"kind": "run", "overrides": manifest.doc["overrides"]})
         prev = move_alias(ctx, alias, version["version"],
-                          expect=champion["version"] if champion and alias == "champion" else ...,
+                          expect=(champion or {}).get("version") if alias == "champion" else ...,
                           reason=gate["summary"], gate=gate,
                           action="promote" if alias == "champion" else f"register-{alias}") \
             if gate["passed"] else None
