@@ -6,8 +6,11 @@ Usage (from a checkout with specloop installed in the running interpreter's envi
     .venv/bin/python benchmarks/bench_sweep.py                     # 10k rows/month, 3 rounds
     .venv/bin/python benchmarks/bench_sweep.py --rows-per-month 4000 --repeats 5
 
-What is measured, every sweep as a child process (``specloop run -m``), wall-clock,
-``OMP_NUM_THREADS=1``, ``sweep.register=none``, on a fresh store each time:
+What is measured, every sweep as a child process (``specloop run -m``), ``OMP_NUM_THREADS=1``,
+``sweep.register=none``, on a fresh store each time, as a whole process tree (``_proctree.py``):
+wall seconds; CPU seconds (user + sys) of the sweep and every process under it (loky
+workers, the fork server, forked members, artifact writers, also any that outlive their
+parent); the peak of the summed RSS of the tree, sampled every 20 ms:
 
 1. ``-m model.params.learning_rate=<8 values>`` with ``hydra/launcher=basic`` (one member
    after another, in one process), ``hydra/launcher=joblib`` (loky worker processes, one per
@@ -17,8 +20,10 @@ What is measured, every sweep as a child process (``specloop run -m``), wall-clo
    launcher's warm-up run) say ``data`` and ``split`` actually ran (not a cache hit). The
    goal is 1 for each, with every launcher.
 
-Hygiene: one untimed warm-up sweep; the order of the launchers rotates between rounds; the child's CPU seconds are reported next to wall time (less sensitive to other load
-on a shared machine). The project is a temporary copy of ``projects/fraud_detection/conf``
+Hygiene: one untimed warm-up sweep; the order of the launchers rotates between rounds; the
+tree's CPU seconds are reported next to wall time (less sensitive to other load on a shared
+machine); the load average is recorded at the start of every round. (The specloop launcher
+has no start-method option: it forks where ``fork`` exists, so there is nothing to pass on.) The project is a temporary copy of ``projects/fraud_detection/conf``
 with generated data; the checkout's ``projects/`` folder is never touched.
 """
 
@@ -29,14 +34,14 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proctree import MIB, become_subreaper, measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "projects" / "fraud_detection"
@@ -61,24 +66,21 @@ def _env() -> dict[str, str]:
 
 
 def sweep(project: Path, launcher: str) -> dict:
-    """One fresh-store sweep; return wall and CPU seconds and upstream execution counts."""
+    """One fresh-store sweep; return its wall and CPU seconds, peak memory (whole process
+    tree) and upstream execution counts."""
     shutil.rmtree(project / ".specloop", ignore_errors=True)
     cmd = [_specloop_exe(), "run", "-m", "sweep.register=none",
            f"model.params.learning_rate={RATES}", f"hydra/launcher={launcher}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=project, env=_env(), capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"bench_sweep: the sweep failed:\n{proc.stdout}\n{proc.stderr}")
+    m = measure(cmd, cwd=project, env=_env(), interval=0.02)
+    if m.returncode != 0:
+        sys.exit(f"bench_sweep: the sweep failed:\n{m.stdout}\n{m.stderr}")
     runs = project / ".specloop" / "runs"
     docs = [json.loads((d / "manifest.json").read_text()) for d in runs.iterdir()]
     ran = {s: sum(1 for d in docs if d["stages"].get(s, {}).get("status") == "ran")
            for s in ("data", "split", "train")}
     members = sum(1 for d in docs if d.get("command") != "sweep-warm-up")
-    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) +
-            (after.ru_stime - before.ru_stime), "members": members, **ran}
+    return {"wall": m.wall, "cpu": m.cpu, "peak": m.peak_tree_rss / MIB, "orphans": m.orphans,
+            "left": m.still_running, "members": members, **ran}
 
 
 LAUNCHERS = (("basic", "basic (sequential)"), ("joblib", "joblib (loky workers)"),
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-month", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    subreaper = become_subreaper()
     spec = importlib.util.spec_from_file_location("_fraud_generate", PROJECT / "generate.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
@@ -100,20 +103,39 @@ def main(argv: list[str] | None = None) -> int:
         sweep(project, "basic")  # warm-up: bytecode, disk cache
         rounds = []
         names = [k for k, _ in LAUNCHERS]
+        loads = []
         for i in range(args.repeats):
             order = names[i % 3:] + names[:i % 3]
+            loads.append(os.getloadavg()[0])
             res = {k: sweep(project, k) for k in order}
             rounds.append(res)
-            print(f"round {i + 1}: " + ", ".join(f"{k} {res[k]['wall']:.1f} s" for k in order),
-                  file=sys.stderr)
+            print(f"round {i + 1} (load {loads[-1]:.2f}): " + ", ".join(
+                f"{k} {res[k]['wall']:.1f} s/{res[k]['cpu']:.1f} cpu/"
+                f"{res[k]['peak']:.0f} MiB" for k in order), file=sys.stderr)
     med = lambda k, f: statistics.median(r[k][f] for r in rounds)  # noqa: E731
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; python {platform.python_version()}; "
-          f"{args.rows_per_month * 6} training rows; 8 members; {args.repeats} rounds\n")
-    print("| launcher | wall (median) | CPU s (median) | data runs | split runs | train runs |")
-    print("|---|---|---|---|---|---|")
+    spread = lambda k, f, fmt: (f"{fmt.format(min(r[k][f] for r in rounds))}–"  # noqa: E731
+                                f"{fmt.format(max(r[k][f] for r in rounds))}")
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average (1 min) at "
+          f"the start of each round {', '.join(f'{x:.2f}' for x in loads)}, at the end "
+          f"{os.getloadavg()[0]:.2f}; python {platform.python_version()}; "
+          f"{args.rows_per_month * 6} training rows; 8 members; {args.repeats} rounds; "
+          f"CPU and memory of the whole process tree (orphans "
+          f"{'counted' if subreaper else 'NOT counted: no subreaper'}: "
+          + ", ".join(f"{k} {max(r[k]['orphans'] for r in rounds)}" for k in names)
+          + " at most per sweep), memory "
+          f"sampled every 20 ms\n")
+    left = max(r[k]["left"] for r in rounds for k in names)
+    if left:
+        print(f"WARNING: up to {left} process(es) of a sweep were still running 120 s after it "
+              "exited; their CPU is not counted\n")
+    print("| launcher | wall s, median (min–max) | CPU s, median (min–max) | CPU / wall | "
+          "peak tree RSS MiB, median (min–max) | data runs | split runs | train runs |")
+    print("|---|---|---|---|---|---|---|---|")
     for key, name in LAUNCHERS:
-        print(f"| {name} | {med(key, 'wall'):.1f} s | {med(key, 'cpu'):.1f} | "
+        print(f"| {name} | {med(key, 'wall'):.1f} ({spread(key, 'wall', '{:.1f}')}) | "
+              f"{med(key, 'cpu'):.1f} ({spread(key, 'cpu', '{:.1f}')}) | "
+              f"{statistics.median(r[key]['cpu'] / r[key]['wall'] for r in rounds):.2f} | "
+              f"{med(key, 'peak'):.0f} ({spread(key, 'peak', '{:.0f}')}) | "
               f"{max(r[key]['data'] for r in rounds)} | {max(r[key]['split'] for r in rounds)} |"
               f" {max(r[key]['train'] for r in rounds)} |")
     print("\n| measurement | result | goal | verdict |\n|---|---|---|---|")
