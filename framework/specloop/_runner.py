@@ -49,7 +49,9 @@ class Pipeline:
                 p = self.plans.get(name)
                 if p is None:
                     continue
-                if name == "register":  # read the champion, judge, promote, deploy: one holder
+                if name == "register" and not all(self.plans[n].cached for n in (
+                        "register", "deploy") if n in self.plans):
+                    # read the champion, judge, promote, deploy: one holder at a time
                     held.enter_context(registry.model_lock(self.ctx.model_name))
                 rows.append(self._stage(p))
         return rows

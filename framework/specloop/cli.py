@@ -214,6 +214,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 # -- parser ---------------------------------------------------------------------------------
 JSON = ("--json", {"action": "store_true", "help": "print JSON"})
+BUILTIN = ("run", "plan", "validate", "loop", "plugins", "runs", "registry", "reproduce")
 
 
 def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
@@ -291,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ._manager import make_plugin_manager
 
-        parser = build_parser(make_plugin_manager())
+        # a built-in command loads the plugins once, with the project's plugins.disable; other
+        # commands and --help need the plugins' sub-commands to parse the line
+        builtin = argv and argv[0] in BUILTIN and not {"-h", "--help"} & set(argv)
+        parser = build_parser(None if builtin else make_plugin_manager())
         args = parser.parse_args(argv)
         handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
         if handler is None:

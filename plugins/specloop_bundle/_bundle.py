@@ -83,22 +83,24 @@ def read_verified(fs: Any, root: str, model_sha256: str,
                   metadata_sha256: str | None = None) -> dict | None:
     """The bundle's metadata if every file matches its recorded SHA-256, the model is
     ``model_sha256`` and (when given) ``metadata.json`` is ``metadata_sha256``; ``None`` when
-    anything is missing, different or tampered with."""
+    anything is missing, different or tampered with. ``fs`` is an fsspec filesystem, or
+    ``None`` for a local folder."""
+    def read(name: str) -> bytes:
+        if fs is None:
+            return (Path(root) / name).read_bytes()
+        return fs.cat_file(f"{root}/{name}")
+
     try:
-        fs.invalidate_cache(root)
-        raw = fs.cat_file(f"{root}/{METADATA}")
+        if fs is not None:
+            fs.invalidate_cache(root)
+        raw = read(METADATA)
         if metadata_sha256 is not None and _sha(raw) != metadata_sha256:
             return None
         meta = json.loads(raw)
-        if meta.get("model_sha256") != model_sha256:
-            return None
         files = meta.get("files") or {}
-        if not files or files.get("model.bin") != model_sha256:
+        if meta.get("model_sha256") != model_sha256 or files.get("model.bin") != model_sha256:
             return None
-        for name, sha in files.items():
-            if _sha(fs.cat_file(f"{root}/{name}")) != sha:
-                return None
-        return meta
+        return meta if all(_sha(read(name)) == sha for name, sha in files.items()) else None
     except (OSError, ValueError, KeyError):
         return None
 
@@ -126,10 +128,7 @@ class BundleDeployer:
         """Whether the bundle on disk is whole and still the one recorded in ``result``:
         every file matches the SHA-256 its ``metadata.json`` records, and the model is the
         deployed one. A bundle edited, truncated or removed is deployed again."""
-        import fsspec
-
-        root = str(Path(result["location"]))
-        return read_verified(fsspec.filesystem("file"), root, result["sha256"],
+        return read_verified(None, str(result["location"]), result["sha256"],
                              result.get("metadata_sha256")) is not None
 
 
