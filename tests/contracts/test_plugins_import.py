@@ -61,3 +61,26 @@ def test_s3_drivers_load_only_for_s3_urls(tmp_path):
                           capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_exit_collections_are_skipped_only_by_the_console_script():
+    """``gc.freeze`` at exit belongs to the ``specloop`` process, never to a caller of main()."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit, gc, sys\n"
+             "calls = []\n"
+             "real = atexit.register\n"
+             "atexit.register = lambda f, *a, **k: (calls.append(f), real(f, *a, **k))[1]\n"
+             "from specloop import cli\n"
+             "sys.argv = ['specloop', 'plugins']\n"
+             "try:\n"
+             "    cli.main() if sys.argv[0] and MODE == 'main' else cli.console_main()\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print(gc.freeze in calls, file=sys.stderr)\n")
+    out = {mode: subprocess.run([sys.executable, "-c", f"MODE = {mode!r}\n" + probe],
+                                capture_output=True, text=True,
+                                timeout=60).stderr.strip().splitlines()[-1]
+           for mode in ("main", "console")}
+    assert out == {"main": "False", "console": "True"}, out
