@@ -96,8 +96,7 @@ class Manifest:
                 "key": p.key, "config": redact(p.config, secrets), "inputs": p.inputs,
                 "cached": p.cached, "status": "pending", "seconds": None}
             if p.name == "data":
-                self.doc["data_fingerprint"] = {k[10:]: v for k, v in p.config.items()
-                                                if k.startswith("data file ")} or p.key
+                self.doc["data_fingerprint"] = p.files or p.key
         if self.eager:
             self.write()
 

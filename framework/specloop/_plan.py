@@ -47,6 +47,11 @@ class StagePlan:
     config: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def files(self) -> dict[str, str]:
+        """``{path: md5}`` of the data files the stage's key was made from (``data`` only)."""
+        return {k[10:]: v for k, v in self.config.items() if k.startswith("data file ")}
+
     def row(self) -> dict[str, Any]:
         """A JSON-able summary."""
         comp = self.component

@@ -41,10 +41,6 @@ def _recorded_files(manifest: dict) -> dict[str, str]:
     return dict(fp) if isinstance(fp, dict) else {}
 
 
-def _current_files(plan: Any) -> dict[str, str]:
-    return {k[10:]: v for k, v in plan.config.items() if k.startswith("data file ")}
-
-
 def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
                            echo: Callable[[str], None] | None) -> RunContext:
     """A run context holding the manifest's resolved config, with a throwaway store and
@@ -158,14 +154,14 @@ def _reproduce(home: RunContext, project_dir: Path, run_id: str, tolerance: floa
     try:
         plans = plan(ctx, None)
         recorded = _recorded_files(manifest)
-        current = _current_files(plans[0])
+        current = plans[0].files
         if recorded and current != recorded:
             commit = _pin_data(ctx, manifest, current)
             why = None
             if commit is not None:
                 try:
                     plans = plan(ctx, None)
-                    current = _current_files(plans[0])
+                    current = plans[0].files
                     notes.append(f"data changed in the workspace; read commit {commit[:12]} "
                                  "through DVC, as recorded")
                 except SpecloopError as exc:

@@ -134,8 +134,7 @@ def data_versions(ctx: RunContext, p: StagePlan) -> dict[str, dict]:
     describe = getattr(ctx.component("data"), "versions", None)
     if not callable(describe):
         return {}
-    files = {k[10:]: v for k, v in p.config.items() if k.startswith("data file ")}
-    return describe(ctx.node("data"), files) or {}
+    return describe(ctx.node("data"), p.files) or {}
 
 
 def plan_run(ctx: RunContext) -> list[StagePlan]:

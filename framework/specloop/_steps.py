@@ -48,8 +48,7 @@ def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
 def run_data(pipe: Any, plan: Any) -> None:
     """Read the source and keep it as Parquet, keyed by its fingerprint."""
     ctx = pipe.ctx
-    planned = {k[10:]: v for k, v in plan.config.items() if k.startswith("data file ")}
-    frame = snapshot(ctx, planned)
+    frame = snapshot(ctx, plan.files)
     columns_for(frame, ctx.spec.components["data"].config, ctx.spec.provenance.where)
     ctx.store.put(plan.key, {"frame.parquet": to_parquet(frame)},
                   {"stage": "data", "rows": len(frame)})

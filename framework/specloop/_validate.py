@@ -43,7 +43,5 @@ def data_task(ctx: Any) -> tuple[str, str]:
     if plans["split"].cached:
         columns = json.loads(ctx.store.get(plans["split"].key, "columns.json"))
     else:
-        planned = {k[10:]: v for k, v in plans["data"].config.items()
-                   if k.startswith("data file ")}
-        columns = columns_for(snapshot(ctx, planned), conf, ctx.spec.provenance.where)
+        columns = columns_for(snapshot(ctx, plans["data"].files), conf, ctx.spec.provenance.where)
     return columns["task"], columns["target"]
