@@ -75,9 +75,8 @@ class BacktestJob(SweepJob):
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         from ._loop import Loop
         from ._registry import Registry
-        from ._context import make_context
 
-        ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
+        ctx = self.context(cfg, overrides)
         job_dir.mkdir(parents=True, exist_ok=True)
         log = open(job_dir / "loop.log", "w")
         ctx.echo = lambda text: (log.write(text + "\n"), log.flush())

@@ -25,7 +25,7 @@ from typing import Any
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override
 from ._manager import make_plugin_manager
-from ._redact import redact_overrides
+from ._redact import redact_overrides, redact_text
 from .errors import ConfigError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -83,13 +83,23 @@ class SweepJob:
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
+        self.secret_keys: frozenset[str] = frozenset()
+
+    def context(self, cfg: Any, overrides: list[str]) -> Any:
+        """The member's run context; remembers which keys its schemas mark secret, so that
+        its ``result.json`` masks them too."""
+        from ._context import make_context
+        from ._redact import secret_fields
+
+        ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
+        self.secret_keys = secret_fields(ctx.spec)
+        return ctx
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
         from ._runner import execute
-        from ._context import make_context
 
-        ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
+        ctx = self.context(cfg, overrides)
         try:
             mode = ctx.spec.sweep.register
             doc = execute(ctx, register=mode == "all")
@@ -172,7 +182,11 @@ class SweepJob:
 
         job_dir = Path(hc.sweep.dir) / str(hc.sweep.subdir) \
             if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
-        out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc)),
+        for field in ("error", "detail"):
+            if field in out:
+                out[field] = redact_text(str(out[field]), self.secret_keys)
+        out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc),
+                                                                    self.secret_keys),
                "seconds": round(seconds, 3), **out}
         job_dir.mkdir(parents=True, exist_ok=True)
         tmp = job_dir / "result.json.tmp"
@@ -323,7 +337,7 @@ def _redact_sweep_record(sweep_dir: Path) -> None:
     """Hydra's sweepers save the composed config as ``multirun.yaml``: mask its secrets."""
     import yaml  # a sweep has imported it long since
 
-    from ._redact import redact, redact_text
+    from ._redact import redact
 
     path = Path(sweep_dir) / "multirun.yaml"
     if path.is_file():

@@ -2,7 +2,8 @@
 
 A value is a secret when its key is, or sits under, a field a component schema marks
 ``param(secret=True)`` (``store.storage_options`` is one), or when its last key part names a
-credential (``token``, ``password``, ``secret``, ``api_key``, ``access_key`` …). Manifests,
+credential (``token``, ``password``, ``secret``, ``api_key``, ``access_key`` …), or when it sits
+under any ``storage_options`` (fsspec's credentials travel there, whatever the key). Manifests,
 registry records, ``runs show``, ``registry show``, ``validate --show`` and error messages
 all go through :func:`redact`; credentials belong in environment variables
 (``${oc.env:NAME}``), which specloop never records.
@@ -22,7 +23,7 @@ _CREDENTIAL = re.compile(r"(^|_|-)(token|password|passwd|secret|api_?key|access_
 def is_secret_key(key: str, secret_keys: frozenset[str] = frozenset()) -> bool:
     """Whether dotted ``key`` names a secret (itself, or below a secret field)."""
     parts = key.split(".")
-    if _CREDENTIAL.search(parts[-1].lstrip("+~")):
+    if _CREDENTIAL.search(parts[-1].lstrip("+~")) or "storage_options" in parts[:-1]:
         return True
     return any(".".join(parts[:i]) in secret_keys for i in range(1, len(parts) + 1))
 

@@ -74,3 +74,16 @@ def test_secrets_come_from_the_environment(project, monkeypatch):
     finally:
         ctx.close()
     assert os.environ["SPECLOOP_TEST_TOKEN"] == SECRET
+
+
+@pytest.mark.slow
+def test_any_storage_option_is_a_secret_in_a_sweep_record(project):
+    # fsspec's s3 takes its access key as ``key``: no credential word in the name
+    res = project.cli("run", "-m", f"+store.storage_options.key={SECRET}",
+                      "model.params.C=0.5,1.0")
+    assert res.exit_code == 0, res.output
+    results = list((project.root / ".specloop" / "sweeps").rglob("result.json"))
+    assert len(results) == 2
+    for path in results:
+        assert "+store.storage_options.key=***" in json.loads(path.read_text())["overrides"]
+    _assert_nowhere(project.root, res.output)
