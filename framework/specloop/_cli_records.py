@@ -84,6 +84,11 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     from . import _governance as gov
     from ._registry import check_name
 
+    if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
+        rows = gov.check_registry(ctx)
+        out(json.dumps(rows, indent=2) if args.json else
+            table(rows, ["what", "status", "detail"]))
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
     reg, name, sub = ctx.registry, ctx.model_name, args.registry_cmd
     if sub == "list":
         versions = reg.versions(name)
@@ -128,11 +133,6 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
         out(table([{"at": a["at"], "action": a["action"], "version": a["version"],
                     "alias": a["alias"], "reason": a["reason"]} for a in audit],
                   ["at", "action", "version", "alias", "reason"]))
-    elif sub == "check":
-        rows = gov.check_registry(ctx)
-        out(json.dumps(rows, indent=2) if args.json else
-            table(rows, ["what", "status", "detail"]))
-        return 0 if all(r["status"] == "ok" for r in rows) else 1
     elif sub == "backup":
         dest = reg.backup(Path(args.file))
         out(f"wrote {dest} (a consistent copy of {reg.path})")

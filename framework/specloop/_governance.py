@@ -251,13 +251,16 @@ def check_registry(ctx: Any) -> list[dict]:
         ``tampered`` or ``failed``).
     """
     from ._plan import deployment_status
-    from .errors import ArtifactError
+    from .errors import ArtifactError, RegistryError
 
-    rows = []
-    problems = ctx.registry.integrity()
-    rows.append({"what": f"registry file {ctx.registry.path}",
-                 "status": "ok" if not problems else "failed",
-                 "detail": "; ".join(problems[:3]) or "SQLite integrity check passed"})
+    try:
+        problems = ctx.registry.integrity()
+    except RegistryError as exc:  # refused as it opened: nothing else can be checked
+        return [{"what": f"registry file {ctx.spec.store.registry or 'default'}",
+                 "status": "failed", "detail": f"{exc.args[0]} (fix: {exc.fix})"}]
+    rows = [{"what": f"registry file {ctx.registry.path}",
+             "status": "ok" if not problems else "failed",
+             "detail": "; ".join(problems[:3]) or "SQLite integrity check passed"}]
     for v in ctx.registry.versions(ctx.model_name):
         for a in v["artifacts"]:
             what = f"v{v['version']} {a['role']}/{a['file']}"

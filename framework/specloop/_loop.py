@@ -267,17 +267,21 @@ class Loop:
                                     categorical=columns["categorical"]))
         metrics = None
         target = columns["target"]
-        if target in frame.columns and frame[target].notna().all() and len(frame):
-            metrics = self.metrics_c.compute(model, X, frame[target], task=columns["task"])
+        labelled = frame[target].notna() if target in frame.columns else None
+        n_labelled = int(labelled.sum()) if labelled is not None else 0
+        if n_labelled:  # a partly labelled batch is measured on the rows that have labels
+            metrics = self.metrics_c.compute(model, X[labelled], frame[target][labelled],
+                                             task=columns["task"])
         since = sum(1 for r in done.values() if r.get("champion") == champion["version"])
         obs = Observation(batch_id, len(frame), drift, metrics, champion["metrics"],
                           self.metrics_c.primary, self.metrics_c.greater_is_better, since + 1)
         decision = self.policy.decide(obs) if self.policy else Decision(False, "no policy")
-        if decision.retrain and target not in frame.columns:  # e.g. logged serving traffic
+        if decision.retrain and not n_labelled:  # e.g. logged serving traffic
             decision = Decision(False, f"{decision.reason}, but the batch has no {target!r} "
                                        "labels to retrain on", decision.details)
         record: dict[str, Any] = {
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
+            "labelled": n_labelled,
             "champion": champion["version"],
             "drift_share": drift["drift_share"] if drift else None,
             "drift_status": drift.get("status") if drift else None,
@@ -326,8 +330,12 @@ class Loop:
         keep = [*columns["features"], columns["target"]]
         train_parts, test_parts = [], []
         for i, key in enumerate(keys.values()):
-            tr, te = self._holdout(from_parquet(self.ctx.store.get(key, "frame.parquet")),
-                                   columns, i + 1)
+            frame = from_parquet(self.ctx.store.get(key, "frame.parquet"))
+            if columns["target"] in frame.columns:
+                frame = frame[frame[columns["target"]].notna()]  # only the labelled rows
+            if columns["target"] not in frame.columns or not len(frame):
+                continue  # a batch without labels adds nothing to train on
+            tr, te = self._holdout(frame, columns, i + 1)
             train_parts.append(tr[keep])
             test_parts.append(te[keep])
         base = getattr(self.window_conf, "include_base", True)

@@ -60,7 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _out(f"alias {change['alias']}: v{change['from']} → v{change['to']}"
              if change["from"] else f"alias {change['alias']}: → v{change['to']}")
     if doc.get("deployment"):
-        _out(f"deployed v{doc['deployment']['version']} to {doc['deployment']['location']}")
+        where = doc["deployment"].get("location")
+        _out(f"deployed v{doc['deployment'].get('version', '?')}" + (f" to {where}" if where
+                                                                     else ""))
     return 0
 
 

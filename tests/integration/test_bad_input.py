@@ -584,3 +584,17 @@ def test_killed_run_leaves_store_and_registry_consistent(tmp_path):
     assert [d["status"] for d in docs.values() if d["run_id"] != killed["run_id"]] == ["succeeded"]
     versions = json.loads(p.cli("registry", "list", "--json").stdout)
     assert [v["version"] for v in versions] == [1]
+
+
+def test_registry_check_reports_a_registry_file_it_cannot_open(project):
+    p = project
+    p.cli("validate")
+    db = p.root / ".specloop" / "registry.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"not a database at all")
+    res = p.cli("registry", "check", "--json")
+    assert res.exit_code == 1, res.output
+    rows = json.loads(res.stdout)
+    assert rows[0]["status"] == "failed" and "not a readable SQLite database" in rows[0]["detail"]
+    assert "Traceback" not in res.output
+    assert db.read_bytes() == b"not a database at all"  # nothing replaced it

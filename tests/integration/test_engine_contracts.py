@@ -371,3 +371,22 @@ def test_integer_dict_keys_survive_composition(project):
         assert all(type(k) is int for k in model.class_weight)
     finally:
         ctx.close()
+
+
+def test_a_partly_labelled_batch_is_measured_and_retrained_on_its_labelled_rows(alt):
+    cli = alt.cli_with
+    assert cli("run").returncode == 0
+    path = _csv(alt.root / "data" / "new" / "2024-01.csv", rows=200, seed=5)
+    lines = path.read_text().splitlines()
+    # every third row's label is not known yet
+    path.write_text("\n".join([lines[0], *(ln.rsplit(",", 1)[0] + "," if i % 3 == 0 else ln
+                                           for i, ln in enumerate(lines[1:]))]) + "\n")
+    res = cli("loop", "retrain=every", "retrain.batches=1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    from specloop._registry import Registry
+
+    batch = Registry(alt.root / ".specloop" / "registry.db").processed_batches("alt")["2024-01"]
+    assert batch["rows"] == 200 and batch["labelled"] == 133
+    assert batch["value"] is not None and batch["retrain"] is True, batch
+    assert batch["new_version"] == 2 and batch["outcome"] in ("promoted", "kept champion")
+    assert batch["challenger_value"] is not None, batch
