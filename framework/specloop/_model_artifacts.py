@@ -123,12 +123,14 @@ def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
                              and component.get("node") == current.node):
         return current, current.build(ctx.run_id)
     if (str(Stage.MODEL), component["kind"]) not in ctx.table.specs:
-        dist = (component.get("distribution") or "").split(" ")[0] or "the plugin"
+        dist = component.get("distribution") or ""
+        name, _, version = dist.partition(" ")
+        fix = (f"pip install '{name}=={version}'" if name and not name.startswith("(") else
+               f"register the plugin that provides model/{component['kind']} before loading "
+               "(it was registered in-process, not installed from a distribution)")
         raise PluginError(f"the model was saved by component model/{component['kind']} "
-                          f"({component.get('distribution') or 'unknown distribution'}), "
-                          "which is not installed", plugin=component.get("plugin"),
-                          distribution=component.get("distribution"),
-                          fix=f"pip install {dist}")
+                          f"({dist or 'unknown distribution'}), which is not installed",
+                          plugin=component.get("plugin"), distribution=dist or None, fix=fix)
     from ._spec import ValidationContext, resolve_node
 
     prov = ctx.spec.provenance

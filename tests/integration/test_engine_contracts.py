@@ -271,7 +271,7 @@ def test_a_plugin_model_replaces_an_sklearn_champion_and_the_reverse(alt):
     res = cli("loop", "retrain=never", with_plugin=False)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "saved by component model/linear (altplugin 0.1), which is not installed" in \
-        res.stderr and "pip install altplugin" in res.stderr
+        res.stderr and "pip install 'altplugin==0.1'" in res.stderr
     assert "Traceback" not in res.stderr
 
 
