@@ -114,3 +114,30 @@ def test_an_unknown_start_method_is_a_config_error(project):
                       "model.params.C=1.0,2.0")
     assert out.exit_code == 2, out.output
     assert "start method 'teleport'" in out.stderr and "Traceback" not in out.stderr
+
+
+CALLBACK = '''
+import os
+from pathlib import Path
+from hydra.experimental.callback import Callback
+
+class Mark(Callback):
+    def on_job_start(self, config, **kwargs):
+        Path(config.hydra.sweep.dir, f"started-{config.hydra.job.num}-{os.getpid()}").touch()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_hydra_callbacks_run_in_every_member(project, method, tmp_path, monkeypatch):
+    (tmp_path / "markcb.py").write_text(CALLBACK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    root = project.root
+    sweep_dir, results = multirun(root, ["sweep.register=none",
+                                         f"hydra.launcher.start_method={method}",
+                                         "+hydra.callbacks.mark._target_=markcb.Mark",
+                                         "model.params.C=1.0,2.0"])
+    assert [r["status"] for r in results] == ["succeeded", "succeeded"]
+    marks = sorted(p.name.split("-")[1] for p in sweep_dir.glob("started-*"))
+    assert marks == ["0", "1"]
+    assert os.getpid() not in {int(p.name.split("-")[2]) for p in sweep_dir.glob("started-*")}

@@ -48,7 +48,7 @@ def worker_count(n_jobs: int | None) -> int:
     return max(1, cores + 1 + n_jobs) if n_jobs < 0 else int(n_jobs)
 
 
-def _in_worker(conn: Any, task_function: Any, config: Any, warm: bool) -> None:
+def _in_worker(conn: Any, task_function: Any, config: Any, warm: bool, callbacks: Any) -> None:
     """The body of a worker process: one member (or the warm-up) through Hydra's API."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
@@ -61,10 +61,8 @@ def _in_worker(conn: Any, task_function: Any, config: Any, warm: bool) -> None:
             task_function.warm_up(config)
             ret: Any = True
         else:
-            from hydra._internal.callbacks import Callbacks  # noqa: PLC2701 - run_job needs one
-
-            ret = run_job(hydra_context=HydraContext(config_loader=None,
-                                                     callbacks=Callbacks(config)),
+            # the sweep's own callbacks object, pickled over as Hydra's joblib launcher does
+            ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
                           task_function=task_function, config=config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except BaseException as exc:  # noqa: BLE001 - Hydra's own failure, sent as the result
@@ -143,7 +141,8 @@ def _run(mp: Any, configs: list[tuple], n_jobs: int, launcher: Any,
         while todo and len(running) < n_jobs:
             idx, ov, cfg = todo.pop(0)
             recv, send = mp.Pipe(duplex=False)
-            proc = mp.Process(target=_in_worker, args=(send, launcher.task_function, cfg, warm),
+            proc = mp.Process(target=_in_worker, args=(send, launcher.task_function, cfg, warm,
+                                                       launcher.hydra_context.callbacks),
                               name=f"specloop-member-{idx}")
             proc.start()
             send.close()  # the child holds the only writing end: EOF when it dies
