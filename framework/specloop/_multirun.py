@@ -1,8 +1,9 @@
 """``specloop run -m`` and ``specloop loop --backtest``: real Hydra multiruns over the spec.
 
 Hydra's own ``hydra.main`` drives the sweep, so every sweeper (basic, Optuna) and launcher
-(joblib, submitit, Ray) plugin works unchanged. The default launcher is joblib: members run
-in parallel processes on one machine; ``hydra/launcher=basic`` runs them one after another.
+(joblib, submitit, Ray) plugin works unchanged. The default launcher is specloop's own
+(``hydra_plugins.specloop_launcher``): the shared stages once, then each member in a worker
+process on this machine; ``hydra/launcher=basic`` runs them one after another in this one.
 
 Each member builds its own plugin manager and run context from the config Hydra composed for
 it (nothing global), and writes its outcome to ``result.json`` in its own job folder
@@ -212,7 +213,7 @@ def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
 # Hydra plugins a sweep may select, the module that provides each, and specloop's extra
 PLUGIN_OPTIONS = {
     ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
-    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", None),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
     ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
     ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
     ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),

@@ -47,8 +47,9 @@ class StoreConf:
 
     url: str = param(".specloop/store", help="artifact store: a folder (relative to the "
                                              "project) or an fsspec URL (s3://bucket/prefix)")
-    registry: str | None = param(None, help="registry database URL (default: "
-                                            "sqlite:///.specloop/registry.db in the project)")
+    registry: str | None = param(None, help="the registry's SQLite file: a path or "
+                                            "sqlite:///PATH (default: .specloop/registry.db "
+                                            "in the project, never inside the store)")
     storage_options: dict[str, Any] = param(default_factory=dict, secret=True,
                                             help="passed to fsspec (endpoint, credentials …)")
 

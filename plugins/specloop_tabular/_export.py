@@ -12,7 +12,7 @@ The export writes three files next to ``conf/``:
 ``params.yaml``
     The resolved stage nodes of the spec (``project``, ``data``, ``model``, ``metrics``,
     ``gate``, ``deploy``), so ``dvc exp run -S model.params.max_iter=50`` changes a value
-    that specloop reads: the exported stages run ``specloop run --params params.yaml``.
+    that specloop reads: the exported stages run ``specloop dvc-stage --params params.yaml``.
 ``dvc.specloop.json``
     The params as exported. ``--params`` turns into overrides only the values that differ
     from this snapshot, i.e. the ones changed through DVC; a change made in ``conf/`` after

@@ -29,7 +29,7 @@ ConfigStore.instance().store(group="hydra/launcher", name="specloop",
 
 
 class SpecloopLauncher(Launcher):
-    """Warm up once, then run each member in a worker process (see ``specloop._launcher``)."""
+    """Warm up once, then run each member in a worker process (see :mod:`hydra_plugins.specloop_launcher._launch`)."""
 
     def __init__(self, n_jobs: int = -1, warm_up: bool = True, start_method: str = "auto") -> None:
         self.n_jobs = n_jobs
