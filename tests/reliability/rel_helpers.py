@@ -327,3 +327,55 @@ def stage_actions(stdout: str) -> dict[str, str]:
         if len(parts) >= 2 and parts[0] in STAGES and parts[1] in ("ran", "cached"):
             found[parts[0]] = parts[1]
     return found
+
+
+# -- models that would run code if loaded ---------------------------------------------------
+EVIL_MODULE = '''
+"""A type whose loading creates a marker file (it is never to be loaded)."""
+
+
+class Evil:
+    def __setstate__(self, state):
+        open(state["marker"], "w").close()
+        self.__dict__.update(state)
+
+    def predict(self, X):
+        return [0] * len(X)
+'''
+
+
+class _PickleBomb:
+    """Unpickling this calls ``open(marker, "w")``: the marker file appears."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def evil_pickle(marker: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps(_PickleBomb(marker))
+
+
+def evil_skops(marker: Path, ext: Path) -> bytes:
+    """A skops file holding ``rel_evil.Evil`` (an untrusted type whose load runs code)."""
+    import skops.io as sio
+
+    if not (ext / "rel_evil.py").is_file():
+        (ext / "rel_evil.py").write_text(textwrap.dedent(EVIL_MODULE))
+    sys.path.insert(0, str(ext))
+    try:
+        import rel_evil
+
+        obj = rel_evil.Evil()
+        obj.__dict__["marker"] = str(marker)
+        return sio.dumps(obj)
+    finally:
+        sys.path.remove(str(ext))
+
+
+def payload(kind: str, marker: Path, ext: Path) -> bytes:
+    return evil_pickle(marker) if kind == "pickle" else evil_skops(marker, ext)
