@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from specloop.testing import CliResult, ProjectBuilder
+
+# the S3 fixtures (moto's server mode) live beside the S3 tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "s3"))
 
 PY = sys.executable
 CODES = (0, 1, 2, 3)  # every exit code a specloop command may end with (besides a kill)
@@ -211,8 +215,11 @@ def plan_rows(res: Any) -> dict[str, dict]:
 # -- the test plugin distribution -----------------------------------------------------------
 POINTS_PLUGIN = '''
 """Stops a specloop process at a named point: SIGKILL (REL_KILL=point[@n]) or a pause until a
-release file exists (REL_HOLD=point[@n], REL_DIR=folder). REL_BARRIER=file makes the process
-wait at start until the file exists. REL_LOCKWATCH=folder marks each process that opened a
+release file exists (REL_HOLD=point[@n], REL_DIR=folder). Points: the lifecycle hooks
+(before:/after:<stage>, alias:<alias>:<action>, batch-record), the gate (gate, or
+gate-in-retrain inside the loop's retrain step) and renames of temporary folders
+(rename:store-tmp, rename:bundle-tmp: just before the write is put in place).
+REL_BARRIER=file makes the process wait at start until the file exists. REL_LOCKWATCH=folder marks each process that opened a
 model lock file. The gate ``killing`` is the threshold gate with the point ``gate``."""
 import os
 import signal
@@ -263,6 +270,19 @@ if os.environ.get("REL_LOCKWATCH"):
             if not os.path.exists(mark):
                 open(mark, "w").close()
     sys.addaudithook(_audit)
+
+
+if "rename:" in os.environ.get("REL_KILL", "") + os.environ.get("REL_HOLD", ""):
+    def _renames(event, args):
+        if event != "os.rename":
+            return
+        src, dst = str(args[0]), str(args[1])
+        if "/artifacts/.tmp-" in src:
+            point("rename:store-tmp")
+        elif os.path.basename(src).startswith(".") and ".tmp-" in src \
+                and "/.specloop/" not in src:
+            point("rename:bundle-tmp")
+    sys.addaudithook(_renames)
 
 
 class KillingGate(ThresholdGate):
@@ -379,3 +399,9 @@ def evil_skops(marker: Path, ext: Path) -> bytes:
 
 def payload(kind: str, marker: Path, ext: Path) -> bytes:
     return evil_pickle(marker) if kind == "pickle" else evil_skops(marker, ext)
+
+
+@pytest.fixture(scope="session")
+def ext(tmp_path_factory) -> Path:
+    """The folder of the test plugin distribution ``rel_points`` (import this fixture)."""
+    return points_plugin(tmp_path_factory.mktemp("ext"))

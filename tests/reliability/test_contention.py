@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import CODES, champion, deployed, make_project, ok, query, spawn, wait_for
 
 pytestmark = pytest.mark.slow

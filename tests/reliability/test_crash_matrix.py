@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rel_helpers import leftovers, make_project, ok, sha, sl, stage_actions, state
+from rel_helpers import ext  # noqa: F401 - a fixture
+from rel_helpers import (leftovers, make_project, ok, plan_rows, sha, sl, stage_actions,
+                         state)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")]
@@ -106,6 +108,40 @@ def test_run_killed_at_a_stage_boundary_resumes_to_the_same_state(point, tmp_pat
         assert_interrupted(p, ids)  # still told apart from the run that finished
         cached = p.cli("run")  # and nothing is left to do
         assert set(stage_actions(cached.stdout).values()) == {"cached"}, cached.stdout
+
+
+@pytest.mark.parametrize("point", ["rename:store-tmp@1", "rename:store-tmp@3",
+                                   "rename:bundle-tmp@1"])
+def test_run_killed_inside_a_write_leaves_no_temporary_folder(point, tmp_path, ext, baselines):
+    """Killed with a store artifact or the bundle written but not yet renamed into place."""
+    p = run_project(tmp_path / "p")
+    killed = sl(p.root, "run", ext=ext, REL_KILL=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert leftovers(p.root)  # the kill left its temporary folder behind
+    with plugin_on_path(ext):
+        ok(p.cli("run"))
+        check_consistent(p, baselines["run"])
+
+
+def test_a_deploy_killed_between_its_renames_is_redeployed_without_leftovers(tmp_path, ext):
+    """The old bundle moved aside, the new one not yet in place: no bundle at all. The next
+    run deploys it, and neither folder of the killed swap stays behind."""
+    p = run_project(tmp_path / "p")
+    with plugin_on_path(ext):
+        ok(p.cli("run"))
+        ok(p.cli("run", "model.params.C=0.3"))
+    target = 1 if state(p.root)["aliases"]["champion"] == 2 else 2
+    killed = sl(p.root, "registry", "promote", str(target), "--force", "--reason", "test",
+                ext=ext, REL_KILL="rename:bundle-tmp@1")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert not (p.root / "deploy" / "champion").exists()
+    with plugin_on_path(ext):
+        row = plan_rows(p.cli("plan", "--json"))["deploy"]
+        assert row["action"] == "run", row
+        ok(p.cli("run"))
+    st = state(p.root)
+    assert st["aliases"]["champion"] == target == st["deployed"]
+    assert not leftovers(p.root), leftovers(p.root)
 
 
 # (point, occurrence): the loop first runs the pipeline (no champion yet), then batches

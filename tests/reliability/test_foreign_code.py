@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from moto_s3 import bucket, s3, s3_endpoint, s3_env, s3_options  # noqa: F401
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import (assert_refused, db_path, make_project, ok, payload, plan_keys,
                          plan_rows, query, sha, sl, store_dir)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import (assert_refused, make_project, ok, query, spawn, store_dir, wait_for,
                          write_csv)
 

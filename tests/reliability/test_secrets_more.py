@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from moto_s3 import bucket, s3, s3_endpoint, s3_env, s3_options  # noqa: F401
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import make_project, ok, sl, spawn, wait_for
 
 SECRET = "s3cr3t-Value-7d1e"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import (assert_refused, deployed, make_project, ok, plan_keys, sha, sl,
                          stage_actions, store_dir)
 

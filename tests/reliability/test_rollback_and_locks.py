@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from specloop.testing import ProjectBuilder
+from rel_helpers import ext  # noqa: F401 - a fixture
 from rel_helpers import (assert_refused, champion, deployed, make_project, ok, query, spawn,
                          state, wait_for)
 
