@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ._boundary import call_hook
-from ._model_artifacts import MODEL_FILE, load_model, model_record, read_file, version_artifacts
+from ._model_artifacts import (MODEL_FILE, load_model, model_record, read_file, recorded_file,
+                              version_artifacts)
 from ._plan import deploy_target, deployment_status
 from ._redact import redact, secret_fields
 from .errors import StageError
@@ -94,11 +95,17 @@ def judge(ctx: Any, candidate: dict, champion: dict | None,
 
 
 def signature_of(ctx: Any, version: dict) -> dict | None:
-    """A registered version's input signature (``None`` if it has none recorded)."""
-    try:
-        return json.loads(read_file(ctx, version["model_key"], "signature.json", version))
-    except Exception:  # noqa: BLE001 - an older artifact without a signature
-        return None
+    """A registered version's input signature (``None`` if it has none recorded).
+
+    Raises:
+        ArtifactError: a recorded signature is missing from the store or was changed: the
+            signature rule is never switched off by a file nobody can read.
+    """
+    key = version["model_key"]
+    index = (ctx.store.record(key) or {}).get("files") or {}
+    if recorded_file(version, key, "signature.json") is None and "signature.json" not in index:
+        return None  # an older artifact without a signature
+    return json.loads(read_file(ctx, key, "signature.json", version))
 
 
 def register_version(ctx: Any, *, model_key: str, reference_key: str | None, metrics: dict,

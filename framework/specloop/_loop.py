@@ -245,6 +245,8 @@ class Loop:
         if not store.has(batch_key):
             store.put(batch_key, {"frame.parquet": to_parquet(frame)},
                       {"stage": "batch", "batch": batch_id})
+        else:  # kept by a step a crash interrupted: it must still be the bytes recorded
+            store.get(batch_key, "frame.parquet")
         champion = self._champion()
         reference, columns = self._reference(champion)
         missing = [c for c in columns["features"] if c not in frame.columns]
@@ -308,7 +310,9 @@ class Loop:
         import pandas as pd  # loaded with the batch already
 
         key = cache_key("scores", batch_key, champion["model_key"])
-        if not self.ctx.store.has(key):
+        if self.ctx.store.has(key):  # an interrupted step's scores: checked, not trusted
+            self.ctx.store.get(key, "scores.parquet")
+        else:
             scores = pd.DataFrame({"prediction": model.predict(X)})
             if hasattr(model, "predict_proba"):
                 proba = model.predict_proba(X)

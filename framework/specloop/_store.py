@@ -223,6 +223,17 @@ class ArtifactStore:
                                     "run; a registered version's files can be restored from "
                                     "a backup of the store") from None
         actual = sha256(data)
+        recorded = (rec or {}).get("files", {}).get(name, {}).get("sha256")
+        if registered and actual != registered and actual == recorded:
+            # the registered bytes went missing and a run computed the key again: specloop
+            # wrote these bytes (the index says so), they are just not the version's
+            raise ArtifactError("the registered bytes of an artifact file are missing: the "
+                                "store holds a later recomputation, which is not byte for "
+                                "byte the registered file; refusing to use it", path=path,
+                                expected=expected, actual=actual, missing=True,
+                                fix="restore the file from a backup of the store (the "
+                                    "registry's SHA-256 identifies it), or promote another "
+                                    "version")
         if actual != expected:
             raise ArtifactError("artifact file does not match the SHA-256 specloop recorded "
                                 "(truncated or tampered with); refusing to use it",

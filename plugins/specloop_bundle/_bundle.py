@@ -47,14 +47,44 @@ def bundle_files(bundle: dict) -> dict[str, bytes]:
     return files
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _sweep(target: Path) -> None:
+    """Remove the folders of swaps that a killed writer left beside ``target``: its new
+    bundle not yet renamed in (``.tmp-``), or the old one moved aside (``.old-``). Each
+    name carries its writer's pid; one whose writer is alive is left alone."""
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        for kind in (".tmp-", ".old-"):
+            prefix = f".{target.name}{kind}"
+            pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(target.parent / name, ignore_errors=True)
+
+
 def write_local(target: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` as the folder ``target``, swapped in whole (never half visible)."""
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    """Write ``files`` as the folder ``target``, swapped in whole (never half visible); the
+    leftovers of a writer killed mid-swap are removed first."""
+    if target.parent.is_dir():
+        _sweep(target)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = target.parent / f".{target.name}.tmp-{tag}"
     tmp.mkdir(parents=True)
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        old = target.parent / f".{target.name}.old-{tag}"
         if target.exists():
             os.rename(target, old)
         os.rename(tmp, target)
