@@ -162,11 +162,20 @@ class FileSource:
         from specloop import file_md5
 
         key = f"{_key(ctx)}.path"
-        return [Batch(p.stem, file_md5(p), lambda p=p: self._read_batch(p, key),
-                      p.stat().st_mtime) for p in self._files(ctx)]
+        out = []
+        for p in self._files(ctx):
+            try:
+                out.append(Batch(p.stem, file_md5(p), lambda p=p: self._read_batch(p, key),
+                                 p.stat().st_mtime))
+            except FileNotFoundError:  # removed since it was listed: not a batch any more
+                continue
+        return out
 
     def _read_batch(self, path: Path, key: str) -> tuple[Any, str]:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # removed or being replaced: look again next time
+            raise BatchNotReady("the file went away before it was read") from None
         if self.reader == "csv" and data and not data.endswith(b"\n"):
             raise BatchNotReady("its last line has no newline")
         try:

@@ -201,7 +201,8 @@ def test_a_batch_that_vanishes_after_listing_is_not_recorded(trained, ext, tmp_p
         (hold / "release").touch()
     stdout, stderr = proc.communicate(timeout=120)
     assert "Traceback" not in stdout + stderr
-    assert proc.returncode in (0, 1), stderr
+    assert proc.returncode == 0, stderr  # left for later, as a batch not written yet
+    assert "went away" in stdout + stderr
     assert list(records(p)) == ["b0"]
     b1.write_bytes(data)
     ok(p.cli("loop"))
