@@ -40,10 +40,10 @@ class PluginManager(pluggy.PluginManager):
         return self.distributions.get(name, "(registered in-process)")
 
     def _collect(self, hook: str) -> list[tuple[str, list]]:
-        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook;
-        a plugin that raises is a :class:`PluginError` naming it."""
+        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook, in
+        registration order; a plugin that raises is a :class:`PluginError` naming it."""
         out = []
-        for impl in getattr(self.hook, hook).get_hookimpls():  # registration order
+        for impl in getattr(self.hook, hook).get_hookimpls():
             try:
                 out.append((impl.plugin_name, list(impl.function() or [])))
             except Exception as exc:
@@ -69,10 +69,8 @@ class PluginManager(pluggy.PluginManager):
         return ComponentTable(specs, self.broken)
 
     def _union(self, hook: str) -> list[str]:
-        out: list[str] = []
-        for _name, values in self._collect(hook):
-            out.extend(v for v in values if v not in out)
-        return out
+        """Every value the plugins return for ``hook``, once each, in registration order."""
+        return list(dict.fromkeys(v for _name, values in self._collect(hook) for v in values))
 
     def conf_dirs(self) -> list[str]:
         """The config directories the plugins ship, in registration order."""
@@ -88,12 +86,8 @@ class PluginManager(pluggy.PluginManager):
 
     def settings_schemas(self) -> dict[str, type]:
         """``{plugin name: dataclass}`` of the ``plugins.<name>`` settings plugins declare."""
-        out = {}
-        for impl in self.hook.specloop_settings_schema.get_hookimpls():
-            schema = impl.function()
-            if schema is not None:
-                out[impl.plugin_name] = schema
-        return out
+        impls = self.hook.specloop_settings_schema.get_hookimpls()
+        return {i.plugin_name: schema for i in impls if (schema := i.function()) is not None}
 
     def plugin_rows(self) -> list[dict]:
         """One row per plugin (loaded and broken) for ``specloop plugins``."""
@@ -111,17 +105,9 @@ def _split_env(name: str) -> list[str]:
 
 def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str] = (),
                         plugins: Iterable[object] = ()) -> PluginManager:
-    """Build a fresh plugin manager.
-
-    Args:
-        load_entrypoints: Load plugins from the ``specloop.plugins`` entry-point group.
-        disable: Entry-point names to block before they are imported (also read from
-            ``SPECLOOP_DISABLE_PLUGINS``); ``SPECLOOP_PLUGINS`` is an allowlist.
-        plugins: Plugin objects (modules or instances) to register explicitly.
-
-    Returns:
-        The manager. Plugins that failed to import are in ``pm.broken`` and were warned about.
-    """
+    """A fresh manager with the ``specloop.plugins`` entry points (less ``disable`` and
+    ``SPECLOOP_DISABLE_PLUGINS``; only ``SPECLOOP_PLUGINS`` if set) and ``plugins`` (modules
+    or instances). Plugins that fail to import are warned about and listed in ``pm.broken``."""
     pm = PluginManager()
     blocked = set(disable) | set(_split_env("SPECLOOP_DISABLE_PLUGINS"))
     allow = set(_split_env("SPECLOOP_PLUGINS"))
