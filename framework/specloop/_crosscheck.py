@@ -1,7 +1,5 @@
-"""Checks that span stages, so a mistake between two nodes fails before anything runs.
-
-Each node is valid on its own (``_spec``); these checks hold the nodes to each other, through
-small optional contracts a component's schema or the component may offer:
+"""Checks that span stages, so a mistake between two nodes fails before anything runs, through
+small optional contracts of a component's schema or of the component:
 
 * a metrics schema's ``metric_names()`` lists what the metrics stage computes, and a gate's
   (or any other stage's) ``metrics_used()`` maps its keys to the metric names it reads: a
@@ -22,22 +20,15 @@ METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
 
 
 def check_stages(spec: Any) -> None:
-    """Refuse stage nodes that contradict each other (see the module docstring).
-
-    Raises:
-        ConfigError: naming the key that reads what no stage provides.
-    """
-    metrics = spec.components["metrics"]
-    names_of = getattr(metrics.config, "metric_names", None)
+    """Refuse a stage node that reads a metric the metrics stage does not compute."""
+    names_of = getattr(spec.components["metrics"].config, "metric_names", None)
     if not callable(names_of):
         return
     computed = list(dict.fromkeys(names_of()))
     for stage in METRIC_READERS:
         resolved = spec.components.get(stage)
         used = getattr(resolved.config, "metrics_used", None) if resolved else None
-        if not callable(used):
-            continue
-        for subkey, metric in used().items():
+        for subkey, metric in (used() if callable(used) else {}).items():
             if metric in computed:
                 continue
             key = f"{resolved.key}.{subkey}"
@@ -52,27 +43,17 @@ def check_stages(spec: Any) -> None:
 
 
 def check_task(spec: Any, model: Any, task: str, target: str) -> None:
-    """Refuse a model whose task does not fit the target's.
-
-    Args:
-        spec: The validated spec (for provenance).
-        model: The built model component (its optional ``task()`` is asked).
-        task: The data's task (``classification`` or ``regression``).
-        target: The target column, for the message.
-
-    Raises:
-        ConfigError: a classifier on a continuous target, or a regressor on classes.
-    """
+    """Refuse a ``model`` (built; its optional ``task()`` is asked) that does not fit the data's
+    ``task`` on ``target``: a classifier on a continuous target, or a regressor on classes."""
     ask = getattr(model, "task", None)
     wants = ask() if callable(ask) else None
     if wants is None or wants == task:
         return
     resolved = spec.components["model"]
     what = getattr(resolved.config, "estimator", resolved.spec.kind)
-    data_where = spec.provenance.where("data.target")
     raise ConfigError(
         f"model {what!r} is a {wants} model, but the target {target!r} is a {task} target",
         key="model", file=spec.provenance.where("model"), got=what,
-        expected=f"a {task} model for {target!r} (set in {data_where})",
+        expected=f"a {task} model for {target!r} (set in {spec.provenance.where('data.target')})",
         fix=f"pick a {task} model (model=<option>), or set data.task if the target's task "
             "was inferred wrongly")

@@ -1,10 +1,8 @@
-"""``specloop validate`` beyond the spec: the checks that need the components or the data.
-
-The spec's own validation (``_spec``, ``_crosscheck``) runs for every command. ``validate``
-adds what would otherwise surface only once a stage runs: each component's ``preflight``
-(the scikit-learn model validates its estimator's parameters there) and the model's task
-against the target's, which needs the data's task: declared (``data.task``), known from the
-cached split, or inferred from the data read once.
+"""``specloop validate`` beyond the spec (``_spec``, ``_crosscheck``: every command checks
+those): what would otherwise surface only once a stage runs. Each component's ``preflight``
+(the scikit-learn model validates its estimator's parameters there), and the model's task
+against the data's: declared (``data.task``), known from the cached split, or inferred from
+the data read once.
 """
 
 from __future__ import annotations
@@ -19,19 +17,15 @@ from ._tabular import columns_for
 
 
 def deep_checks(ctx: Any) -> None:
-    """Run every component's preflight and the task check.
-
-    Raises:
-        ConfigError: for the first problem found.
-    """
+    """Run every component's preflight and the task check; a ConfigError names the first
+    problem."""
     for name, resolved in ctx.spec.components.items():
         check = getattr(ctx.component(name), "preflight", None) if resolved else None
         if callable(check):
             check(ctx.node(name))
-    model = ctx.component("model")
-    ask = getattr(model, "task", None)
-    if callable(ask) and ask() is not None:
-        check_task(ctx.spec, model, *data_task(ctx))
+    ask = getattr(ctx.component("model"), "task", None)
+    if callable(ask) and ask() is not None:  # only then is the data's task worth finding
+        check_task(ctx.spec, ctx.component("model"), *data_task(ctx))
 
 
 def data_task(ctx: Any) -> tuple[str, str]:
