@@ -3,9 +3,9 @@
 The tree::
 
     SpecloopError                      every error specloop raises on purpose
-    ├── ConfigError (+ ValueError)     the spec or the data is wrong: file, key, got, expected, fix
+    ├── ConfigError (+ ValueError)     spec or data is wrong: key, file, got, expected, fix
     │   └── UnknownKindError           a ``kind:`` no installed plugin provides
-    ├── PluginError                    a plugin is broken or missing: plugin name and distribution
+    ├── PluginError                    a plugin is broken or missing: plugin, distribution
     ├── StageError                     a component raised: stage, component, distribution, run
     ├── RegistryError                  a registry operation that cannot be done
     ├── ReproduceError                 a recorded run cannot be re-run as recorded
@@ -20,18 +20,8 @@ the user for a plugin bug: they name the plugin and its distribution; ``BusyErro
 
 from __future__ import annotations
 
-__all__ = [
-    "SpecloopError",
-    "ConfigError",
-    "UnknownKindError",
-    "PluginError",
-    "StageError",
-    "RegistryError",
-    "ReproduceError",
-    "ArtifactError",
-    "BusyError",
-    "BatchNotReady",
-]
+__all__ = ["SpecloopError", "ConfigError", "UnknownKindError", "PluginError", "StageError",
+           "RegistryError", "ReproduceError", "ArtifactError", "BusyError", "BatchNotReady"]
 
 
 class SpecloopError(Exception):
