@@ -1,13 +1,10 @@
-"""The one error boundary between the engine and plugin code.
-
-Every call into a component goes through :class:`Guarded` (``Resolved.build`` wraps what it
-builds), every lifecycle hook through :func:`call_hook`. An exception a plugin raises by
-mistake becomes a :class:`StageError` (a component) or a :class:`PluginError` (a hook) naming
-the component, its distribution and version and the run, chained ``from`` the original so
-``SPECLOOP_FULL_ERROR=1`` shows its traceback. specloop's own errors (a component raising
-``ConfigError`` means the spec is wrong), ``KeyboardInterrupt`` and ``SystemExit`` pass
-unchanged; a ``ModuleNotFoundError`` is a missing dependency, reported with the install hint.
-"""
+"""The one error boundary between the engine and plugin code: calls into a component go
+through :class:`Guarded` (``Resolved.build`` wraps what it builds), hooks through
+:func:`call_hook`. A plugin's exception becomes a StageError (component) or PluginError (hook)
+naming component, distribution, version and run, chained ``from`` it for
+``SPECLOOP_FULL_ERROR=1``; a ``ModuleNotFoundError`` carries the install hint. specloop's own
+errors (a component's ConfigError blames the spec), ``KeyboardInterrupt`` and ``SystemExit``
+pass unchanged."""
 
 from __future__ import annotations
 
@@ -17,8 +14,7 @@ from typing import Any, Callable, NoReturn
 from .errors import PluginError, SpecloopError, StageError
 
 
-def _passes(exc: BaseException) -> bool:
-    """Whether ``exc`` crosses the boundary unchanged (ours, or not an ``Exception``)."""
+def _passes(exc: BaseException) -> bool:  # ours, or not an Exception (KeyboardInterrupt …)
     return isinstance(exc, SpecloopError) or not isinstance(exc, Exception)
 
 
