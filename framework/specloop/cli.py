@@ -125,12 +125,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``specloop validate``: compose and validate, including the checks that need the
-    components (estimator parameters) or the data (the model's task against the target)."""
-    from ._validate import deep_checks
+    """``specloop validate``: the spec's checks (every command runs them), then those that
+    would otherwise surface only once a stage runs: each component's ``preflight`` (the
+    scikit-learn model checks its estimator's parameters there) and the model's task against
+    the data's (declared, known from the cached split, or inferred from the data read once)."""
+    from ._crosscheck import check_task
 
     with _project(args) as ctx:
-        deep_checks(ctx)
+        for name, resolved in ctx.spec.components.items():
+            check = getattr(ctx.component(name), "preflight", None) if resolved else None
+            if callable(check):
+                check(ctx.node(name))
+        ask = getattr(ctx.component("model"), "task", None)
+        if callable(ask) and ask() is not None:  # only then is the data's task worth finding
+            check_task(ctx.spec, ctx.component("model"), *_data_task(ctx))
     _out(f"spec OK: {ctx.spec.project.name} — " + ", ".join(
         f"{k}={r.spec.kind}" for k, r in ctx.spec.components.items() if r is not None))
     if args.show:
@@ -139,6 +147,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _out(yaml.safe_dump(redact(ctx.spec.raw, secret_fields(ctx.spec)),
                             sort_keys=False).rstrip())
     return 0
+
+
+def _data_task(ctx: Any) -> tuple[str, str]:
+    """``(task, target)`` of the project's data, reading the data only when it must."""
+    from ._runner import plan_run
+    from ._steps import snapshot
+    from ._tabular import columns_for
+
+    conf = ctx.spec.components["data"].config
+    if conf.task != "auto":
+        return conf.task, conf.target
+    plans = {p.name: p for p in plan_run(ctx)}
+    if plans["split"].cached:
+        columns = json.loads(ctx.store.get(plans["split"].key, "columns.json"))
+    else:
+        columns = columns_for(snapshot(ctx, plans["data"].files), conf, ctx.spec.provenance.where)
+    return columns["task"], columns["target"]
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
@@ -251,14 +276,10 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    _err(f"specloop: warning: {message}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``specloop`` command (in-process callers use it too)."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    warnings.showwarning = _show_warning
+    warnings.showwarning = lambda message, *_args, **_kw: _err(f"specloop: warning: {message}")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         # a built-in command loads the plugins once, with the project's plugins.disable; other
@@ -288,11 +309,10 @@ def main(argv: list[str] | None = None) -> int:
 def console_main() -> None:
     """The ``specloop`` console script: :func:`main`, then exit with its code.
 
-    At exit, the last garbage collections walk every object scikit-learn and pandas left
-    alive; ``gc.freeze`` (registered first, so it runs after the other exit handlers) keeps
-    them out of those passes: ~9% of a first run's CPU (docs/benchmarks.md). Only cyclic
-    garbage is left to the operating system, which CPython never promises to finalize at exit
-    anyway. Only here, never for in-process callers of :func:`main` (tests, notebooks).
+    ``gc.freeze`` (registered first, so it runs after the other exit handlers) keeps every
+    object scikit-learn and pandas left alive out of the last collections at exit: ~9% of a
+    first run's CPU (docs/benchmarks.md). Only cyclic garbage is left to the operating system,
+    which CPython never promises to finalize at exit anyway. Never for callers of :func:`main`.
     """
     atexit.register(gc.freeze)
     sys.exit(main())
