@@ -1,31 +1,35 @@
 """Validate a composed spec against the engine's schemas and every component's, before any
 stage runs: ``kind`` picks the component, the rest of the node is merged into its dataclass
 with OmegaConf (unknown keys, types), then its declared constraints are checked (values).
-``plugins.<name>`` settings are checked against the plugin's schema; checks that span
-stages are in :mod:`._crosscheck`. Errors name key, file or override, expectation and fix.
+``plugins.<name>`` settings are checked against the plugin's schema. Errors name key, file or
+override, expectation and fix.
+
+Checks across stages hold the nodes to each other through small optional contracts: a metrics
+schema's ``metric_names()`` and another stage's ``metrics_used()`` (``{key: metric}``), so a
+gate on a metric never computed fails here instead of blocking every promotion; a model
+component's ``task()`` (``classification``, ``regression`` or ``None``), checked against the
+target's by ``specloop validate`` and before ``train`` fits anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._boundary import Guarded, guarded_call
-from ._crosscheck import check_stages
-from ._config import ROOT_KEYS, Composed, Provenance, unknown_root_key
-from ._redact import MASK, is_secret_key
+from ._config import ROOT_KEYS, Composed, Provenance, typed, unknown_root_key
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
 from .schema import Interval, Options, check_constraints, param
 
-REQUIRED_STAGES = {"data": Stage.DATA, "model": Stage.MODEL, "metrics": Stage.METRICS}
-OPTIONAL_STAGES = {"gate": Stage.GATE, "deploy": Stage.DEPLOY, "monitor": Stage.MONITOR,
-                   "retrain": Stage.RETRAIN}
+STAGES = {name: Stage(name) for name in ("data", "model", "metrics", "gate", "deploy",
+                                         "monitor", "retrain")}
+REQUIRED = ("data", "model", "metrics")
+METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
 # the seed reaches numpy's RandomState, which takes 0 <= seed < 2**32
 SEED_RANGE = Interval(int, 0, 2**32 - 1)
 
@@ -142,62 +146,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
-    """Merge ``body`` into ``schema`` with OmegaConf: unknown keys and wrong types are
-    :class:`ConfigError`s naming the key."""
-    from omegaconf import OmegaConf  # ~0.1 s, on the cold path of `specloop validate`
-    from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
-                                  OmegaConfBaseException, ValidationError)
-
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
-    except OmegaConfBaseException as exc:
-        sub = getattr(exc, "full_key", "") or ""
-        full, parts = f"{key}.{sub}" if sub else key, sub.split(".")
-        if isinstance(exc, ConfigKeyError):
-            names = list(_fields(schema, parts[:-1]))
-            close = difflib.get_close_matches(parts[-1] or "?", names, n=1)
-            raise ConfigError(
-                f"unknown key {full!r}", key=full, file=prov.where(full),
-                expected=f"one of the keys of {full.rsplit('.', 1)[0]}: {', '.join(names)}",
-                fix=f"rename it to {close[0]!r}" if close else "remove it",
-                extra=[("did you mean", close[0])] if close else []) from None
-        if isinstance(exc, MissingMandatoryValue):
-            raise ConfigError(f"missing required value {full}", key=full,
-                              file=prov.where(full), expected="a value",
-                              fix=f"set {full} in the spec or with {full}=...") from None
-        if isinstance(exc, ValidationError):
-            kind = _fields(schema, parts[:-1]).get(parts[-1])
-            expected = "a value of the declared type" if kind is None else \
-                f"a value of type {getattr(kind, '__name__', str(kind))}"
-            raise ConfigError(f"wrong type for {full}", key=full, file=prov.where(full),
-                              got=MASK if is_secret_key(full) else _lookup(body, parts),
-                              expected=expected, fix=f"set {full} to {expected}") from None
-        raise ConfigError(f"invalid value at {full}", key=full, file=prov.where(full),
-                          extra=[("detail", str(exc).splitlines()[0])]) from None
-
-
-def _lookup(body: Any, parts: list[str]) -> Any:
-    """The value at ``parts`` in ``body`` (``None`` if there is none)."""
-    for p in parts:
-        if isinstance(body, dict) and p in body:
-            body = body[p]
-        elif isinstance(body, list) and p.isdigit() and int(p) < len(body):
-            body = body[int(p)]
-        else:
-            return None
-    return body
-
-
-def _fields(schema: Any, parts: list[str]) -> dict[str, Any]:
-    """``{name: declared type}`` of the dataclass at ``parts`` inside ``schema`` (or ``{}``)."""
-    for p in parts:
-        schema = typing.get_type_hints(schema).get(p) if dataclasses.is_dataclass(schema) else None
-    if not dataclasses.is_dataclass(schema):
-        return {}
-    return {f.name: f.type for f in dataclasses.fields(schema)}
-
-
 def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov: Provenance,
                  vctx: ValidationContext, *, optional: bool) -> Resolved | None:
     """Validate one component node and its nested component nodes (``None``: the optional
@@ -237,8 +185,7 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
         setattr(config, name, getattr(config, name, None) if value is None else value)
     check = getattr(config, "validate_spec", None)
     if callable(check):
-        _in_schema(spec, lambda: check(ValidationContext(key, prov.where, vctx.allowed_targets,
-                                                         vctx.allow_python_targets)))
+        _in_schema(spec, lambda: check(dataclasses.replace(vctx, key=key)))
     return Resolved(spec, config, key, node)
 
 
@@ -318,18 +265,15 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
                           expected=NAME_RULE, fix="e.g. project.name: fraud_detection")
     settings = _settings(raw.get("plugins") or {}, settings_schemas or {}, prov, inactive)
     components: dict[str, Resolved | None] = {}
-    for name, stage in REQUIRED_STAGES.items():
-        if raw.get(name) is None:
+    for name, stage in STAGES.items():
+        if name in REQUIRED and raw.get(name) is None:
             raise ConfigError(f"the spec has no {name!r} stage", key=name,
                               file=prov.where(name), expected=f"a {name} node with a kind",
                               fix=f"add '- {name}: <option>' to the defaults list of "
                                   f"conf/config.yaml, or pass {name}=<option>",
                               extra=[("available kinds", ", ".join(table.kinds(stage)))])
-        components[name] = resolve_node(stage, raw[name], name, table, prov, vctx,
-                                        optional=False)
-    for name, stage in OPTIONAL_STAGES.items():
         components[name] = resolve_node(stage, raw.get(name), name, table, prov, vctx,
-                                        optional=True)
+                                        optional=name not in REQUIRED)
     incoming = None
     if incoming_node is not None:
         own = incoming_node if isinstance(incoming_node, dict) else {}
@@ -342,3 +286,43 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
                 choices=composed.choices, settings=settings)
     check_stages(spec)
     return spec
+
+
+def check_stages(spec: Spec) -> None:
+    """Refuse a stage node that reads a metric the metrics stage does not compute."""
+    names_of = getattr(spec.components["metrics"].config, "metric_names", None)
+    if not callable(names_of):
+        return
+    computed = list(dict.fromkeys(names_of()))
+    for stage in METRIC_READERS:
+        resolved = spec.components.get(stage)
+        used = getattr(resolved.config, "metrics_used", None) if resolved else None
+        for subkey, metric in (used() if callable(used) else {}).items():
+            if metric in computed:
+                continue
+            key = f"{resolved.key}.{subkey}"
+            close = difflib.get_close_matches(str(metric), computed, n=1)
+            raise ConfigError(
+                f"{key} reads the metric {metric!r}, which the metrics stage does not compute",
+                key=key, file=spec.provenance.where(key), got=metric,
+                expected="one of the computed metrics: " + ", ".join(computed),
+                fix=f"use {close[0]!r}" if close else
+                f"add {metric!r} to metrics.names, or remove {key}",
+                extra=[("did you mean", close[0])] if close else [])
+
+
+def check_task(spec: Spec, model: Any, task: str, target: str) -> None:
+    """Refuse a built ``model`` whose optional ``task()`` is not the data's ``task`` on
+    ``target``: a classifier on a continuous target, or a regressor on classes."""
+    ask = getattr(model, "task", None)
+    wants = ask() if callable(ask) else None
+    if wants is None or wants == task:
+        return
+    resolved = spec.components["model"]
+    what = getattr(resolved.config, "estimator", resolved.spec.kind)
+    raise ConfigError(
+        f"model {what!r} is a {wants} model, but the target {target!r} is a {task} target",
+        key="model", file=spec.provenance.where("model"), got=what,
+        expected=f"a {task} model for {target!r} (set in {spec.provenance.where('data.target')})",
+        fix=f"pick a {task} model (model=<option>), or set data.task if the target's task "
+            "was inferred wrongly")

@@ -129,7 +129,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     would otherwise surface only once a stage runs: each component's ``preflight`` (the
     scikit-learn model checks its estimator's parameters there) and the model's task against
     the data's (declared, known from the cached split, or inferred from the data read once)."""
-    from ._crosscheck import check_task
+    from ._spec import check_task
 
     with _project(args) as ctx:
         for name, resolved in ctx.spec.components.items():
