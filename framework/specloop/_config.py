@@ -201,16 +201,17 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
         raise translate_hydra_error(exc, project_dir, overrides) from None
     finally:
         GlobalHydra.instance().clear()
-    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/")}
-    return from_hydra_config(cfg, project_dir, search, choices, overrides)
+    return from_hydra_config(cfg, project_dir, search, cfg.hydra, overrides)
 
 
-def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
-                      choices: dict[str, str | None], overrides: list[str]) -> Composed:
-    """Turn a Hydra-composed config (Compose API or a multirun job) into :class:`Composed`."""
+def from_hydra_config(cfg: Any, project_dir: Path, search: list[str], hydra: Any,
+                      overrides: list[str]) -> Composed:
+    """Turn a Hydra-composed config (Compose API or a multirun job, whose ``hydra`` node
+    names the options chosen) into :class:`Composed`."""
     from omegaconf import OmegaConf, open_dict  # loaded with hydra (see compose)
     from omegaconf.errors import OmegaConfBaseException
 
+    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra/")}
     overrides = [o[2:] if o.startswith("++") else o for o in overrides
                  if not o.startswith("hydra.")]
     prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices,

@@ -30,8 +30,7 @@ from .components import ComponentTable
 def new_run_id() -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-<ms><hex>``."""
     now = datetime.now(timezone.utc)
-    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}" + \
-        os.urandom(2).hex()
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{os.urandom(2).hex()}"
 
 
 @dataclass
@@ -182,9 +181,8 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
         from hydra.core.hydra_config import HydraConfig  # ~0.2 s; only a multirun member
 
         hc = HydraConfig.get()
-        choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
         composed = from_hydra_config(hydra_cfg, project_dir, conf_search_dirs(pm.conf_dirs()),
-                                     choices, list(hc.overrides.task))
+                                     hc, list(hc.overrides.task))
     inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
     spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
                     inactive | {b.name for b in pm.broken})
@@ -254,14 +252,13 @@ def git_state(path: Path) -> Callable[[], dict[str, Any]]:
     try:
         procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, text=True) for c in cmds]
-    except OSError:
-        return lambda: {"commit": None, "dirty": None}
+    except OSError:  # no git
+        procs = []
 
     @cache
     def wait() -> dict[str, Any]:
-        commit, status = map(_output, procs)
-        if not commit:
-            return {"commit": None, "dirty": None}
-        return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
+        commit, status = map(_output, procs) if procs else (None, None)
+        return {"commit": commit.strip() if commit else None,
+                "dirty": bool(status and status.strip()) if commit else None}
 
     return wait

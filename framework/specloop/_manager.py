@@ -31,9 +31,7 @@ class PluginManager(pluggy.PluginManager):
         self.distributions: dict[str, str] = {}
 
     def parse_hookimpl_opts(self, plugin, name):  # noqa: D102 - pluggy override
-        if not name.startswith("specloop_"):
-            return None
-        return super().parse_hookimpl_opts(plugin, name)
+        return super().parse_hookimpl_opts(plugin, name) if name.startswith("specloop_") else None
 
     def distribution(self, name: str) -> str:
         """``name version`` of the distribution that ships plugin ``name``."""
@@ -111,30 +109,28 @@ def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str]
     pm = PluginManager()
     blocked = set(disable) | set(_split_env("SPECLOOP_DISABLE_PLUGINS"))
     allow = set(_split_env("SPECLOOP_PLUGINS"))
-    if load_entrypoints:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or (allow and ep.name not in allow):
-                pm.set_blocked(ep.name)
-                continue
-            if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
-                continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken plugin warns, never crashes the host
-                pm.broken.append(BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}"))
-                warnings.warn(
-                    f"plugin {ep.name!r} ({dist}) failed to import and was skipped "
-                    f"({type(exc).__name__}: {exc}); it may be incompatible with this specloop "
-                    f"or buggy: upgrade it, or disable it with SPECLOOP_DISABLE_PLUGINS={ep.name}",
-                    SpecloopWarning, stacklevel=2)
-                continue
-            pm.register(module, name=ep.name)
-            pm.distributions[ep.name] = dist
-    for plugin in plugins:
-        if pm.is_registered(plugin):  # e.g. an installed plugin also passed explicitly
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if load_entrypoints else ():
+        if ep.name in blocked or (allow and ep.name not in allow):
+            pm.set_blocked(ep.name)
             continue
-        pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
+        if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin warns, never crashes the host
+            error = f"{type(exc).__name__}: {exc}"
+            pm.broken.append(BrokenPlugin(ep.name, dist, error))
+            warnings.warn(f"plugin {ep.name!r} ({dist}) failed to import and was skipped ({error})"
+                          "; it may be incompatible with this specloop or buggy: upgrade it, or "
+                          f"disable it with SPECLOOP_DISABLE_PLUGINS={ep.name}",
+                          SpecloopWarning, stacklevel=2)
+            continue
+        pm.register(module, name=ep.name)
+        pm.distributions[ep.name] = dist
+    for plugin in plugins:
+        if not pm.is_registered(plugin):  # an installed plugin may be passed explicitly too
+            pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
     if os.environ.get("SPECLOOP_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: print(msg, end="", flush=True))
         pm.enable_tracing()

@@ -30,8 +30,6 @@ STAGES = {name: Stage(name) for name in ("data", "model", "metrics", "gate", "de
                                          "monitor", "retrain")}
 REQUIRED = ("data", "model", "metrics")
 METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
-# the seed reaches numpy's RandomState, which takes 0 <= seed < 2**32
-SEED_RANGE = Interval(int, 0, 2**32 - 1)
 
 
 @dataclass
@@ -39,7 +37,7 @@ class ProjectConf:
     """The ``project:`` node."""
 
     name: str = param("project", help="model name in the registry")
-    seed: int = param(0, check=SEED_RANGE,
+    seed: int = param(0, check=Interval(int, 0, 2**32 - 1),  # what numpy's RandomState takes
                       help="the seed every stage derives its randomness from")
     description: str = param("", help="one line for the model card")
     threads: int | None = param(None, check=Interval(int, 1, None, allow_none=True),
@@ -98,8 +96,7 @@ class Resolved:
 
     def fingerprint(self) -> dict:
         """What identifies this component's behaviour in cache keys."""
-        return {"kind": self.spec.kind, "version": self.spec.version,
-                "config": plain(self.node)}
+        return {"kind": self.spec.kind, "version": self.spec.version, "config": plain(self.node)}
 
 
 @dataclass
