@@ -75,11 +75,6 @@ class Provenance:
     overrides: list[str] = field(default_factory=list)
     _primary: Any = None
 
-    @property
-    def primary_file(self) -> Path:
-        """The project's ``conf/config.yaml``."""
-        return self.project_dir / "conf" / "config.yaml"
-
     def group_file(self, group: str) -> Path | None:
         """The option file selected for ``group`` (``conf/model/rf.yaml``), if any."""
         choice = self.choices.get(group)
@@ -94,9 +89,10 @@ class Provenance:
                 continue  # a group choice: keys inside it come from the option's file
             if key == name or key.startswith(name + ".") or name.startswith(key + "."):
                 return f"command line: {ov}"
+        primary = self.project_dir / "conf" / "config.yaml"
         if self._primary is None:
             try:
-                self._primary = yaml.safe_load(self.primary_file.read_text()) or {}
+                self._primary = yaml.safe_load(primary.read_text()) or {}
             except Exception:  # noqa: BLE001 - composition reports a broken file
                 self._primary = {}
         node = self._primary
@@ -105,7 +101,7 @@ class Provenance:
         group = key.split(".", 1)[0]
         path = self.group_file(group) if node is _MISSING else None
         if path is None:
-            return _shown(self.primary_file)
+            return _shown(primary)
         return f"{_shown(path)} (group {group!r}, option {self.choices[group]!r})"
 
 
