@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the context types load with the engine, on the first make_c
 
 def __getattr__(name: str):
     """``specloop.RunContext`` and ``specloop.NodeContext``, imported when first named (the
-    engine behind them imports Hydra's schema machinery; plugin modules stay cheap)."""
+    engine behind them takes ~0.1 s to import; plugin modules stay cheap)."""
     if name in ("RunContext", "NodeContext"):
         from . import _context
 
@@ -34,13 +34,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'specloop' has no attribute {name!r}")
 
 
+# The functions below import the engine when first called: it would add ~0.1 s to
+# `import specloop`, which every plugin module does.
+
+
 def make_context(project_dir, overrides=(), *, echo=None):
     """Compose and validate a project's spec and return its run context.
 
     The entry point for plugin commands (``specloop_add_cli_commands``) that work on a
     project: the context holds the validated spec, the store, the registry and the run id.
-    Call ``close()`` on it when done. Hydra and the plugins load on the first call, not when
-    ``specloop`` is imported.
+    Call ``close()`` on it when done.
 
     Args:
         project_dir: The project folder (holding ``conf/config.yaml``).
@@ -152,37 +155,10 @@ def rollback(ctx, *, alias="champion", reason=None, deploy=True):
 
 
 __all__ = [
-    "ArtifactError",
-    "Batch",
-    "BatchNotReady",
-    "BusyError",
-    "ComponentSpec",
-    "ConfigError",
-    "DataConf",
-    "Decision",
-    "Interval",
-    "NodeContext",
-    "Observation",
-    "Options",
-    "PluginError",
-    "RegistryError",
-    "RetrainConf",
-    "RunContext",
-    "SpecloopError",
-    "SplitConf",
-    "Stage",
-    "StageError",
-    "UnknownKindError",
-    "__version__",
-    "file_md5",
-    "hookimpl",
-    "hookspec",
-    "load_model",
-    "make_context",
-    "open_url",
-    "param",
-    "promote",
-    "remote_errors",
-    "rollback",
+    "ArtifactError", "Batch", "BatchNotReady", "BusyError", "ComponentSpec", "ConfigError",
+    "DataConf", "Decision", "Interval", "NodeContext", "Observation", "Options", "PluginError",
+    "RegistryError", "RetrainConf", "RunContext", "SpecloopError", "SplitConf", "Stage",
+    "StageError", "UnknownKindError", "__version__", "file_md5", "hookimpl", "hookspec",
+    "load_model", "make_context", "open_url", "param", "promote", "remote_errors", "rollback",
     "run",
 ]

@@ -1,27 +1,26 @@
-"""The one error boundary between the engine and plugin code.
-
-Every call from the engine into a component goes through :class:`Guarded` (components are
-built wrapped, see ``Resolved.build``), and every lifecycle hook through :func:`call_hook`.
-An exception a plugin raises by mistake becomes a :class:`StageError` (a component) or a
-:class:`PluginError` (a hook) naming the component, its distribution and version and the
-run, chained ``from`` the original so ``SPECLOOP_FULL_ERROR=1`` shows its traceback. What
-passes unchanged: specloop's own errors (a component raising ``ConfigError`` means the
-spec is wrong), ``KeyboardInterrupt`` and ``SystemExit``. A ``ModuleNotFoundError`` is a
-missing dependency: the error carries the component's install hint.
-"""
+"""The one error boundary between the engine and plugin code: calls into a component go
+through :class:`Guarded` (``Resolved.build`` wraps what it builds), hooks through
+:func:`call_hook`. A plugin's exception becomes a StageError (component) or PluginError (hook)
+naming component, distribution, version and run, chained ``from`` it for
+``SPECLOOP_FULL_ERROR=1``; a ``ModuleNotFoundError`` carries the install hint. specloop's own
+errors (a component's ConfigError blames the spec), ``KeyboardInterrupt`` and ``SystemExit``
+pass unchanged."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from .errors import PluginError, SpecloopError, StageError
 
 
+def _passes(exc: BaseException) -> bool:  # ours, or not an Exception (KeyboardInterrupt …)
+    return isinstance(exc, SpecloopError) or not isinstance(exc, Exception)
+
+
 def failure(exc: BaseException, spec: Any, what: str, run_id: str | None) -> BaseException:
     """The error to raise for ``exc`` raised inside component ``spec`` while doing ``what``."""
-    if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
-            not isinstance(exc, Exception):
+    if _passes(exc):
         return exc
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return PluginError(f"component {spec.name} needs the module {exc.name!r}, which is not "
@@ -32,16 +31,20 @@ def failure(exc: BaseException, spec: Any, what: str, run_id: str | None) -> Bas
                       distribution=spec.distribution, version=spec.version, run_id=run_id)
 
 
+def _reraise(exc: BaseException, spec: Any, what: str, run_id: str | None) -> NoReturn:
+    err = failure(exc, spec, what, run_id)
+    if err is exc:
+        raise exc
+    raise err from exc
+
+
 def guarded_call(spec: Any, what: str, fn: Callable[..., Any], *args: Any,
                  run_id: str | None = None, **kwargs: Any) -> Any:
     """Call ``fn`` (plugin code of component ``spec``) inside the boundary."""
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
-        err = failure(exc, spec, what, run_id)
-        if err is exc:
-            raise
-        raise err from exc
+        _reraise(exc, spec, what, run_id)
 
 
 class Guarded:
@@ -64,10 +67,7 @@ class Guarded:
         except AttributeError:
             raise
         except BaseException as exc:  # a property of the plugin's raised
-            err = failure(exc, self.spec, name, self.run_id)
-            if err is exc:
-                raise
-            raise err from exc
+            _reraise(exc, self.spec, name, self.run_id)
         if not callable(value) or isinstance(value, type):
             return value
 
@@ -88,20 +88,17 @@ class Guarded:
 
 
 def _culprit(pm: Any, tb: Any) -> tuple[str, str]:
-    """The plugin whose code raised, from the innermost traceback frame that is plugin code."""
+    """The plugin whose code raised: the innermost traceback frame in a plugin's module."""
     modules = {getattr(plugin, "__name__", type(plugin).__module__): name
                for name, plugin in pm.list_name_plugin() if plugin is not None}
-    modules.update({type(plugin).__module__: name for name, plugin in pm.list_name_plugin()
-                    if plugin is not None and not hasattr(plugin, "__name__")})
-    found = None
+    found = "?"
     while tb is not None:
         mod = tb.tb_frame.f_globals.get("__name__", "")
         for prefix, name in modules.items():
             if mod == prefix or mod.startswith(prefix + "."):
                 found = name
         tb = tb.tb_next
-    name = found or "?"
-    return name, pm.distributions.get(name, "(registered in-process)")
+    return found, pm.distribution(found)
 
 
 def call_hook(pm: Any, hook: str, **kwargs: Any) -> list:
@@ -109,8 +106,7 @@ def call_hook(pm: Any, hook: str, **kwargs: Any) -> list:
     try:
         return getattr(pm.hook, hook)(**kwargs)
     except BaseException as exc:
-        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
-                not isinstance(exc, Exception):
+        if _passes(exc):
             raise
         plugin, dist = _culprit(pm, sys.exc_info()[2])
         raise PluginError(f"plugin {plugin!r} failed in the hook {hook}", plugin=plugin,

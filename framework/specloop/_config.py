@@ -1,4 +1,5 @@
-"""Compose a project's spec with Hydra, and say where every key came from.
+"""Compose a project's spec with Hydra, type its nodes with OmegaConf, and say where every
+key came from; Hydra's, YAML's and OmegaConf's errors become ConfigErrors naming key and file.
 
 Search path: the project's ``conf/``, the framework's ``conf/``, then the plugins' directories,
 handed to Hydra as one ``hydra.searchpath`` override (Compose API and ``hydra.main`` alike).
@@ -6,17 +7,23 @@ handed to Hydra as one ``hydra.searchpath`` override (Compose API and ``hydra.ma
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ._redact import MASK, is_secret_key
 from .errors import ConfigError
 
 ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
              "retrain", "loop", "sweep", "plugins", "allow_python_targets")
+_MISSING = object()
 
 
 def unknown_root_key(key: str, where: str) -> ConfigError:
@@ -28,11 +35,6 @@ def unknown_root_key(key: str, where: str) -> ConfigError:
                        extra=[("did you mean", close[0])] if close else [])
 
 
-def framework_conf_dir() -> str:
-    """The framework's own config groups, as shipped inside the installed package."""
-    return str(resources.files("specloop.conf"))
-
-
 def hydra_overrides(overrides: list[str]) -> list[str]:
     """The user's overrides as handed to Hydra: ``a.b=v`` becomes ``++a.b=v``, so a schema
     default no preset mentions (``data.split.method``) can be set; unknown keys are still
@@ -40,10 +42,8 @@ def hydra_overrides(overrides: list[str]) -> list[str]:
     out = []
     for ov in overrides:
         key = ov.split("=", 1)[0]
-        if "=" in ov and ("." in key or key == "allow_python_targets") and \
-                not key.startswith(("+", "~", "hydra.")):
-            ov = "++" + ov
-        out.append(ov)
+        settable = "=" in ov and ("." in key or key == "allow_python_targets")
+        out.append("++" + ov if settable and not key.startswith(("+", "~", "hydra.")) else ov)
     return out
 
 
@@ -51,6 +51,18 @@ def searchpath_override(dirs: list[str]) -> str:
     """The ``hydra.searchpath=[...]`` override that puts ``dirs`` on Hydra's search path."""
     quoted = ",".join("'file://" + d.replace("\\", "/").replace("'", "\\'") + "'" for d in dirs)
     return f"hydra.searchpath=[{quoted}]"
+
+
+def conf_search_dirs(plugin_dirs: list[str]) -> list[str]:
+    """Framework (as installed) and plugin config directories, searched after the project's."""
+    return [str(resources.files("specloop.conf")), *plugin_dirs]
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return str(path)
 
 
 @dataclass
@@ -63,28 +75,11 @@ class Provenance:
     overrides: list[str] = field(default_factory=list)
     _primary: Any = None
 
-    @property
-    def primary_file(self) -> Path:
-        """The project's ``conf/config.yaml``."""
-        return self.project_dir / "conf" / "config.yaml"
-
-    @staticmethod
-    def _display(path: Path) -> str:
-        try:
-            return os.path.relpath(path)
-        except ValueError:  # pragma: no cover - another drive on Windows
-            return str(path)
-
     def group_file(self, group: str) -> Path | None:
         """The option file selected for ``group`` (``conf/model/rf.yaml``), if any."""
         choice = self.choices.get(group)
-        if not choice:
-            return None
-        for d in self.conf_dirs:
-            candidate = d / group / f"{choice}.yaml"
-            if candidate.is_file():
-                return candidate
-        return None
+        files = (d / group / f"{choice}.yaml" for d in self.conf_dirs) if choice else ()
+        return next((f for f in files if f.is_file()), None)
 
     def where(self, key: str) -> str:
         """Name where ``key`` (dotted) was set, most specific source first."""
@@ -94,33 +89,76 @@ class Provenance:
                 continue  # a group choice: keys inside it come from the option's file
             if key == name or key.startswith(name + ".") or name.startswith(key + "."):
                 return f"command line: {ov}"
+        primary = self.project_dir / "conf" / "config.yaml"
         if self._primary is None:
-            self._primary = _read_yaml_quiet(self.primary_file)
+            try:
+                self._primary = yaml.safe_load(primary.read_text()) or {}
+            except Exception:  # noqa: BLE001 - composition reports a broken file
+                self._primary = {}
         node = self._primary
         for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                node = _MISSING
-                break
-            node = node[part]
-        if node is not _MISSING:
-            return self._display(self.primary_file)
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
         group = key.split(".", 1)[0]
-        path = self.group_file(group)
-        if path is not None:
-            return f"{self._display(path)} (group {group!r}, option {self.choices[group]!r})"
-        return self._display(self.primary_file)
+        path = self.group_file(group) if node is _MISSING else None
+        if path is None:
+            return _shown(primary)
+        return f"{_shown(path)} (group {group!r}, option {self.choices[group]!r})"
 
 
-_MISSING = object()
-
-
-def _read_yaml_quiet(path: Path) -> Any:
-    import yaml
+def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
+    """Merge ``body`` into ``schema`` with OmegaConf: unknown keys and wrong types are
+    :class:`ConfigError`s naming the key."""
+    from omegaconf import OmegaConf  # ~0.1 s, on the cold path of `specloop validate`
+    from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
+                                  OmegaConfBaseException, ValidationError)
 
     try:
-        return yaml.safe_load(path.read_text()) or {}
-    except Exception:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
+    except OmegaConfBaseException as exc:
+        sub = getattr(exc, "full_key", "") or ""
+        full, parts = f"{key}.{sub}" if sub else key, sub.split(".")
+        if isinstance(exc, ConfigKeyError):
+            names = list(_fields(schema, parts[:-1]))
+            close = difflib.get_close_matches(parts[-1] or "?", names, n=1)
+            raise ConfigError(
+                f"unknown key {full!r}", key=full, file=prov.where(full),
+                expected=f"one of the keys of {full.rsplit('.', 1)[0]}: {', '.join(names)}",
+                fix=f"rename it to {close[0]!r}" if close else "remove it",
+                extra=[("did you mean", close[0])] if close else []) from None
+        if isinstance(exc, MissingMandatoryValue):
+            raise ConfigError(f"missing required value {full}", key=full,
+                              file=prov.where(full), expected="a value",
+                              fix=f"set {full} in the spec or with {full}=...") from None
+        if isinstance(exc, ValidationError):
+            kind = _fields(schema, parts[:-1]).get(parts[-1])
+            expected = "a value of the declared type" if kind is None else \
+                f"a value of type {getattr(kind, '__name__', str(kind))}"
+            raise ConfigError(f"wrong type for {full}", key=full, file=prov.where(full),
+                              got=MASK if is_secret_key(full) else _lookup(body, parts),
+                              expected=expected, fix=f"set {full} to {expected}") from None
+        raise ConfigError(f"invalid value at {full}", key=full, file=prov.where(full),
+                          extra=[("detail", str(exc).splitlines()[0])]) from None
+
+
+def _lookup(body: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` in ``body`` (``None`` if there is none)."""
+    for p in parts:
+        if isinstance(body, dict) and p in body:
+            body = body[p]
+        elif isinstance(body, list) and p.isdigit() and int(p) < len(body):
+            body = body[int(p)]
+        else:
+            return None
+    return body
+
+
+def _fields(schema: Any, parts: list[str]) -> dict[str, Any]:
+    """``{name: declared type}`` of the dataclass at ``parts`` inside ``schema`` (or ``{}``)."""
+    for p in parts:
+        schema = typing.get_type_hints(schema).get(p) if dataclasses.is_dataclass(schema) else None
+    if not dataclasses.is_dataclass(schema):
         return {}
+    return {f.name: f.type for f in dataclasses.fields(schema)}
 
 
 @dataclass
@@ -133,14 +171,14 @@ class Composed:
     overrides: list[str]
 
 
-def conf_search_dirs(plugin_dirs: list[str]) -> list[str]:
-    """Framework and plugin config directories, in search order (after the project's)."""
-    return [framework_conf_dir(), *plugin_dirs]
-
-
 def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> Composed:
     """Compose ``project_dir/conf/config.yaml`` with ``overrides``; a missing project,
     malformed YAML, an unknown option or a bad override is a ConfigError naming it."""
+    # hydra ~0.2 s: what imports this module without composing (the testing kit) skips it
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     project_dir = Path(project_dir).resolve()
     conf = project_dir / "conf"
     if not (conf / "config.yaml").is_file():
@@ -148,15 +186,7 @@ def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> 
             f"no spec found in {str(project_dir)!r}", file=str(conf / "config.yaml"),
             expected="a project folder with conf/config.yaml",
             fix="pass --project DIR pointing at a project, or run from inside one")
-    return _compose_with_hydra(project_dir, conf, overrides, conf_search_dirs(plugin_dirs))
-
-
-def _compose_with_hydra(project_dir: Path, conf: Path, overrides: list[str],
-                        search: list[str]) -> Composed:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
+    search = conf_search_dirs(plugin_dirs)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf), version_base=None, job_name="specloop"):
@@ -167,16 +197,17 @@ def _compose_with_hydra(project_dir: Path, conf: Path, overrides: list[str],
         raise translate_hydra_error(exc, project_dir, overrides) from None
     finally:
         GlobalHydra.instance().clear()
-    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/")}
-    return from_hydra_config(cfg, project_dir, search, choices, overrides)
+    return from_hydra_config(cfg, project_dir, search, cfg.hydra, overrides)
 
 
-def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
-                      choices: dict[str, str | None], overrides: list[str]) -> Composed:
-    """Turn a Hydra-composed config (Compose API or a multirun job) into :class:`Composed`."""
-    from omegaconf import OmegaConf, open_dict
+def from_hydra_config(cfg: Any, project_dir: Path, search: list[str], hydra: Any,
+                      overrides: list[str]) -> Composed:
+    """Turn a Hydra-composed config (Compose API or a multirun job, whose ``hydra`` node
+    names the options chosen) into :class:`Composed`."""
+    from omegaconf import OmegaConf, open_dict  # loaded with hydra (see compose)
     from omegaconf.errors import OmegaConfBaseException
 
+    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra/")}
     overrides = [o[2:] if o.startswith("++") else o for o in overrides
                  if not o.startswith("hydra.")]
     prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices,
@@ -190,8 +221,7 @@ def from_hydra_config(cfg: Any, project_dir: Path, search: list[str],
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or None
         raise ConfigError(
-            "cannot resolve an interpolation", key=key,
-            file=prov.where(key) if key else None, got=None,
+            "cannot resolve an interpolation", key=key, file=prov.where(key) if key else None,
             expected="an interpolation that points at an existing key",
             fix="check the ${...} reference", extra=[("detail", _first_line(exc))]) from None
     return Composed(plain, prov, choices, overrides)
@@ -204,49 +234,42 @@ def _first_line(exc: BaseException) -> str:
 def translate_hydra_error(exc: BaseException, project_dir: Path,
                           overrides: list[str]) -> ConfigError:
     """Render Hydra's and YAML's composition errors as a :class:`ConfigError`."""
-    import yaml
-
     if isinstance(exc, ConfigError):
         return exc
     if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)
-        file = mark.name if mark is not None else None
-        where = f"{os.path.relpath(file)}, line {mark.line + 1}, column {mark.column + 1}" \
-            if mark is not None and file else None
+        where = f"{os.path.relpath(mark.name)}, line {mark.line + 1}, column {mark.column + 1}" \
+            if mark is not None and mark.name else None
         problem = getattr(exc, "problem", None) or _first_line(exc)
         return ConfigError(f"malformed YAML: {problem}", file=where,
                            expected="valid YAML", fix="fix the syntax at that line")
-    from hydra.errors import MissingConfigException, OverrideParseException
+    from hydra.errors import MissingConfigException, OverrideParseException  # see compose
 
     text = str(exc).strip()
     if isinstance(exc, OverrideParseException):
         bad = next((o for o in overrides if o in text), None) or ", ".join(overrides)
-        return ConfigError("bad override", file=f"command line: {bad}", got=None,
+        return ConfigError("bad override", file=f"command line: {bad}",
                            expected="key=value in Hydra's override grammar",
                            fix="quote values with special characters, e.g. key='a,b'; "
                                "use [a,b] for lists",
                            extra=[("detail", text.splitlines()[0])])
     if isinstance(exc, MissingConfigException):
         missing = getattr(exc, "missing_cfg_file", "") or ""
+        option = missing.split("/")[-1]
         group = missing.split("/")[0] if "/" in missing else None
         options = list(getattr(exc, "options", None) or [])
+        close = difflib.get_close_matches(option, options, n=1) if missing else []
         extra = [("available", ", ".join(options))] if options else []
-        if options and missing:
-            close = difflib.get_close_matches(missing.split("/")[-1], options, n=1)
-            if close:
-                extra.append(("did you mean", close[0]))
         ov = next((o for o in overrides if group and o.lstrip("+~").startswith(group + "=")), None)
         return ConfigError(
-            f"unknown option {missing.split('/')[-1]!r} for config group {group!r}"
-            if group else f"config {missing!r} not found",
-            key=group, file=f"command line: {ov}" if ov else
-            os.path.relpath(project_dir / "conf" / "config.yaml"),
+            f"unknown option {option!r} for config group {group!r}" if group else
+            f"config {missing!r} not found", key=group,
+            file=f"command line: {ov}" if ov else _shown(project_dir / "conf" / "config.yaml"),
             expected=f"an option of group {group!r}" if group else "an existing config file",
             fix=f"pick one of the available options, or add conf/{missing}.yaml",
-            extra=extra)
+            extra=extra + [("did you mean", c) for c in close])
     first, _, rest = text.partition("\n")
-    cause = exc.__cause__
-    key = getattr(cause, "full_key", None) if cause is not None else None
+    key = getattr(exc.__cause__, "full_key", None)
     bad = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in first), None)
     fix = rest.strip() or "check the override against the spec (specloop validate)"
     if "Could not override" in first and bad and not bad.startswith("+"):
@@ -254,6 +277,5 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
         root = bad.split("=", 1)[0].lstrip("~").split(".", 1)[0]
         if root not in ROOT_KEYS:  # adding it would only fail validation
             return unknown_root_key(root, f"command line: {bad}")
-    return ConfigError(first.rstrip("."), key=key,
-                       file=f"command line: {bad}" if bad else None,
+    return ConfigError(first.rstrip("."), key=key, file=f"command line: {bad}" if bad else None,
                        expected="an override of an existing key", fix=fix)

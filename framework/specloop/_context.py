@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import yaml
+
 from ._config import compose, conf_search_dirs, from_hydra_config
 from ._manager import PluginManager, make_plugin_manager
+from ._redact import redact_env
 from ._registry import Registry, open_registry
 from ._spec import Spec, validate
 from ._store import ArtifactStore
@@ -23,8 +30,7 @@ from .components import ComponentTable
 def new_run_id() -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-<ms><hex>``."""
     now = datetime.now(timezone.utc)
-    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}" + \
-        os.urandom(2).hex()
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{os.urandom(2).hex()}"
 
 
 @dataclass
@@ -54,20 +60,10 @@ class RunContext:
     _built: dict[str, Any] = field(default_factory=dict, repr=False)
     pending_hooks: list | None = field(default=None, repr=False)  # see _flow.committed
 
-    @property
-    def project_dir(self) -> Path:
-        """The project folder."""
-        return self.spec.project_dir
-
-    @property
-    def model_name(self) -> str:
-        """The registry name of the project's model (``project.name``)."""
-        return self.spec.project.name
-
-    @property
-    def seed(self) -> int:
-        """The project seed."""
-        return self.spec.project.seed
+    project_dir = property(lambda self: self.spec.project_dir, doc="The project folder.")
+    model_name = property(lambda self: self.spec.project.name,
+                          doc="The registry name of the project's model (``project.name``).")
+    seed = property(lambda self: self.spec.project.seed, doc="The project seed.")
 
     @property
     def registry(self) -> Registry:
@@ -156,11 +152,8 @@ def _disabled_in_yaml(project_dir: Path, overrides: list[str]) -> list[str]:
     names: list[str] = []
     try:
         text = (project_dir / "conf" / "config.yaml").read_text()
-        if "disable" in text:  # the YAML parser only when it can matter
-            import yaml
-
-            names = list((((yaml.safe_load(text) or {}).get("plugins") or {})
-                          .get("disable")) or [])
+        if "disable" in text:  # parse the file only when it can matter
+            names = list(((yaml.safe_load(text) or {}).get("plugins") or {}).get("disable") or [])
     except Exception:  # noqa: BLE001 - a malformed file is reported by composition
         pass
     for ov in overrides:
@@ -173,19 +166,9 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
                  pm: PluginManager | None = None, plugins: Iterable[object] = (),
                  hydra_cfg: Any = None, echo: Any = None) -> RunContext:
     """Compose and validate a project's spec and return a fresh run context: the one path
-    every command, multirun member and the testing kit takes.
-
-    Args:
-        project_dir: The project folder.
-        overrides: Hydra overrides.
-        pm: A plugin manager to use (default: a fresh one loading entry points).
-        plugins: Extra plugin objects to register on a fresh manager.
-        hydra_cfg: A config already composed by Hydra (inside a multirun job).
-        echo: Where progress lines go (a callable taking a string).
-
-    Raises:
-        ConfigError: for any problem with the spec.
-    """
+    every command, multirun member and the testing kit takes. ``pm`` defaults to a fresh
+    manager loading the entry points and ``plugins``; ``hydra_cfg`` is the config Hydra
+    composed for a multirun member. Raises a ConfigError for any problem with the spec."""
     project_dir = Path(project_dir).resolve()
     overrides = list(overrides)
     if pm is None:
@@ -195,12 +178,11 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
     if hydra_cfg is None:
         composed = compose(project_dir, overrides, pm.conf_dirs())
     else:
-        from hydra.core.hydra_config import HydraConfig  # only inside a multirun member
+        from hydra.core.hydra_config import HydraConfig  # ~0.2 s; only a multirun member
 
         hc = HydraConfig.get()
-        choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
         composed = from_hydra_config(hydra_cfg, project_dir, conf_search_dirs(pm.conf_dirs()),
-                                     choices, list(hc.overrides.task))
+                                     hc, list(hc.overrides.task))
     inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
     spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
                     inactive | {b.name for b in pm.broken})
@@ -224,8 +206,6 @@ def default_registry(where: tuple[bool, str], project_dir: Path) -> Path:
 
 def thread_limits(threads: int | None) -> Any:
     """Limit OpenMP/BLAS threads while stages run (a no-op when ``threads`` is ``None``)."""
-    import contextlib
-
     if threads is None:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits  # imports numpy's BLAS probe; only when set
@@ -237,22 +217,29 @@ PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "nu
             "pyarrow", "scipy", "fsspec", "skops", "dvc")
 
 
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def environment() -> dict[str, Any]:
     """Python and package versions recorded in every manifest."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    from ._redact import redact_env
-
     return {"python": sys.version.split()[0], "platform": sys.platform,
-            "packages": {name: ver(name) for name in PACKAGES},
-            "env": redact_env({k: v for k, v in os.environ.items()
-                               if k.startswith("SPECLOOP_")})}
+            "packages": {name: _version(name) for name in PACKAGES},
+            "env": redact_env({k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")})}
+
+
+def _output(proc: subprocess.Popen) -> str | None:
+    """What ``proc`` printed, or ``None`` if it failed or took over 10 s."""
+    try:
+        out = proc.communicate(timeout=10)[0]
+    except subprocess.SubprocessError:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 def git_state(path: Path) -> Callable[[], dict[str, Any]]:
@@ -261,30 +248,17 @@ def git_state(path: Path) -> Callable[[], dict[str, Any]]:
     Both ``git`` commands start at once and run while the caller goes on; the returned
     function waits for them and gives ``{"commit", "dirty"}`` (``None`` values outside git).
     """
-    import subprocess
-
     cmds = (["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])
     try:
         procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, text=True) for c in cmds]
-    except OSError:
-        return lambda: {"commit": None, "dirty": None}
-    result: dict[str, Any] = {}
+    except OSError:  # no git
+        procs = []
 
+    @cache
     def wait() -> dict[str, Any]:
-        if not result:
-            outs = []
-            for proc in procs:
-                try:
-                    out, _ = proc.communicate(timeout=10)
-                except subprocess.SubprocessError:
-                    proc.kill()
-                    proc.communicate()
-                    out = None
-                outs.append(out if proc.returncode == 0 else None)
-            commit, status = outs
-            result.update({"commit": commit.strip(), "dirty": bool(status and status.strip())}
-                          if commit else {"commit": None, "dirty": None})
-        return result
+        commit, status = map(_output, procs) if procs else (None, None)
+        return {"commit": commit.strip() if commit else None,
+                "dirty": bool(status and status.strip()) if commit else None}
 
     return wait

@@ -31,19 +31,17 @@ class PluginManager(pluggy.PluginManager):
         self.distributions: dict[str, str] = {}
 
     def parse_hookimpl_opts(self, plugin, name):  # noqa: D102 - pluggy override
-        if not name.startswith("specloop_"):
-            return None
-        return super().parse_hookimpl_opts(plugin, name)
+        return super().parse_hookimpl_opts(plugin, name) if name.startswith("specloop_") else None
 
     def distribution(self, name: str) -> str:
         """``name version`` of the distribution that ships plugin ``name``."""
         return self.distributions.get(name, "(registered in-process)")
 
     def _collect(self, hook: str) -> list[tuple[str, list]]:
-        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook;
-        a plugin that raises is a :class:`PluginError` naming it."""
+        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook, in
+        registration order; a plugin that raises is a :class:`PluginError` naming it."""
         out = []
-        for impl in getattr(self.hook, hook).get_hookimpls():  # registration order
+        for impl in getattr(self.hook, hook).get_hookimpls():
             try:
                 out.append((impl.plugin_name, list(impl.function() or [])))
             except Exception as exc:
@@ -69,10 +67,8 @@ class PluginManager(pluggy.PluginManager):
         return ComponentTable(specs, self.broken)
 
     def _union(self, hook: str) -> list[str]:
-        out: list[str] = []
-        for _name, values in self._collect(hook):
-            out.extend(v for v in values if v not in out)
-        return out
+        """Every value the plugins return for ``hook``, once each, in registration order."""
+        return list(dict.fromkeys(v for _name, values in self._collect(hook) for v in values))
 
     def conf_dirs(self) -> list[str]:
         """The config directories the plugins ship, in registration order."""
@@ -88,12 +84,8 @@ class PluginManager(pluggy.PluginManager):
 
     def settings_schemas(self) -> dict[str, type]:
         """``{plugin name: dataclass}`` of the ``plugins.<name>`` settings plugins declare."""
-        out = {}
-        for impl in self.hook.specloop_settings_schema.get_hookimpls():
-            schema = impl.function()
-            if schema is not None:
-                out[impl.plugin_name] = schema
-        return out
+        impls = self.hook.specloop_settings_schema.get_hookimpls()
+        return {i.plugin_name: schema for i in impls if (schema := i.function()) is not None}
 
     def plugin_rows(self) -> list[dict]:
         """One row per plugin (loaded and broken) for ``specloop plugins``."""
@@ -111,44 +103,34 @@ def _split_env(name: str) -> list[str]:
 
 def make_plugin_manager(*, load_entrypoints: bool = True, disable: Iterable[str] = (),
                         plugins: Iterable[object] = ()) -> PluginManager:
-    """Build a fresh plugin manager.
-
-    Args:
-        load_entrypoints: Load plugins from the ``specloop.plugins`` entry-point group.
-        disable: Entry-point names to block before they are imported (also read from
-            ``SPECLOOP_DISABLE_PLUGINS``); ``SPECLOOP_PLUGINS`` is an allowlist.
-        plugins: Plugin objects (modules or instances) to register explicitly.
-
-    Returns:
-        The manager. Plugins that failed to import are in ``pm.broken`` and were warned about.
-    """
+    """A fresh manager with the ``specloop.plugins`` entry points (less ``disable`` and
+    ``SPECLOOP_DISABLE_PLUGINS``; only ``SPECLOOP_PLUGINS`` if set) and ``plugins`` (modules
+    or instances). Plugins that fail to import are warned about and listed in ``pm.broken``."""
     pm = PluginManager()
     blocked = set(disable) | set(_split_env("SPECLOOP_DISABLE_PLUGINS"))
     allow = set(_split_env("SPECLOOP_PLUGINS"))
-    if load_entrypoints:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or (allow and ep.name not in allow):
-                pm.set_blocked(ep.name)
-                continue
-            if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
-                continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken plugin warns, never crashes the host
-                pm.broken.append(BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}"))
-                warnings.warn(
-                    f"plugin {ep.name!r} ({dist}) failed to import and was skipped "
-                    f"({type(exc).__name__}: {exc}); it may be incompatible with this specloop "
-                    f"or buggy: upgrade it, or disable it with SPECLOOP_DISABLE_PLUGINS={ep.name}",
-                    SpecloopWarning, stacklevel=2)
-                continue
-            pm.register(module, name=ep.name)
-            pm.distributions[ep.name] = dist
-    for plugin in plugins:
-        if pm.is_registered(plugin):  # e.g. an installed plugin also passed explicitly
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if load_entrypoints else ():
+        if ep.name in blocked or (allow and ep.name not in allow):
+            pm.set_blocked(ep.name)
             continue
-        pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
+        if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "(unknown distribution)"
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin warns, never crashes the host
+            error = f"{type(exc).__name__}: {exc}"
+            pm.broken.append(BrokenPlugin(ep.name, dist, error))
+            warnings.warn(f"plugin {ep.name!r} ({dist}) failed to import and was skipped ({error})"
+                          "; it may be incompatible with this specloop or buggy: upgrade it, or "
+                          f"disable it with SPECLOOP_DISABLE_PLUGINS={ep.name}",
+                          SpecloopWarning, stacklevel=2)
+            continue
+        pm.register(module, name=ep.name)
+        pm.distributions[ep.name] = dist
+    for plugin in plugins:
+        if not pm.is_registered(plugin):  # an installed plugin may be passed explicitly too
+            pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
     if os.environ.get("SPECLOOP_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: print(msg, end="", flush=True))
         pm.enable_tracing()

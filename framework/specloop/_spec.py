@@ -1,8 +1,14 @@
 """Validate a composed spec against the engine's schemas and every component's, before any
 stage runs: ``kind`` picks the component, the rest of the node is merged into its dataclass
 with OmegaConf (unknown keys, types), then its declared constraints are checked (values).
-``plugins.<name>`` settings are checked against the plugin's schema; checks that span
-stages are in :mod:`._crosscheck`. Errors name key, file or override, expectation and fix.
+``plugins.<name>`` settings are checked against the plugin's schema. Errors name key, file or
+override, expectation and fix.
+
+Checks across stages hold the nodes to each other through small optional contracts: a metrics
+schema's ``metric_names()`` and another stage's ``metrics_used()`` (``{key: metric}``), so a
+gate on a metric never computed fails here instead of blocking every promotion; a model
+component's ``task()`` (``classification``, ``regression`` or ``None``), checked against the
+target's by ``specloop validate`` and before ``train`` fits anything.
 """
 
 from __future__ import annotations
@@ -14,18 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from ._boundary import Guarded, guarded_call
-from ._config import ROOT_KEYS, Composed, Provenance, unknown_root_key
-from ._redact import MASK, is_secret_key
+from ._config import ROOT_KEYS, Composed, Provenance, typed, unknown_root_key
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
 from .schema import Interval, Options, check_constraints, param
 
-REQUIRED_STAGES = {"data": Stage.DATA, "model": Stage.MODEL, "metrics": Stage.METRICS}
-OPTIONAL_STAGES = {"gate": Stage.GATE, "deploy": Stage.DEPLOY, "monitor": Stage.MONITOR,
-                   "retrain": Stage.RETRAIN}
-# the seed reaches numpy's RandomState, which takes 0 <= seed < 2**32
-SEED_RANGE = Interval(int, 0, 2**32 - 1)
+STAGES = {name: Stage(name) for name in ("data", "model", "metrics", "gate", "deploy",
+                                         "monitor", "retrain")}
+REQUIRED = ("data", "model", "metrics")
+METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
 
 
 @dataclass
@@ -33,7 +37,7 @@ class ProjectConf:
     """The ``project:`` node."""
 
     name: str = param("project", help="model name in the registry")
-    seed: int = param(0, check=SEED_RANGE,
+    seed: int = param(0, check=Interval(int, 0, 2**32 - 1),  # what numpy's RandomState takes
                       help="the seed every stage derives its randomness from")
     description: str = param("", help="one line for the model card")
     threads: int | None = param(None, check=Interval(int, 1, None, allow_none=True),
@@ -92,20 +96,15 @@ class Resolved:
 
     def fingerprint(self) -> dict:
         """What identifies this component's behaviour in cache keys."""
-        return {"kind": self.spec.kind, "version": self.spec.version,
-                "config": plain(self.node)}
+        return {"kind": self.spec.kind, "version": self.spec.version, "config": plain(self.node)}
 
 
 @dataclass
 class ValidationContext:
-    """Handed to a schema's optional ``validate_spec(ctx)`` for cross-field checks.
-
-    Attributes:
-        key: The node's dotted key (``model``, ``loop.incoming`` …).
-        where: ``where(key)`` names the file or override that set a key.
-        allowed_targets: Dotted-path prefixes plugins allow (``specloop_add_allowed_targets``).
-        allow_python_targets: Whether the spec lifts that allowlist.
-    """
+    """Handed to a schema's optional ``validate_spec(ctx)`` for cross-field checks: the node's
+    dotted ``key`` (``model``, ``loop.incoming`` …), ``where(key)`` naming the file or override
+    that set a key, the ``allowed_targets`` prefixes plugins allow
+    (``specloop_add_allowed_targets``) and whether the spec sets ``allow_python_targets``."""
 
     key: str
     where: Any
@@ -144,92 +143,12 @@ def plain(value: Any) -> Any:
     return value
 
 
-def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
-    """Merge ``body`` into ``schema`` with OmegaConf: unknown keys and wrong types are
-    :class:`ConfigError`s naming the key."""
-    from omegaconf import OmegaConf  # ~0.1 s; `specloop plugins` never validates a spec
-    from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
-                                  OmegaConfBaseException, ValidationError)
-
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
-    except OmegaConfBaseException as exc:
-        sub = getattr(exc, "full_key", "") or ""
-        full = f"{key}.{sub}" if sub else key
-        if isinstance(exc, ConfigKeyError):
-            bad = sub.rsplit(".", 1)[-1] or "?"
-            names = _field_names(schema, sub.split(".")[:-1])
-            close = difflib.get_close_matches(bad, names, n=1)
-            raise ConfigError(
-                f"unknown key {full!r}", key=full, file=prov.where(full),
-                expected=f"one of the keys of {full.rsplit('.', 1)[0]}: {', '.join(names)}",
-                fix=f"rename it to {close[0]!r}" if close else "remove it",
-                extra=[("did you mean", close[0])] if close else []) from None
-        if isinstance(exc, MissingMandatoryValue):
-            raise ConfigError(f"missing required value {full}", key=full,
-                              file=prov.where(full), expected="a value",
-                              fix=f"set {full} in the spec or with {full}=...") from None
-        if isinstance(exc, ValidationError):
-            expected = _field_type(schema, sub.split(".")) or "a value of the declared type"
-            got = _lookup(body, sub.split("."))
-            raise ConfigError(f"wrong type for {full}", key=full, file=prov.where(full),
-                              got=MASK if is_secret_key(full) else got, expected=expected,
-                              fix=f"set {full} to {expected}") from None
-        raise ConfigError(f"invalid value at {full}", key=full, file=prov.where(full),
-                          extra=[("detail", str(exc).splitlines()[0])]) from None
-
-
-def _lookup(body: Any, parts: list[str]) -> Any:
-    for p in parts:
-        if isinstance(body, dict) and p in body:
-            body = body[p]
-        elif isinstance(body, list) and p.isdigit() and int(p) < len(body):
-            body = body[int(p)]
-        else:
-            return None
-    return body
-
-
-def _schema_at(schema: Any, parts: list[str]) -> Any:
-    import typing
-
-    for p in parts:
-        if not dataclasses.is_dataclass(schema):
-            return None
-        hints = typing.get_type_hints(schema)
-        if p not in hints:
-            return None
-        schema = hints[p]
-    return schema
-
-
-def _field_names(schema: Any, parts: list[str]) -> list[str]:
-    target = _schema_at(schema, parts)
-    return [f.name for f in dataclasses.fields(target)] if dataclasses.is_dataclass(target) else []
-
-
-def _field_type(schema: Any, parts: list[str]) -> str | None:
-    parent = _schema_at(schema, parts[:-1])
-    if not dataclasses.is_dataclass(parent):
-        return None
-    for f in dataclasses.fields(parent):
-        if f.name == parts[-1]:
-            t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            return f"a value of type {t}"
-    return None
-
-
 def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov: Provenance,
                  vctx: ValidationContext, *, optional: bool) -> Resolved | None:
-    """Validate one component node (and its nested component nodes).
-
-    Raises:
-        ConfigError: naming the key for every problem with the node.
-        UnknownKindError: for a ``kind`` no installed plugin provides.
-        PluginError: the component's schema raised something other than a ConfigError.
-    """
-    if optional and (node is None or (isinstance(node, dict) and "kind" in node
-                                      and node.get("kind") in ("none", None))):
+    """Validate one component node and its nested component nodes (``None``: the optional
+    stage is off). A schema raising anything but a ConfigError is a PluginError."""
+    if optional and (node is None or isinstance(node, dict) and node.get("kind", "") in (
+            "none", None)):
         return None
     available = ", ".join(table.kinds(stage)) or "(none installed)"
     if not isinstance(node, dict):
@@ -253,21 +172,17 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
     nested = {name: body.pop(name) for name in spec.nested if name in body}
     config = _in_schema(spec, lambda: typed(spec.schema, body, key, prov))
     check_constraints(config, key, prov.where)
-    for name, nested_stage in spec.nested.items():
-        value = nested.get(name)
+    for name, sub_stage in spec.nested.items():
+        value, sub = nested.get(name), f"{key}.{name}"
         if isinstance(value, list):
-            resolved: Any = [resolve_node(nested_stage, v, f"{key}.{name}.{i}", table, prov,
-                                          vctx, optional=False) for i, v in enumerate(value)]
+            value = [resolve_node(sub_stage, v, f"{sub}.{i}", table, prov, vctx, optional=False)
+                     for i, v in enumerate(value)]
         elif value is not None:
-            resolved = resolve_node(nested_stage, value, f"{key}.{name}", table, prov, vctx,
-                                    optional=False)
-        else:
-            resolved = getattr(config, name, None)
-        setattr(config, name, resolved)
+            value = resolve_node(sub_stage, value, sub, table, prov, vctx, optional=False)
+        setattr(config, name, getattr(config, name, None) if value is None else value)
     check = getattr(config, "validate_spec", None)
     if callable(check):
-        _in_schema(spec, lambda: check(ValidationContext(key, prov.where, vctx.allowed_targets,
-                                                         vctx.allow_python_targets)))
+        _in_schema(spec, lambda: check(dataclasses.replace(vctx, key=key)))
     return Resolved(spec, config, key, node)
 
 
@@ -290,7 +205,7 @@ def _settings(raw: dict, schemas: dict[str, type], prov: Provenance,
     a disabled or broken plugin are not checked)."""
     out: dict[str, Any] = {}
     disabled = set(raw.get("disable") or []) | set(inactive)
-    for name, node in (raw or {}).items():
+    for name, node in raw.items():
         key = f"plugins.{name}"
         if name in disabled:
             continue
@@ -303,40 +218,27 @@ def _settings(raw: dict, schemas: dict[str, type], prov: Provenance,
         if name not in schemas:
             close = difflib.get_close_matches(name, list(schemas), n=1)
             raise ConfigError(f"no installed plugin declares settings {key!r}", key=key,
-                              file=prov.where(key),
-                              expected="plugins.<name> for one of: " + (", ".join(schemas) or
-                                                                        "(none)"),
+                              file=prov.where(key), expected="plugins.<name> for one of: "
+                              + (", ".join(schemas) or "(none)"),
                               fix=f"rename it to plugins.{close[0]}" if close else "remove it",
                               extra=[("did you mean", close[0])] if close else [])
-        config = typed(schemas[name], node or {}, key, prov)
-        check_constraints(config, key, prov.where)
-        out[name] = config
+        out[name] = typed(schemas[name], node or {}, key, prov)
+        check_constraints(out[name], key, prov.where)
     for name, schema in schemas.items():
         out.setdefault(name, typed(schema, {}, f"plugins.{name}", prov))
     return out
 
 
+ENGINE_NODES = {"project": ProjectConf, "store": StoreConf, "sweep": SweepConf, "loop": LoopConf}
+# what a ``loop.incoming`` node of another kind than ``data`` takes over from ``data``
+COLUMN_CHOICES = ("target", "features", "drop", "categorical", "time_column", "task", "coerce")
+
+
 def validate(composed: Composed, table: ComponentTable, allowed_targets: list[str],
              settings_schemas: dict[str, type] | None = None,
              inactive: set[str] = frozenset()) -> Spec:
-    """Validate a composed spec.
-
-    Args:
-        composed: The composed spec.
-        table: The run's component table.
-        allowed_targets: Estimator allowlist (dotted-path prefixes).
-        settings_schemas: ``{plugin: dataclass}`` of the plugins' settings.
-        inactive: Plugins that are disabled or failed to import (their settings are kept
-            unchecked).
-
-    Returns:
-        The validated :class:`Spec`.
-
-    Raises:
-        ConfigError: for the first problem found.
-    """
-    from ._crosscheck import check_stages
-
+    """Validate a composed spec; ``inactive`` plugins (disabled, or failed to import) keep
+    their settings unchecked. Raises a ConfigError for the first problem found."""
     raw, prov = composed.config, composed.provenance
     for key in raw:
         if key not in ROOT_KEYS:
@@ -347,45 +249,77 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
                           file=prov.where("allow_python_targets"), got=allow_py,
                           expected="true or false", fix="allow_python_targets: true")
     vctx = ValidationContext("", prov.where, allowed_targets, allow_py)
-    project = typed(ProjectConf, raw.get("project") or {}, "project", prov)
-    store = typed(StoreConf, raw.get("store") or {}, "store", prov)
-    sweep = typed(SweepConf, raw.get("sweep") or {}, "sweep", prov)
     loop_raw = dict(raw.get("loop") or {})
     incoming_node = loop_raw.pop("incoming", None)
-    loop = typed(LoopConf, loop_raw, "loop", prov)
-    for cfg, key in ((project, "project"), (store, "store"), (sweep, "sweep"), (loop, "loop")):
-        check_constraints(cfg, key, prov.where)
-    if not valid_name(project.name):  # it names the model in the registry and in paths
-        raise ConfigError(f"invalid model name {project.name!r}", key="project.name",
-                          file=prov.where("project.name"), got=project.name,
+    confs = {key: typed(schema, (loop_raw if key == "loop" else raw.get(key)) or {}, key, prov)
+             for key, schema in ENGINE_NODES.items()}
+    for key, conf in confs.items():
+        check_constraints(conf, key, prov.where)
+    name = confs["project"].name
+    if not valid_name(name):  # it names the model in the registry and in paths
+        raise ConfigError(f"invalid model name {name!r}", key="project.name",
+                          file=prov.where("project.name"), got=name,
                           expected=NAME_RULE, fix="e.g. project.name: fraud_detection")
     settings = _settings(raw.get("plugins") or {}, settings_schemas or {}, prov, inactive)
     components: dict[str, Resolved | None] = {}
-    for name, stage in REQUIRED_STAGES.items():
-        if raw.get(name) is None:
+    for name, stage in STAGES.items():
+        if name in REQUIRED and raw.get(name) is None:
             raise ConfigError(f"the spec has no {name!r} stage", key=name,
                               file=prov.where(name), expected=f"a {name} node with a kind",
                               fix=f"add '- {name}: <option>' to the defaults list of "
                                   f"conf/config.yaml, or pass {name}=<option>",
                               extra=[("available kinds", ", ".join(table.kinds(stage)))])
-        components[name] = resolve_node(stage, raw[name], name, table, prov, vctx,
-                                        optional=False)
-    for name, stage in OPTIONAL_STAGES.items():
         components[name] = resolve_node(stage, raw.get(name), name, table, prov, vctx,
-                                        optional=True)
+                                        optional=name not in REQUIRED)
     incoming = None
     if incoming_node is not None:
-        data_node = dict(raw["data"])
-        merged = {k: v for k, v in data_node.items() if k != "split"}
-        if isinstance(incoming_node, dict) and incoming_node.get("kind") not in (
-                None, data_node["kind"]):  # another kind shares only the column choices
-            merged = {k: v for k, v in merged.items() if k in (
-                "target", "features", "drop", "categorical", "time_column", "task", "coerce")}
-        merged.update(incoming_node if isinstance(incoming_node, dict) else {})
-        incoming = resolve_node(Stage.DATA, merged, "loop.incoming", table, prov, vctx,
-                                optional=False)
-    spec = Spec(project_dir=prov.project_dir, raw=raw, project=project, store=store, loop=loop,
-                sweep=sweep, components=components, incoming=incoming, provenance=prov,
-                overrides=composed.overrides, choices=composed.choices, settings=settings)
+        own = incoming_node if isinstance(incoming_node, dict) else {}
+        merged = {k: v for k, v in raw["data"].items() if k != "split" and (
+            own.get("kind") in (None, raw["data"]["kind"]) or k in COLUMN_CHOICES)}
+        incoming = resolve_node(Stage.DATA, {**merged, **own}, "loop.incoming", table, prov,
+                                vctx, optional=False)
+    spec = Spec(project_dir=prov.project_dir, raw=raw, **confs, components=components,
+                incoming=incoming, provenance=prov, overrides=composed.overrides,
+                choices=composed.choices, settings=settings)
     check_stages(spec)
     return spec
+
+
+def check_stages(spec: Spec) -> None:
+    """Refuse a stage node that reads a metric the metrics stage does not compute."""
+    names_of = getattr(spec.components["metrics"].config, "metric_names", None)
+    if not callable(names_of):
+        return
+    computed = list(dict.fromkeys(names_of()))
+    for stage in METRIC_READERS:
+        resolved = spec.components.get(stage)
+        used = getattr(resolved.config, "metrics_used", None) if resolved else None
+        for subkey, metric in (used() if callable(used) else {}).items():
+            if metric in computed:
+                continue
+            key = f"{resolved.key}.{subkey}"
+            close = difflib.get_close_matches(str(metric), computed, n=1)
+            raise ConfigError(
+                f"{key} reads the metric {metric!r}, which the metrics stage does not compute",
+                key=key, file=spec.provenance.where(key), got=metric,
+                expected="one of the computed metrics: " + ", ".join(computed),
+                fix=f"use {close[0]!r}" if close else
+                f"add {metric!r} to metrics.names, or remove {key}",
+                extra=[("did you mean", close[0])] if close else [])
+
+
+def check_task(spec: Spec, model: Any, task: str, target: str) -> None:
+    """Refuse a built ``model`` whose optional ``task()`` is not the data's ``task`` on
+    ``target``: a classifier on a continuous target, or a regressor on classes."""
+    ask = getattr(model, "task", None)
+    wants = ask() if callable(ask) else None
+    if wants is None or wants == task:
+        return
+    resolved = spec.components["model"]
+    what = getattr(resolved.config, "estimator", resolved.spec.kind)
+    raise ConfigError(
+        f"model {what!r} is a {wants} model, but the target {target!r} is a {task} target",
+        key="model", file=spec.provenance.where("model"), got=what,
+        expected=f"a {task} model for {target!r} (set in {spec.provenance.where('data.target')})",
+        fix=f"pick a {task} model (model=<option>), or set data.task if the target's task "
+            "was inferred wrongly")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._crosscheck import check_task
 from ._flow import (committed, ensure_deployed, judge, move_alias, register_version,
                     signature_of)
 from ._model_artifacts import load_model, read_file, save_model
 from ._plan import evaluate_key
+from ._spec import check_task
 from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
 from .errors import ArtifactError, ConfigError, SpecloopError
 

@@ -8,17 +8,27 @@ naming the stage, the component and its distribution.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import os
 import sys
 import traceback
 import warnings
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from ._cli_records import add_commands as add_record_commands
+from . import __version__
+from . import _cli_records as records
+from ._manager import make_plugin_manager
+from ._redact import redact, secret_fields
 from ._text import table
-from .errors import SpecloopError
+from .errors import ConfigError, SpecloopError
+
+# Each command imports the engine modules it needs when it runs: they add ~0.07 s (Hydra,
+# pandas and the store more) to `specloop plugins` and `--help`, which stay well under 0.5 s.
 
 
 def _out(text: str = "") -> None:
@@ -29,10 +39,16 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _context(args: argparse.Namespace):
+@contextmanager
+def _project(args: argparse.Namespace) -> Iterator[Any]:
+    """The run context of ``--project`` and the overrides, closed when the command is done."""
     from ._context import make_context
 
-    return make_context(args.project, args.overrides, echo=_out)
+    ctx = make_context(args.project, args.overrides, echo=_out)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -44,21 +60,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_sweep(Path(args.project), args.overrides, _out)
     from ._runner import execute
 
-    ctx = _context(args)
-    try:
+    with _project(args) as ctx:
         doc = execute(ctx, until=args.until)
-    finally:
-        ctx.close()
     _out(f"run {doc['run_id']}")
     _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
-                ["stage", "action", "seconds", "component"]))
+               ["stage", "action", "seconds", "component"]))
     if doc.get("metrics"):
         _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in doc["metrics"].items()))
     if doc.get("gate"):
         _out(f"gate: {doc['gate']['summary']}")
     for change in doc.get("alias_changes", []):
-        _out(f"alias {change['alias']}: v{change['from']} → v{change['to']}"
-             if change["from"] else f"alias {change['alias']}: → v{change['to']}")
+        _out(f"alias {change['alias']}: " + (f"v{change['from']} " if change["from"] else "")
+             + f"→ v{change['to']}")
     if doc.get("deployment"):
         where = doc["deployment"].get("location")
         _out(f"deployed v{doc['deployment'].get('version', '?')}" + (f" to {where}" if where
@@ -71,17 +84,18 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ._reproduce import reproduce
 
     report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=_out)
+    code = 0 if report["reproduced"] else 1
     if args.json:
         _out(json.dumps(report, indent=2, default=str))
-        return 0 if report["reproduced"] else 1
+        return code
     _out(f"reproduction {report['run_id']} of run {report['reproduces']} "
          f"(tolerance {report['tolerance']:g})")
     for note in report["notes"]:
         _out(f"note: {note}")
     _out(table([{**r, "ok": "yes" if r["ok"] else "NO",
-                  **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
-                     if isinstance(r[k], (int, float))}} for r in report["metrics"]],
-                ["metric", "recorded", "reproduced", "difference", "ok"]))
+                 **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
+                    if isinstance(r[k], (int, float))}} for r in report["metrics"]],
+               ["metric", "recorded", "reproduced", "difference", "ok"]))
     if report["stage_keys"]:
         _out("stage keys that differ (component versions or pinned data):")
         _out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
@@ -90,49 +104,66 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         _out(table(report["environment"], ["what", "recorded", "now"]))
     else:
         _out("environment: same python and package versions")
-    _out("reproduced" if report["reproduced"] else "NOT reproduced: the metrics differ")
-    return 0 if report["reproduced"] else 1
+    _out("reproduced" if code == 0 else "NOT reproduced: the metrics differ")
+    return code
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``specloop plan``: what ``run`` would do, and why; nothing executes."""
     from ._runner import plan_run
 
-    ctx = _context(args)
-    try:
+    with _project(args) as ctx:
         rows = [p.row() for p in plan_run(ctx)]
-    finally:
-        ctx.close()
     if args.json:
         _out(json.dumps(rows, indent=2))
         return 0
     _out(table(rows, ["stage", "component", "action", "reason"]))
     todo = [r["stage"] for r in rows if r["action"] == "run"]
     _out(f"{len(todo)} stage(s) would run" + (f": {', '.join(todo)}" if todo else
-                                               " (everything is cached)"))
+                                              " (everything is cached)"))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``specloop validate``: compose and validate, including the checks that need the
-    components (estimator parameters) or the data (the model's task against the target)."""
-    from ._redact import redact, secret_fields
-    from ._validate import deep_checks
+    """``specloop validate``: the spec's checks (every command runs them), then those that
+    would otherwise surface only once a stage runs: each component's ``preflight`` (the
+    scikit-learn model checks its estimator's parameters there) and the model's task against
+    the data's (declared, known from the cached split, or inferred from the data read once)."""
+    from ._spec import check_task
 
-    ctx = _context(args)
-    try:
-        deep_checks(ctx)
-    finally:
-        ctx.close()
-    comps = [(k, r) for k, r in ctx.spec.components.items() if r is not None]
+    with _project(args) as ctx:
+        for name, resolved in ctx.spec.components.items():
+            check = getattr(ctx.component(name), "preflight", None) if resolved else None
+            if callable(check):
+                check(ctx.node(name))
+        ask = getattr(ctx.component("model"), "task", None)
+        if callable(ask) and ask() is not None:  # only then is the data's task worth finding
+            check_task(ctx.spec, ctx.component("model"), *_data_task(ctx))
     _out(f"spec OK: {ctx.spec.project.name} — " + ", ".join(
-        f"{k}={r.spec.kind}" for k, r in comps))
+        f"{k}={r.spec.kind}" for k, r in ctx.spec.components.items() if r is not None))
     if args.show:
-        import yaml  # only for --show
+        import yaml  # loaded by Hydra already; at the top it would slow down --help
 
         _out(yaml.safe_dump(redact(ctx.spec.raw, secret_fields(ctx.spec)),
                             sort_keys=False).rstrip())
     return 0
+
+
+def _data_task(ctx: Any) -> tuple[str, str]:
+    """``(task, target)`` of the project's data, reading the data only when it must."""
+    from ._runner import plan_run
+    from ._steps import snapshot
+    from ._tabular import columns_for
+
+    conf = ctx.spec.components["data"].config
+    if conf.task != "auto":
+        return conf.task, conf.target
+    plans = {p.name: p for p in plan_run(ctx)}
+    if plans["split"].cached:
+        columns = json.loads(ctx.store.get(plans["split"].key, "columns.json"))
+    else:
+        columns = columns_for(snapshot(ctx, plans["data"].files), conf, ctx.spec.provenance.where)
+    return columns["task"], columns["target"]
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
@@ -142,8 +173,6 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
         return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
     if args.multirun:
-        from .errors import ConfigError
-
         raise ConfigError("'specloop loop -m' sweeps only in a backtest", file="command line",
                           expected="--backtest with -m",
                           fix="add --backtest to replay the batches once per policy in "
@@ -151,37 +180,28 @@ def cmd_loop(args: argparse.Namespace) -> int:
                               "retrain=never,on_drift,on_decay")
     from ._loop import Loop, loop_status
 
-    ctx = _context(args)
-    try:
+    with _project(args) as ctx:
         if args.status:
-            status = loop_status(ctx)
-            _out(json.dumps(status, indent=2, default=str))
+            _out(json.dumps(loop_status(ctx), indent=2, default=str))
             return 0
-        records = Loop(ctx).run(limit=args.limit)
-    finally:
-        ctx.close()
-    retrains = sum(1 for r in records if r["retrain"])
-    promoted = sum(1 for r in records if r.get("outcome") == "promoted")
-    _out(f"processed {len(records)} batch(es): {retrains} retrain(s), {promoted} promotion(s)")
+        done = Loop(ctx).run(limit=args.limit)
+    retrains = sum(1 for r in done if r["retrain"])
+    promoted = sum(1 for r in done if r.get("outcome") == "promoted")
+    _out(f"processed {len(done)} batch(es): {retrains} retrain(s), {promoted} promotion(s)")
     return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """``specloop plugins``: installed plugins and the components each provides."""
-    from ._manager import make_plugin_manager
-
     pm = make_plugin_manager()
-    table = pm.component_table()
     by_plugin: dict[str, list] = {}
-    for spec in table.specs.values():
+    for spec in pm.component_table().specs.values():
         by_plugin.setdefault(spec.plugin, []).append(spec)
     if args.json:
-        doc = [{**row, "components": [{"stage": str(s.stage), "kind": s.kind,
-                                       "version": s.version, "description": s.description,
-                                       "missing": s.missing_requirements()}
-                                      for s in by_plugin.get(row["name"], [])]}
-               for row in pm.plugin_rows()]
-        _out(json.dumps(doc, indent=2))
+        _out(json.dumps([{**row, "components": [
+            {"stage": str(s.stage), "kind": s.kind, "version": s.version,
+             "description": s.description, "missing": s.missing_requirements()}
+            for s in by_plugin.get(row["name"], [])]} for row in pm.plugin_rows()], indent=2))
         return 0
     for row in pm.plugin_rows():
         _out(f"{row['name']}  ({row['distribution']})  {row['status']}")
@@ -192,26 +212,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
-    """``specloop runs list|show``."""
-    from ._cli_records import runs
-
-    ctx = _context(args)
-    try:
-        return runs(ctx, args, _out)
-    finally:
-        ctx.close()
-
-
-def cmd_registry(args: argparse.Namespace) -> int:
-    """``specloop registry …``."""
-    from ._cli_records import registry
-
-    ctx = _context(args)
-    try:
-        return registry(ctx, args, _out)
-    finally:
-        ctx.close()
+def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
+    """``specloop runs …`` and ``specloop registry …``: ``fn`` of ``_cli_records``."""
+    with _project(args) as ctx:
+        return fn(ctx, args, _out)
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -237,36 +241,32 @@ def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
 
 
 def build_parser(pm: Any = None) -> argparse.ArgumentParser:
-    """The argument parser, with the sub-commands plugins add.
-
-    Args:
-        pm: The plugin manager whose plugins add sub-commands (none: the built-in ones only).
-    """
+    """The argument parser, with the sub-commands the plugins of ``pm`` add (if given)."""
     parser = argparse.ArgumentParser(
         prog="specloop", description="The MLOps loop as a declarative spec.")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=f"specloop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     stages = ("data", "split", "train", "evaluate", "register", "deploy")
-    command(sub, "run", "run the pipeline up to deploy", (
-        ("-m", "--multirun"), {"action": "store_true", "help": "Hydra multirun (sweep)"}),
-        ("--until", {"choices": stages, "help": "the last stage to run"}), handler=cmd_run)
+    flag = {"action": "store_true"}
+    command(sub, "run", "run the pipeline up to deploy",
+            (("-m", "--multirun"), {**flag, "help": "Hydra multirun (sweep)"}),
+            ("--until", {"choices": stages, "help": "the last stage to run"}), handler=cmd_run)
     command(sub, "plan", "show what run would do, and why", JSON, handler=cmd_plan)
-    command(sub, "validate", "compose and validate the spec", (
-        "--show", {"action": "store_true", "help": "print the composed spec"}),
-        handler=cmd_validate)
+    command(sub, "validate", "compose and validate the spec",
+            ("--show", {**flag, "help": "print the composed spec"}), handler=cmd_validate)
     command(sub, "loop", "score, monitor and retrain on incoming batches",
             ("--limit", {"type": int, "help": "process at most N batches"}),
-            ("--backtest", {"action": "store_true", "help": "replay every batch once per "
-                            "sweep member in an isolated registry and store; print a "
-                            "leaderboard of retraining policies"}),
-            (("-m", "--multirun"), {"action": "store_true", "help": "sweep (with "
-                                    "--backtest), e.g. -m retrain=never,on_drift,on_decay"}),
-            ("--status", {"action": "store_true",
-                          "help": "who runs the loop now, and what it processed last"}),
+            ("--backtest", {**flag, "help": "replay every batch once per sweep member in an "
+                            "isolated registry and store; print a leaderboard of retraining "
+                            "policies"}),
+            (("-m", "--multirun"), {**flag, "help": "sweep (with --backtest), e.g. "
+                                    "-m retrain=never,on_drift,on_decay"}),
+            ("--status", {**flag, "help": "who runs the loop now, and what it processed last"}),
             handler=cmd_loop)
     command(sub, "plugins", "installed plugins and their components", JSON,
             handler=cmd_plugins, project=False, overrides=False)
-    add_record_commands(sub, command, {"runs": cmd_runs, "registry": cmd_registry})
+    records.add_commands(sub, command, {"runs": partial(cmd_records, records.runs),
+                                        "registry": partial(cmd_records, records.registry)})
     command(sub, "reproduce", "re-run a recorded run and compare its metrics",
             ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
                          "largest absolute metric difference accepted (default: exact)"}),
@@ -276,24 +276,12 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    from . import __version__
-
-    return f"specloop {__version__}"
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    _err(f"specloop: warning: {message}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``specloop`` command (in-process callers use it too)."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    warnings.showwarning = _show_warning
+    warnings.showwarning = lambda message, *_args, **_kw: _err(f"specloop: warning: {message}")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        from ._manager import make_plugin_manager
-
         # a built-in command loads the plugins once, with the project's plugins.disable; other
         # commands and --help need the plugins' sub-commands to parse the line
         builtin = argv and argv[0] in BUILTIN and not {"-h", "--help"} & set(argv)
@@ -314,24 +302,18 @@ def main(argv: list[str] | None = None) -> int:
              "to resume)")
         return 130
     except BrokenPipeError:  # the reader went away (specloop … | head): end quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
 
 def console_main() -> None:
     """The ``specloop`` console script: :func:`main`, then exit with its code.
 
-    At exit, the interpreter's last garbage collections walk every object scikit-learn and
-    pandas left alive; ``gc.freeze`` (registered first, so it runs after the other exit
-    handlers) keeps them out of those passes: ~9% of a first run's CPU (docs/benchmarks.md).
-    Only cyclic garbage is left for the operating system, which CPython never promises to
-    finalize at exit anyway; flushing, the other exit handlers and module teardown are
-    unchanged. Only here, never for in-process callers of :func:`main` (tests, notebooks).
+    ``gc.freeze`` (registered first, so it runs after the other exit handlers) keeps every
+    object scikit-learn and pandas left alive out of the last collections at exit: ~9% of a
+    first run's CPU (docs/benchmarks.md). Only cyclic garbage is left to the operating system,
+    which CPython never promises to finalize at exit anyway. Never for callers of :func:`main`.
     """
-    import atexit
-    import gc
-
     atexit.register(gc.freeze)
     sys.exit(main())
 

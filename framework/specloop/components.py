@@ -127,8 +127,8 @@ class ComponentTable:
             if key in table:
                 other = table[key]
                 raise PluginError(
-                    f"component {spec.name} is registered twice: by {other.distribution} "
-                    f"(plugin {other.plugin!r}) and by {spec.distribution} (plugin {spec.plugin!r})",
+                    f"component {spec.name} is registered twice: by {other.distribution} (plugin "
+                    f"{other.plugin!r}) and by {spec.distribution} (plugin {spec.plugin!r})",
                     plugin=spec.plugin, distribution=spec.distribution,
                     fix=f"disable one of them with SPECLOOP_DISABLE_PLUGINS={spec.plugin}")
             table[key] = spec
@@ -149,9 +149,7 @@ class ComponentTable:
         """Return the spec for ``(stage, kind)``.
 
         Args:
-            stage: The stage.
-            kind: The kind named in the spec.
-            key: The spec key that named it (for the error), e.g. ``model.kind``.
+            key: The spec key that named the kind (for the error), e.g. ``model.kind``.
             where: Where that key was set, or a callable returning it (for the error).
 
         Raises:
@@ -161,17 +159,15 @@ class ComponentTable:
         spec = self._table.get((str(stage), kind))
         if spec is not None:
             return spec
-        if callable(where):
-            where = where()
+        key = key or f"{stage}.kind"
         available = self.kinds(stage)
-        extra = [("available", ", ".join(available) or "(none installed)")]
         close = difflib.get_close_matches(str(kind), available, n=1)
-        if close:
-            extra.append(("did you mean", close[0]))
-        for bp in self.broken:
-            extra.append(("note", f"plugin {bp.name!r} ({bp.distribution}) failed to import "
-                                  f"and may provide it: {bp.error}"))
-        fix = (f"set {key or str(stage) + '.kind'} to {close[0]!r}" if close else
-               f"use one of the available kinds, or install the plugin that provides {kind!r}")
-        raise UnknownKindError(f"unknown {stage} kind {kind!r}", key=key or f"{stage}.kind",
-                               file=where, expected=f"a {stage} kind", fix=fix, extra=extra)
+        extra = [("available", ", ".join(available) or "(none installed)"),
+                 *(("did you mean", c) for c in close),
+                 *(("note", f"plugin {bp.name!r} ({bp.distribution}) failed to import and may "
+                            f"provide it: {bp.error}") for bp in self.broken)]
+        raise UnknownKindError(
+            f"unknown {stage} kind {kind!r}", key=key, file=where() if callable(where) else where,
+            expected=f"a {stage} kind", extra=extra,
+            fix=f"set {key} to {close[0]!r}" if close else
+            f"use one of the available kinds, or install the plugin that provides {kind!r}")

@@ -3,9 +3,9 @@
 The tree::
 
     SpecloopError                      every error specloop raises on purpose
-    ├── ConfigError (+ ValueError)     the spec or the data is wrong: file, key, got, expected, fix
+    ├── ConfigError (+ ValueError)     spec or data is wrong: key, file, got, expected, fix
     │   └── UnknownKindError           a ``kind:`` no installed plugin provides
-    ├── PluginError                    a plugin is broken or missing: plugin name and distribution
+    ├── PluginError                    a plugin is broken or missing: plugin, distribution
     ├── StageError                     a component raised: stage, component, distribution, run
     ├── RegistryError                  a registry operation that cannot be done
     ├── ReproduceError                 a recorded run cannot be re-run as recorded
@@ -20,18 +20,8 @@ the user for a plugin bug: they name the plugin and its distribution; ``BusyErro
 
 from __future__ import annotations
 
-__all__ = [
-    "SpecloopError",
-    "ConfigError",
-    "UnknownKindError",
-    "PluginError",
-    "StageError",
-    "RegistryError",
-    "ReproduceError",
-    "ArtifactError",
-    "BusyError",
-    "BatchNotReady",
-]
+__all__ = ["SpecloopError", "ConfigError", "UnknownKindError", "PluginError", "StageError",
+           "RegistryError", "ReproduceError", "ArtifactError", "BusyError", "BatchNotReady"]
 
 
 class SpecloopError(Exception):
@@ -80,9 +70,8 @@ class ConfigError(SpecloopError, ValueError):
                  got: object = None, expected: str | None = None, fix: str | None = None,
                  extra: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
-        self.key, self.file, self.got = key, file, got
-        self.expected, self.fix = expected, fix
-        self.extra = list(extra or [])
+        self.key, self.file, self.got, self.expected = key, file, got, expected
+        self.fix, self.extra = fix, list(extra or [])
 
     def details(self) -> list[tuple[str, object]]:
         return [("key", self.key), ("where", self.file),
@@ -98,7 +87,6 @@ class PluginError(SpecloopError):
     """A plugin failed to import, broke its contract, or is not installed.
 
     Args:
-        message: What went wrong.
         plugin: The entry-point name of the plugin.
         distribution: The distribution (and version) that ships it.
         fix: How to fix it (an install hint, an upgrade, how to disable it).
@@ -120,7 +108,6 @@ class StageError(SpecloopError):
     """A component raised while the engine called it; wraps the original exception.
 
     Args:
-        message: What failed.
         stage: The stage that was running (``train``, ``score`` …), when known.
         component: ``stage/kind`` of the component that raised.
         distribution: The distribution (and version) that ships the component.
@@ -137,15 +124,12 @@ class StageError(SpecloopError):
 
     def details(self) -> list[tuple[str, object]]:
         cause = self.__cause__
-        return [
-            ("stage", self.stage),
-            ("component", f"{self.component} (component version {self.version})"
-             if self.component and self.version else self.component),
-            ("distribution", self.distribution),
-            ("run", self.run_id),
-            ("cause", f"{type(cause).__name__}: {cause}" if cause else None),
-            ("hint", "set SPECLOOP_FULL_ERROR=1 for the full traceback" if cause else None),
-        ]
+        return [("stage", self.stage),
+                ("component", f"{self.component} (component version {self.version})"
+                 if self.component and self.version else self.component),
+                ("distribution", self.distribution), ("run", self.run_id),
+                ("cause", f"{type(cause).__name__}: {cause}" if cause else None),
+                ("hint", "set SPECLOOP_FULL_ERROR=1 for the full traceback" if cause else None)]
 
 
 class RegistryError(SpecloopError):
@@ -157,8 +141,7 @@ class RegistryError(SpecloopError):
     def __init__(self, message: str, *, fix: str | None = None,
                  extra: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
-        self.fix = fix
-        self.extra = list(extra or [])
+        self.fix, self.extra = fix, list(extra or [])
 
     def details(self) -> list[tuple[str, object]]:
         return [*self.extra, ("fix", self.fix)]
@@ -168,7 +151,6 @@ class ReproduceError(SpecloopError):
     """A recorded run cannot be re-run as recorded (e.g. its data changed since).
 
     Args:
-        message: What is wrong.
         file: The file concerned.
         recorded: What the manifest recorded.
         current: What is there now.
@@ -190,7 +172,6 @@ class ArtifactError(SpecloopError):
     SHA-256 (``missing`` tells the first case apart: the bytes are gone, not altered).
 
     Args:
-        message: What is wrong.
         path: The file in the store.
         expected: The SHA-256 specloop recorded.
         actual: The SHA-256 of the bytes found.
@@ -214,7 +195,6 @@ class BusyError(SpecloopError):
     """A resource is held by another process: the project's loop, a port.
 
     Args:
-        message: What is busy.
         holder: Who holds it (pid, host, since), when known.
         fix: What to do.
     """

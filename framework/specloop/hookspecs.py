@@ -98,9 +98,6 @@ def specloop_before_stage(stage: str, component: ComponentSpec | None, run: RunC
         component: The component that runs it, or ``None`` for engine-owned stages.
         run: The run context (run id, project, store, registry).
         cached: Whether the stage's output will be taken from the cache.
-
-    Returns:
-        Nothing.
     """
 
 
@@ -116,9 +113,6 @@ def specloop_after_stage(stage: str, component: ComponentSpec | None, run: RunCo
         cached: Whether the output came from the cache.
         duration: Seconds spent in the stage.
         key: The stage's cache key, if it has one.
-
-    Returns:
-        Nothing.
     """
 
 
@@ -132,9 +126,6 @@ def specloop_on_stage_error(stage: str, component: ComponentSpec | None, run: Ru
         component: The component that raised, or ``None``.
         run: The run context.
         error: The exception.
-
-    Returns:
-        Nothing.
     """
 
 
@@ -145,9 +136,6 @@ def specloop_after_run(run: RunContext, manifest: dict[str, Any]) -> None:
     Args:
         run: The run context.
         manifest: The run manifest as written to the store (status, stages, metrics …).
-
-    Returns:
-        Nothing.
     """
 
 
@@ -158,9 +146,6 @@ def specloop_after_register(run: RunContext, version: dict[str, Any]) -> None:
     Args:
         run: The run context.
         version: The registry record of the new version (metrics, gate, source, run id …).
-
-    Returns:
-        Nothing.
     """
 
 
@@ -180,9 +165,6 @@ def specloop_after_alias_change(run: RunContext, name: str, alias: str, version:
         previous: The version it pointed at before, or ``None``.
         action: ``promote``, ``force-promote``, ``rollback`` or ``register-<alias>``.
         reason: Why, as recorded in the alias history.
-
-    Returns:
-        Nothing.
     """
 
 
@@ -195,7 +177,4 @@ def specloop_add_cli_commands(subparsers: argparse._SubParsersAction) -> None:
 
     Args:
         subparsers: The ``argparse`` sub-parser collection of the ``specloop`` command.
-
-    Returns:
-        Nothing.
     """

@@ -44,19 +44,14 @@ class Interval:
         """Return whether ``value`` lies in the interval."""
         if value is None:
             return self.allow_none
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kinds = int if self.type is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or (
+                isinstance(value, float) and math.isnan(value)):
             return False
-        if self.type is int and not isinstance(value, int):
-            return False
-        if isinstance(value, float) and math.isnan(value):
-            return False
-        left = self.closed in ("both", "left")
-        right = self.closed in ("both", "right")
-        if self.low is not None and (value < self.low or (value == self.low and not left)):
-            return False
-        if self.high is not None and (value > self.high or (value == self.high and not right)):
-            return False
-        return True
+        left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
+        below = self.low is not None and (value < self.low or value == self.low and not left)
+        above = self.high is not None and (value > self.high or value == self.high and not right)
+        return not (below or above)
 
     def describe(self) -> str:
         """Return the ``expected`` text, e.g. ``an int in the range [1, inf)``."""
@@ -64,9 +59,8 @@ class Interval:
         hi = "inf" if self.high is None else self.high
         lb = "[" if self.closed in ("both", "left") and self.low is not None else "("
         rb = "]" if self.closed in ("both", "right") and self.high is not None else ")"
-        name = "an int" if self.type is int else "a float"
-        text = f"{name} in the range {lb}{lo}, {hi}{rb}"
-        return text + (" or None" if self.allow_none else "")
+        return (f"{'an int' if self.type is int else 'a float'} in the range {lb}{lo}, {hi}{rb}"
+                + (" or None" if self.allow_none else ""))
 
     def invalid_values(self) -> list[Any]:
         """Return values outside the interval (used by the conformance kit)."""
@@ -167,7 +161,8 @@ class SplitConf:
     """How the data stage splits rows into training and test sets."""
 
     method: str = param("stratified", check=Options("stratified", "random", "time"),
-                        help="stratified (on the target), random, or time (last rows by time_column)")
+                        help="stratified (on the target), random, or time (last rows by "
+                             "time_column)")
     test_size: float = param(0.2, check=Interval(float, 0, 1, closed="neither"),
                              help="fraction of rows held out for evaluation")
 
