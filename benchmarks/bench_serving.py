@@ -132,7 +132,7 @@ def prepare(tmp: Path) -> Path:
 
 
 def in_process(proj: Path, records: list[dict], fast_path: bool) -> tuple[dict, object]:
-    from specloop._session import make_context
+    from specloop import make_context
     from specloop_serve._model import load_version
 
     ctx = make_context(proj)
