@@ -1,14 +1,10 @@
 """The registry's SQLite file: created atomically, migrated, never silently replaced.
 
-A registry is a store of record. Opening one therefore refuses what SQLite alone would
-accept: a 0-byte file (SQLite would start a new, empty registry in it), a file that is not a
-database, and a missing file where one existed (its ``<name>.id`` marker is still there).
-Each is a :class:`RegistryError` (exit 2) naming the file and the way back: a backup made
-with ``specloop registry backup`` (SQLite's online backup), or ``specloop registry check``.
-
-A new file is built under a temporary name and linked into place (``os.link`` fails if the
-name exists), so a crash never leaves a half-made registry and two first openers agree on
-one file.
+Opening refuses what SQLite alone would accept: a 0-byte file (SQLite would start a new, empty
+registry in it), a file that is not a database, and a missing file where one existed (its
+``<name>.id`` marker is still there), each as a :class:`RegistryError` naming the way back. A
+new file is built under a temporary name and linked into place (``os.link`` fails if the name
+exists), so a crash never leaves a half-made registry and two first openers agree on one file.
 """
 
 from __future__ import annotations
@@ -17,7 +13,9 @@ import os
 import sqlite3
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import RegistryError
 
@@ -79,9 +77,23 @@ def _broken(path: Path, what: str) -> RegistryError:
             f"remove {path.name}, {path.name}.id and the store folder together")
 
 
+def sqlite_path(url: str, base_dir: Path) -> Path:
+    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
+    if not url.startswith("sqlite:///"):
+        raise RegistryError(f"unsupported registry URL {url!r}",
+                            fix="use sqlite:///path/to/registry.db")
+    path = Path(url.removeprefix("sqlite:///"))
+    return path if path.is_absolute() else (base_dir / path)
+
+
 def marker(path: Path) -> Path:
     """The file that says a registry was created at ``path``."""
     return path.with_name(path.name + ".id")
+
+
+def _mark(path: Path) -> None:
+    if not marker(path).exists():
+        marker(path).write_text(uuid.uuid4().hex + "\n")
 
 
 def _create(path: Path) -> None:
@@ -99,17 +111,12 @@ def _create(path: Path) -> None:
             pass
     finally:
         tmp.unlink(missing_ok=True)
-    if not marker(path).exists():
-        marker(path).write_text(uuid.uuid4().hex + "\n")
+    _mark(path)
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if new) the registry at ``path``, checked and migrated.
-
-    Raises:
-        RegistryError: the file is empty or not a database, or is missing although a
-            registry was created there.
-    """
+    """Open (creating if new) the registry at ``path``, checked and migrated; a
+    :class:`RegistryError` if it is empty, not a database, or gone although one was made."""
     path = Path(path)
     if not path.exists():
         if marker(path).exists():
@@ -134,8 +141,7 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _broken(path, f"is not a readable SQLite database ({exc})") from None
-    if not marker(path).exists():  # a registry from before markers existed
-        marker(path).write_text(uuid.uuid4().hex + "\n")
+    _mark(path)  # also for a registry from before markers existed
     return conn
 
 
@@ -146,20 +152,30 @@ def _migrate(conn: sqlite3.Connection) -> None:
                             f"this one reads up to {VERSION})", fix="upgrade specloop")
     if current == VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for statement in SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement)
         for table, column, kind in _ADDED:
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in cols:
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         conn.execute(f"PRAGMA user_version = {VERSION}")
-        conn.execute("COMMIT")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception); inside an open
+    transaction, join it (all or nothing)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")
 
 
 def integrity(conn: sqlite3.Connection) -> list[str]:
@@ -170,7 +186,7 @@ def integrity(conn: sqlite3.Connection) -> list[str]:
 
 def backup(conn: sqlite3.Connection, dest: Path) -> Path:
     """Copy the registry to ``dest`` with SQLite's online backup (consistent while others
-    write), written under a temporary name and renamed into place."""
+    write), under a temporary name renamed into place."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
