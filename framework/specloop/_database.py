@@ -13,9 +13,9 @@ import os
 import sqlite3
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import RegistryError
 
@@ -91,27 +91,24 @@ def marker(path: Path) -> Path:
     return path.with_name(path.name + ".id")
 
 
-def _mark(path: Path) -> None:
-    if not marker(path).exists():
-        marker(path).write_text(uuid.uuid4().hex + "\n")
-
-
-def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+def _build(dest: Path, fill: Callable[[sqlite3.Connection], Any],
+           place: Callable[[Path, Path], Any]) -> None:
+    """Fill a new database under a temporary name beside ``dest``, then ``place`` it there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         conn = sqlite3.connect(str(tmp))
-        conn.executescript(SCHEMA)
-        conn.execute(f"PRAGMA user_version = {VERSION}")
-        conn.commit()
+        with conn:
+            fill(conn)
         conn.close()
-        try:
-            os.link(tmp, path)  # atomic: fails if another process created it first
-        except FileExistsError:
-            pass
+        place(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    _mark(path)
+
+
+def _link(tmp: Path, path: Path) -> None:
+    with suppress(FileExistsError):  # atomic: fails if another process created it first
+        os.link(tmp, path)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -121,7 +118,8 @@ def connect(path: Path) -> sqlite3.Connection:
     if not path.exists():
         if marker(path).exists():
             raise _broken(path, "is missing although a registry was created there")
-        _create(path)
+        _build(path, lambda c: c.executescript(f"{SCHEMA}PRAGMA user_version = {VERSION};"),
+               _link)
     elif path.stat().st_size == 0:
         raise _broken(path, "is an empty file")
     conn = sqlite3.connect(str(path), timeout=60, isolation_level=None,
@@ -141,7 +139,8 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _broken(path, f"is not a readable SQLite database ({exc})") from None
-    _mark(path)  # also for a registry from before markers existed
+    if not marker(path).exists():  # a new registry, or one from before markers existed
+        marker(path).write_text(uuid.uuid4().hex + "\n")
     return conn
 
 
@@ -187,15 +186,5 @@ def integrity(conn: sqlite3.Connection) -> list[str]:
 def backup(conn: sqlite3.Connection, dest: Path) -> Path:
     """Copy the registry to ``dest`` with SQLite's online backup (consistent while others
     write), under a temporary name renamed into place."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        target = sqlite3.connect(str(tmp))
-        with target:
-            conn.backup(target)
-        target.close()
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    _build(Path(dest), conn.backup, os.replace)
+    return Path(dest)

@@ -1,15 +1,10 @@
 """``specloop reproduce RUN_ID``: re-run a recorded run and check that its metrics come back.
 
-The run is rebuilt from its manifest, not from today's ``conf/``: the recorded resolved config
-is validated again (same seed, same components, same parameters), the data is checked against
-the recorded fingerprint, and the stages ``data → split → train → evaluate`` run in a fresh,
-temporary artifact store. Nothing comes from the stage cache, and ``register``/``deploy``
-never run, so the project's registry, aliases and deployments are not touched.
-
-When the data no longer matches and the manifest recorded the git commit of a DVC-tracked
-file, that commit is read through DVC instead. If nothing matches, the reproduction stops
-with both fingerprints. The result compares each metric (exact by default, or within a
-tolerance) and lists package and environment differences, which explain most mismatches.
+The run is rebuilt from its manifest's resolved config (not today's ``conf/``) and its stages up
+to ``evaluate`` run in a fresh, temporary store: no cache, no register or deploy, so the
+project's registry is not touched. Changed data is read at the recorded DVC commit if there is
+one, else the run stops with both fingerprints. Metrics are compared (exactly, or within a
+tolerance) and environment differences listed.
 """
 
 from __future__ import annotations
@@ -22,15 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._config import Composed, Provenance, conf_search_dirs
-from ._context import RunContext, environment, thread_limits
+from ._context import RunContext, _disabled_in_yaml, environment, make_context, thread_limits
 from ._manager import make_plugin_manager
-from ._manifest import Manifest, read_manifest
+from ._manifest import Manifest, read_manifest, save
 from ._plan import STAGES, plan
 from ._redact import MASK
 from ._runner import Pipeline
-from ._context import _disabled_in_yaml, make_context
 from ._spec import validate
-from ._store import sha256
 from .errors import ReproduceError, SpecloopError
 
 REPRODUCED_STAGES = STAGES[:STAGES.index("evaluate") + 1]
@@ -80,51 +73,32 @@ def _compare_metrics(recorded: dict, reproduced: dict, tolerance: float) -> list
     rows = []
     for name in sorted(set(recorded) | set(reproduced)):
         a, b = recorded.get(name), reproduced.get(name)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            diff = b - a
-            ok = abs(diff) <= tolerance
-        else:
-            diff, ok = None, a == b
-        rows.append({"metric": name, "recorded": a, "reproduced": b, "difference": diff,
-                     "ok": ok})
+        numeric = isinstance(a, (int, float)) and isinstance(b, (int, float))
+        rows.append({"metric": name, "recorded": a, "reproduced": b,
+                     "difference": b - a if numeric else None,
+                     "ok": abs(b - a) <= tolerance if numeric else a == b})
     return rows
 
 
 def _environment_diff(recorded: dict, current: dict) -> list[dict]:
-    rows = []
-    if recorded.get("python") != current.get("python"):
-        rows.append({"what": "python", "recorded": recorded.get("python"),
-                     "now": current.get("python")})
-    if recorded.get("platform") != current.get("platform"):
-        rows.append({"what": "platform", "recorded": recorded.get("platform"),
-                     "now": current.get("platform")})
-    old, new = recorded.get("packages") or {}, current.get("packages") or {}
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) != new.get(name):
-            rows.append({"what": name, "recorded": old.get(name), "now": new.get(name)})
-    old_env, new_env = recorded.get("env") or {}, current.get("env") or {}
-    for name in sorted(set(old_env) | set(new_env)):
-        if old_env.get(name) != new_env.get(name):
-            rows.append({"what": f"${name}", "recorded": old_env.get(name),
-                         "now": new_env.get(name)})
-    return rows
+    def diff(old: dict, new: dict, keys: Any, prefix: str = "") -> list[dict]:
+        return [{"what": prefix + k, "recorded": old.get(k), "now": new.get(k)}
+                for k in keys if old.get(k) != new.get(k)]
+
+    old, new = (recorded.get("packages") or {}), (current.get("packages") or {})
+    old_env, new_env = (recorded.get("env") or {}), (current.get("env") or {})
+    return (diff(recorded, current, ("python", "platform"))
+            + diff(old, new, sorted(set(old) | set(new)))
+            + diff(old_env, new_env, sorted(set(old_env) | set(new_env)), "$"))
 
 
 def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
               overrides: list[str] | None = None,
               echo: Callable[[str], None] | None = None) -> dict:
-    """Re-run ``run_id`` from its manifest and compare its metrics.
-
-    Args:
-        project_dir: The project folder whose store holds the run.
-        run_id: The run to reproduce.
-        tolerance: The largest absolute metric difference that still counts as equal.
-        overrides: Overrides used only to find the store (e.g. ``store.url=...``).
-        echo: Where progress lines go.
-
-    Returns:
-        A report: ``reproduced`` (bool), ``metrics`` rows, ``environment`` differences,
-        ``stage_keys`` differences, ``notes`` and the reproduction's ``run_id``.
+    """Re-run ``run_id`` from its manifest and compare its metrics (equal within
+    ``tolerance``); ``overrides`` only find the store (e.g. ``store.url=...``). Returns a report:
+    ``reproduced`` (bool), ``metrics`` rows, ``environment`` and ``stage_keys`` differences,
+    ``notes`` and the reproduction's ``run_id``.
 
     Raises:
         RegistryError: when the store holds no such run.
@@ -192,18 +166,15 @@ def _reproduce(home: RunContext, project_dir: Path, run_id: str, tolerance: floa
         metrics = json.loads(ctx.store.get(doc.doc["stages"]["evaluate"]["key"],
                                            "metrics.json"))
         final = doc.finish("succeeded", metrics=metrics)
-        body = home.store.write_json(f"runs/{ctx.run_id}/manifest.json", final)
-        home.registry.record_run(final, sha256(body))
+        save(home, final)
     finally:
         ctx.close()
         shutil.rmtree(tmp, ignore_errors=True)
     rows = _compare_metrics(manifest["metrics"], metrics, tolerance)
-    key_rows = []
-    for name in REPRODUCED_STAGES:
-        old = (manifest.get("stages") or {}).get(name, {}).get("key")
-        new = final["stages"].get(name, {}).get("key")
-        if old != new:
-            key_rows.append({"stage": name, "recorded": old, "reproduced": new})
+    keys = {name: ((manifest.get("stages") or {}).get(name, {}).get("key"),
+                   final["stages"].get(name, {}).get("key")) for name in REPRODUCED_STAGES}
+    key_rows = [{"stage": n, "recorded": a, "reproduced": b} for n, (a, b) in keys.items()
+                if a != b]
     return {"run_id": ctx.run_id, "reproduces": run_id,
             "reproduced": all(r["ok"] for r in rows), "tolerance": tolerance,
             "metrics": rows, "environment": _environment_diff(manifest.get("environment") or {},

@@ -1,24 +1,13 @@
-"""The artifact store: content-addressed folders behind an fsspec URL, trusted only through
-specloop's own record of them.
+"""The artifact store: ``artifacts/<key>/<file>`` and ``runs/<run_id>/manifest.json`` behind
+an fsspec URL, trusted only through specloop's own record of them.
 
-Layout under the store root::
-
-    artifacts/<key>/<file>…      one folder per stage output, named by its cache key
-    runs/<run_id>/manifest.json  one manifest per run
-
-The store holds bytes; what they should be is recorded in the registry's artifact index
-(:class:`~specloop._registry.ArtifactIndex`), which lives outside the store. An artifact
-exists for specloop only when the index records it *and* its files are there; every read
-is checked against the recorded SHA-256 before anything is parsed. Anything else under a key
-(planted by whoever can write the store, left by a crash) is ignored, and replaced when that
-key is next written. A recorded file that is gone is *missing* (the stage computes it
-again), not tampered with.
-
-Writes: on a local folder the files go to ``artifacts/.tmp-<key>-<pid>-<rand>/`` (fsynced)
-and the folder is renamed into place, then the index records it; on object stores, where a
-rename is a copy, the files are uploaded and then recorded. Temporary folders that a killed
-writer left behind are removed by the next writer. Concurrent writers of one key take
-:meth:`ArtifactStore.lock` (a file lock on local stores) around "check, compute, put".
+What the bytes should be is recorded in the registry's artifact index, outside the store. An
+artifact exists only when the index records it *and* its files are there; every read is
+checked against the recorded SHA-256 before anything is parsed. Anything else under a key
+(planted, or left by a crash) is ignored and replaced when that key is next written; a
+recorded file that is gone is *missing* (the stage computes it again), not tampered with.
+Local writes go to a fsynced ``artifacts/.tmp-<key>-<pid>-<rand>/`` renamed into place (dead
+writers' leftovers are swept); object stores upload, then record.
 """
 
 from __future__ import annotations
@@ -46,14 +35,8 @@ def sha256(data: bytes) -> str:
 
 
 class ArtifactStore:
-    """Read and write artifacts and manifests.
-
-    Args:
-        url: A local folder (relative paths are taken from ``base_dir``) or an fsspec URL.
-        base_dir: The project folder.
-        storage_options: Passed to fsspec for remote URLs.
-        index: The record of what specloop wrote (the registry's ``index``).
-    """
+    """Artifacts and manifests under ``url`` (a folder, relative to the project's
+    ``base_dir``, or an fsspec URL), trusted through ``index`` (the registry's)."""
 
     def __init__(self, url: str, base_dir: Path, storage_options: dict | None = None, *,
                  index: Any = None) -> None:
@@ -74,21 +57,16 @@ class ArtifactStore:
 
     @property
     def fs(self) -> Any:
-        """The fsspec filesystem (imported on first use; a remote store is checked once)."""
+        """The fsspec filesystem of a remote store (opened, and its bucket checked, once)."""
         if self._fs is None:
-            if self.local:
-                import fsspec
-
-                self._fs = fsspec.filesystem("file")
-            else:
-                self._fs, _ = open_url(self.url, self.storage_options)
+            self._fs = open_url(self.url, self.storage_options)[0]
         return self._fs
 
-    def _remote(self) -> remote_errors:
+    def _remote(self) -> Any:
         return remote_errors(self.url, self.storage_options)
 
     def path(self, *parts: str) -> str:
-        """A path inside the store (local path or bucket path)."""
+        """A path inside the store (local path or bucket path; parts may hold ``/``)."""
         return "/".join([self.root, *parts])
 
     # -- artifacts ---------------------------------------------------------------------------
@@ -109,11 +87,7 @@ class ArtifactStore:
             return all(self.fs.exists(p) for p in paths)
 
     def meta(self, key: str) -> dict:
-        """The recorded metadata of an artifact.
-
-        Raises:
-            ArtifactError: if specloop has no record of it.
-        """
+        """The recorded metadata of an artifact (an :class:`ArtifactError` if unrecorded)."""
         rec = self.record(key)
         if rec is None:
             raise ArtifactError(f"artifact {key} is not recorded by specloop; refusing to use "
@@ -132,7 +106,7 @@ class ArtifactStore:
         if not self.local:
             yield False
             return
-        from filelock import FileLock
+        from filelock import FileLock  # ~30 ms: `specloop validate` opens a store
 
         folder = self.path("artifacts", ".locks")
         os.makedirs(folder, exist_ok=True)
@@ -140,16 +114,8 @@ class ArtifactStore:
             yield True
 
     def put(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> dict:
-        """Write an artifact and record it in the index.
-
-        Args:
-            key: The cache key.
-            files: File name to content.
-            meta: Extra metadata recorded with it (stage, component, model format …).
-
-        Returns:
-            The record (``files: {name: {sha256, size}}`` plus ``meta``).
-        """
+        """Write an artifact (file name → bytes) and record it, with ``meta``, in the index;
+        return the record (``files: {name: {sha256, size}}`` plus ``meta``)."""
         record = {"key": key, "files": {n: {"sha256": sha256(b), "size": len(b)}
                                         for n, b in files.items()}, **(meta or {})}
         final = self.path("artifacts", key)
@@ -197,19 +163,12 @@ class ArtifactStore:
                 shutil.rmtree(path, ignore_errors=True)
 
     def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
-        """Read one file of an artifact and verify its SHA-256 against specloop's record.
-
-        Args:
-            key: The artifact's key.
-            name: The file name inside the artifact.
-            registered: The SHA-256 the model registry recorded for this file, checked first.
-
-        Raises:
-            ArtifactError: it is not recorded, missing, or does not match its recorded hash.
-        """
-        rec = self.record(key)
+        """Read one file of an artifact, verified against the SHA-256 the model registry
+        recorded (``registered``) or else specloop's index; an :class:`ArtifactError` if it
+        is unrecorded, missing or does not match."""
         path = self.path("artifacts", key, name)
-        expected = registered or (rec or {}).get("files", {}).get(name, {}).get("sha256")
+        recorded = ((self.record(key) or {}).get("files", {}).get(name) or {}).get("sha256")
+        expected = registered or recorded
         if expected is None:
             raise ArtifactError(f"artifact file {key}/{name} is not recorded by specloop; "
                                 "refusing to read it", path=path,
@@ -223,7 +182,6 @@ class ArtifactStore:
                                     "run; a registered version's files can be restored from "
                                     "a backup of the store") from None
         actual = sha256(data)
-        recorded = (rec or {}).get("files", {}).get(name, {}).get("sha256")
         if registered and actual != registered and actual == recorded:
             # the registered bytes went missing and a run computed the key again: specloop
             # wrote these bytes (the index says so), they are just not the version's
@@ -253,7 +211,7 @@ class ArtifactStore:
     # -- small JSON documents (manifests) ---------------------------------------------------
     def write_json(self, relpath: str, doc: dict) -> bytes:
         """Write a JSON document atomically (temporary file, then rename); return its bytes."""
-        path = self.path(*relpath.split("/"))
+        path = self.path(relpath)
         body = json.dumps(doc, indent=2, sort_keys=False, default=str).encode()
         if self.local:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -268,11 +226,11 @@ class ArtifactStore:
 
     def read_bytes(self, relpath: str) -> bytes:
         """The bytes of a document written by :meth:`write_json`."""
-        return self._read(self.path(*relpath.split("/")))
+        return self._read(self.path(relpath))
 
     def list_dir(self, relpath: str) -> list[str]:
         """Names of the entries of a folder of the store (empty if it does not exist)."""
-        path = self.path(*relpath.split("/"))
+        path = self.path(relpath)
         if self.local:
             return sorted(os.listdir(path)) if os.path.isdir(path) else []
         with self._remote():
