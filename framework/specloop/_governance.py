@@ -31,10 +31,9 @@ class GateRefused(RegistryError):
         self.gate = gate
 
     def details(self) -> list[tuple[str, str]]:
-        failed = [c for c in self.gate.get("checks", []) if not c.get("passed", True)]
-        lines = [("gate", self.gate.get("summary", "failed"))]
-        lines += [("failed check", _check_text(c)) for c in failed]
-        return lines + super().details()
+        failed = [("failed check", _check_text(c)) for c in self.gate.get("checks", [])
+                  if not c.get("passed", True)]
+        return [("gate", self.gate.get("summary", "failed")), *failed, *super().details()]
 
 
 def _num(x: Any) -> str:
@@ -72,15 +71,13 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
         if current == candidate["version"]:
             return {"alias": alias, "from": current, "to": current, "gate": None,
                     "forced": False, "unchanged": True, "deployment": None}
-        gate = None
-        if alias == CHAMPION:
-            gate = judge_against_champion(ctx, candidate)
-            if not gate["passed"] and not force:
-                raise GateRefused(
-                    f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
-                    + (f" over v{current}" if current is not None else ""), gate=gate,
-                    fix="promote a better version, or override with --force --reason TEXT "
-                        "(recorded in the audit log)")
+        gate = judge_against_champion(ctx, candidate) if alias == CHAMPION else None
+        if gate is not None and not gate["passed"] and not force:
+            raise GateRefused(
+                f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
+                + (f" over v{current}" if current is not None else ""), gate=gate,
+                fix="promote a better version, or override with --force --reason TEXT "
+                    "(recorded in the audit log)")
         forced = bool(force and gate is not None and not gate["passed"])
         record = {**(gate or {}), **({"forced": True, "force_reason": reason} if forced else {})}
         text = reason or (gate["summary"] if gate else "promoted from the command line")
@@ -89,8 +86,7 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
                               action="force-promote" if forced else "promote")
         if gate is not None:
             ctx.say(("gate FAILED (forced): " if forced else "gate: ") + gate["summary"])
-        ctx.say(f"{alias}: v{previous} → v{candidate['version']}" if previous else
-                f"{alias}: → v{candidate['version']}")
+        ctx.say(f"{alias}: {f'v{previous} ' if previous else ''}→ v{candidate['version']}")
         deployed = deploy_champion(ctx) if alias == CHAMPION and deploy else None
     return {"alias": alias, "from": previous, "to": candidate["version"], "gate": gate,
             "forced": forced, "deployment": deployed}

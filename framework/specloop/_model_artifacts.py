@@ -1,11 +1,8 @@
 """Model artifacts: the one path by which a fitted model is written to and read from the store.
 
-Writing records, in specloop's index (and, once registered, immutably in the registry), the
-bytes' SHA-256, the ``format``, the types its loader must trust and the component that wrote
-it. Reading takes everything from that record, nothing from the store: hash checked, trusted
-types allowed by the saving component, ``allow_pickle`` for a format that can run code, and
-the bytes go to that component's ``loads`` (a champion saved by one model component can be
-judged and replaced by a challenger from another).
+The index (and, once registered, the registry) records the bytes' SHA-256, ``format``, trusted
+types and saving component; reading takes all of it from that record, never from the store,
+and hands the verified bytes to that component's ``loads`` (``allow_pickle`` permitting).
 """
 
 from __future__ import annotations
@@ -23,10 +20,9 @@ UNSAFE_FORMATS = ("pickle", "joblib", "cloudpickle")
 
 def component_record(resolved: Any) -> dict:
     """How a model artifact names the component that wrote it."""
-    spec = resolved.spec
-    return {"stage": str(spec.stage), "kind": spec.kind, "version": spec.version,
-            "plugin": spec.plugin, "distribution": spec.distribution,
-            "node": plain(resolved.node)}
+    s = resolved.spec
+    return {"stage": str(s.stage), "kind": s.kind, "version": s.version, "plugin": s.plugin,
+            "distribution": s.distribution, "node": plain(resolved.node)}
 
 
 def model_files(component: Any, fitted: Any, name: str = "the model component") -> tuple:
@@ -63,14 +59,11 @@ def version_artifacts(store: Any, model_key: str, reference_key: str | None) -> 
     """The registry records of a new version's files, from specloop's index."""
     out = []
     for role, key in (("model", model_key), ("reference", reference_key)):
-        if key is None:
-            continue
-        meta = store.meta(key)
-        for file, info in sorted(meta["files"].items()):
-            rec = {"role": role, "key": key, "file": file, "sha256": info["sha256"],
-                   "size": info.get("size")}
-            out.append({**rec, **_model_meta(meta)} if role == "model" and file == MODEL_FILE
-                       else rec)
+        meta = store.meta(key) if key is not None else {"files": {}}
+        out += [{"role": role, "key": key, "file": file, "sha256": info["sha256"],
+                 "size": info.get("size"),
+                 **(_model_meta(meta) if role == "model" and file == MODEL_FILE else {})}
+                for file, info in sorted(meta["files"].items())]
     return out
 
 
@@ -129,21 +122,24 @@ def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
 
 def load_model(ctx: Any, key: str, version: dict | None = None) -> Any:
     """Verify and deserialize the model stored under ``key`` (``version``: its registry
-    record, looked up by ``key`` when omitted).
-
-    Raises:
-        ArtifactError: the file is missing, unrecorded or tampered with, or its recorded
-            types are ones its component does not allow.
-        ConfigError: the format can run code and the current spec does not allow it.
-        PluginError: the component that saved it is not installed.
-    """
+    record, looked up by ``key`` when omitted). Raises an :class:`ArtifactError` (missing,
+    unrecorded, tampered with, or types its component does not allow), :class:`ConfigError`
+    (a format that can run code, not allowed) or :class:`PluginError` (component gone)."""
     rec = model_record(ctx, key, version)
     data = ctx.store.get(key, MODEL_FILE, registered=rec.get("sha256"))
     path = ctx.store.path("artifacts", key, MODEL_FILE)
     fmt, trusted = rec["format"], list(rec.get("trusted_types") or [])
     if fmt in UNSAFE_FORMATS and not getattr(ctx.spec.components["model"].config,
                                              "allow_pickle", False):
-        raise pickle_refused(fmt, path, version, ctx.spec.provenance.where("model"))
+        owner = f"version {version['version']}" if version else "this model"
+        raise ConfigError(
+            f"refusing to load {owner}: it is stored as {fmt}, and loading {fmt} can run "
+            "arbitrary code", key="model.allow_pickle", file=ctx.spec.provenance.where("model"),
+            got=False, expected=f"allow_pickle: true to load {fmt}-format models",
+            extra=[("file", path)],
+            fix="retrain without allow_pickle (the default format, skops, is safe), or, only "
+                "if you trust where the file came from, set allow_pickle: true in the model "
+                "config (e.g. model.allow_pickle=true on the command line)")
     resolved, component = loader_for(ctx, rec.get("component"))
     if refused := _refused(component, trusted):
         raise ArtifactError(f"the recorded trusted types include types {resolved.spec.name} "
@@ -154,19 +150,6 @@ def load_model(ctx: Any, key: str, version: dict | None = None) -> Any:
         if exc.path is None:
             exc.path = path
         raise
-
-
-def pickle_refused(fmt: str, path: str, version: dict | None, where: str | None) -> Any:
-    """The error for a pickle-format model the current spec does not allow."""
-    owner = f"version {version['version']}" if version else "this model"
-    return ConfigError(
-        f"refusing to load {owner}: it is stored as {fmt}, and loading {fmt} can run "
-        "arbitrary code", key="model.allow_pickle", file=where, got=False,
-        expected=f"allow_pickle: true to load {fmt}-format models",
-        extra=[("file", path)],
-        fix="retrain without allow_pickle (the default format, skops, is safe), or, only if "
-            "you trust where the file came from, set allow_pickle: true in the model config "
-            "(e.g. model.allow_pickle=true on the command line)")
 
 
 def call_loads(component: Any, data: bytes, *, format: str, trusted: list[str]) -> Any:

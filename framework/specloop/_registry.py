@@ -1,10 +1,9 @@
 """The model registry on SQLite: versions, aliases and their history, an append-only audit log,
 deployments, runs, the loop's per-batch state, and the artifact index.
 
-Every change is a transaction; :meth:`Registry.transaction` groups several, so a crash leaves
-the registry as it was before or after a loop step, never between. Alias moves are
-compare-and-set (``expect``) and, with the deployment that follows them, serialised per model
-by :meth:`Registry.model_lock`. Triggers keep the audit log and recorded hashes append-only.
+Every change is a transaction (grouped by :meth:`Registry.transaction`, so a crash leaves the
+registry before or after a loop step); alias moves are compare-and-set and, with the deployment
+that follows, serialised per model by :meth:`Registry.model_lock`.
 """
 
 from __future__ import annotations
@@ -125,8 +124,7 @@ class Registry:
         """One version; a :class:`RegistryError` naming the known ones if it does not exist."""
         rows = self._versions(name, "AND version=?", (int(version),))
         if not rows:
-            known = [r["version"] for r in self._rows(
-                "SELECT version FROM versions WHERE name=? ORDER BY version", (name,))]
+            known = [v["version"] for v in self.versions(name)]
             raise RegistryError(f"model {name!r} has no version {version}",
                                 fix=f"known versions: {known or 'none'}")
         return rows[0]
@@ -176,12 +174,10 @@ class Registry:
             c.execute("INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                       (name, version, now(), model_key, reference_key, _json(metrics),
                        data_fingerprint, run_id, _json(config), _json(gate), _json(source)))
-            for a in artifacts or []:
-                c.execute("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?,?)",
-                          (name, version, a["role"], a["key"], a["file"], a["sha256"],
-                           a.get("size"), a.get("format"),
-                           _json(a["trusted_types"]) if "trusted_types" in a else None,
-                           _json(a["component"]) if a.get("component") else None))
+            c.executemany("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                (name, version, a["role"], a["key"], a["file"], a["sha256"], a.get("size"),
+                 a.get("format"), _json(a["trusted_types"]) if "trusted_types" in a else None,
+                 _json(a["component"]) if a.get("component") else None) for a in artifacts or []])
             self._audit(c, name, "register", version, None, reason, gate, run_id)
             return self.get(name, version)
 
@@ -224,11 +220,7 @@ class Registry:
     def rollback_target(self, name: str, alias: str = "champion") -> tuple[int, int]:
         """``(current, target)`` of a rollback: the holders before the current one form a
         stack (a move pushes the holder it replaced, a rollback pops), so a rollback never
-        returns to the version just rolled back from.
-
-        Raises:
-            RegistryError: the alias is unset, or has no earlier holder to go back to.
-        """
+        returns to the version just rolled back from. A :class:`RegistryError` if there is none."""
         current = self.aliases(name).get(alias)
         if current is None:
             raise RegistryError(f"model {name!r} has no {alias!r} to roll back",

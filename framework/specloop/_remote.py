@@ -24,19 +24,14 @@ _CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError"}
 
 def open_url(url: str, storage_options: dict | None = None, *,
              key: str = "store.url") -> tuple[Any, str]:
-    """Open the filesystem of an fsspec URL and check that its bucket exists.
+    """Open the filesystem of an fsspec URL (``s3://bucket/prefix`` …) and check that its
+    bucket exists; return ``(filesystem, path without the protocol)``.
 
-    Args:
-        url: An fsspec URL such as ``s3://bucket/prefix``.
-        storage_options: Passed to the filesystem (endpoint, credentials …).
-        key: The spec key that holds ``url``; errors name it and its ``storage_options`` sibling.
-
-    Returns:
-        ``(filesystem, path)``: the path is ``url`` without its protocol.
+    ``storage_options`` go to the filesystem (endpoint, credentials …); ``key`` is the spec key
+    holding ``url``, which errors name (with its ``storage_options`` sibling).
 
     Raises:
-        ConfigError: a missing driver, an unreachable endpoint, refused credentials or a bucket
-            that does not exist.
+        ConfigError: a missing driver or bucket, an unreachable endpoint, refused credentials.
     """
     import fsspec  # ~90 ms: `specloop --help` imports this module (via specloop)
 
@@ -66,14 +61,9 @@ def open_url(url: str, storage_options: dict | None = None, *,
 def remote_errors(url: str, storage_options: dict | None = None, *,
                   key: str = "store.url") -> Iterator[None]:
     """A context manager that re-raises what a remote filesystem raises for a user's mistake
-    (unreachable endpoint, refused credentials, missing driver) as a :class:`ConfigError`;
-    every other exception passes through unchanged.
-
-    Args:
-        url: The URL being used, quoted in the message.
-        storage_options: Its storage options (the endpoint is quoted from them).
-        key: The spec key of ``url``.
-    """
+    (unreachable endpoint, refused credentials, missing driver) as a :class:`ConfigError`
+    quoting ``url``, the endpoint from ``storage_options`` and the spec ``key``; every other
+    exception passes through unchanged."""
     try:
         yield
     except ConfigError:

@@ -1,13 +1,10 @@
 """The artifact store: ``artifacts/<key>/<file>`` and ``runs/<run_id>/manifest.json`` behind
-an fsspec URL, trusted only through specloop's own record of them.
+an fsspec URL, trusted only through the registry's artifact index (kept outside the store).
 
-What the bytes should be is recorded in the registry's artifact index, outside the store. An
-artifact exists only when the index records it *and* its files are there; every read is
+An artifact exists only when the index records it *and* its files are there; every read is
 checked against the recorded SHA-256 before anything is parsed. Anything else under a key
-(planted, or left by a crash) is ignored and replaced when that key is next written; a
-recorded file that is gone is *missing* (the stage computes it again), not tampered with.
-Local writes go to a fsynced ``artifacts/.tmp-<key>-<pid>-<rand>/`` renamed into place (dead
-writers' leftovers are swept); object stores upload, then record.
+(planted, or left by a crash) is ignored and replaced when the key is next written; a recorded
+file that is gone is *missing* (computed again), not tampered with.
 """
 
 from __future__ import annotations
@@ -129,8 +126,7 @@ class ArtifactStore:
                         fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
-                if os.path.exists(final):  # unrecorded (planted, or a crash's): replaced
-                    shutil.rmtree(final, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)  # unrecorded (planted, or a crash's)
                 os.rename(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -143,7 +139,8 @@ class ArtifactStore:
         return record
 
     def _sweep_leftovers(self) -> None:
-        """Remove temporary folders of writers that died (once per store object)."""
+        """Remove the fsynced ``.tmp-<key>-<pid>-<rand>/`` folders of writers that died (once
+        per store object)."""
         if self._swept:
             return
         self._swept = True
