@@ -1,11 +1,6 @@
-"""The registry's SQLite file: created atomically, migrated, never silently replaced.
-
-Opening refuses what SQLite alone would accept: a 0-byte file (SQLite would start a new, empty
-registry in it), a file that is not a database, and a missing file where one existed (its
-``<name>.id`` marker is still there), each as a :class:`RegistryError` naming the way back. A
-new file is built under a temporary name and linked into place (``os.link`` fails if the name
-exists), so a crash never leaves a half-made registry and two first openers agree on one file.
-"""
+"""The registry's SQLite file: created atomically (built aside, then linked into place),
+migrated, and never silently replaced: an empty file, a non-database and a missing file whose
+``<name>.id`` marker remains are refused (SQLite alone would start a new, empty registry)."""
 
 from __future__ import annotations
 
@@ -22,46 +17,41 @@ from .errors import RegistryError
 VERSION = 2
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS versions (
-    name TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL,
-    model_key TEXT NOT NULL, reference_key TEXT, metrics TEXT NOT NULL, data_fingerprint TEXT,
-    run_id TEXT, config TEXT, gate TEXT, source TEXT, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL,
+    created_at TEXT NOT NULL, model_key TEXT NOT NULL, reference_key TEXT, metrics TEXT NOT NULL,
+    data_fingerprint TEXT, run_id TEXT, config TEXT, gate TEXT, source TEXT,
+    PRIMARY KEY (name, version));
 CREATE INDEX IF NOT EXISTS versions_by_key ON versions (name, model_key);
-CREATE TABLE IF NOT EXISTS aliases (
-    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, set_at TEXT NOT NULL,
-    PRIMARY KEY (name, alias));
-CREATE TABLE IF NOT EXISTS alias_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL,
-    version INTEGER, previous INTEGER, at TEXT NOT NULL, reason TEXT, action TEXT);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL, version INTEGER, alias TEXT, reason TEXT, gate TEXT, run_id TEXT);
+CREATE TABLE IF NOT EXISTS aliases (name TEXT NOT NULL, alias TEXT NOT NULL,
+    version INTEGER NOT NULL, set_at TEXT NOT NULL, PRIMARY KEY (name, alias));
+CREATE TABLE IF NOT EXISTS alias_history (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    alias TEXT NOT NULL, version INTEGER, previous INTEGER, at TEXT NOT NULL, reason TEXT,
+    action TEXT);
+CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+    name TEXT NOT NULL, action TEXT NOT NULL, version INTEGER, alias TEXT, reason TEXT, gate TEXT,
+    run_id TEXT);
+CREATE TABLE IF NOT EXISTS version_artifacts (name TEXT NOT NULL, version INTEGER NOT NULL,
+    role TEXT NOT NULL, key TEXT NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER,
+    format TEXT, trusted_types TEXT, component TEXT, PRIMARY KEY (name, version, role, file));
+CREATE TABLE IF NOT EXISTS loop_batches (name TEXT NOT NULL, batch_id TEXT NOT NULL,
+    processed_at TEXT NOT NULL, champion INTEGER, record TEXT NOT NULL,
+    PRIMARY KEY (name, batch_id));
+CREATE TABLE IF NOT EXISTS loop_events (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    batch_id TEXT NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, record TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (name TEXT NOT NULL, target TEXT NOT NULL,
+    version INTEGER NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (name, target));
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, status TEXT, started TEXT,
+    ended TEXT, sha256 TEXT, pid INTEGER, host TEXT, model_version INTEGER, overrides TEXT);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS version_artifacts (
-    name TEXT NOT NULL, version INTEGER NOT NULL, role TEXT NOT NULL, key TEXT NOT NULL,
-    file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER, format TEXT, trusted_types TEXT,
-    component TEXT, PRIMARY KEY (name, version, role, file));
 CREATE TRIGGER IF NOT EXISTS version_artifacts_no_update BEFORE UPDATE ON version_artifacts
     BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS version_artifacts_no_delete BEFORE DELETE ON version_artifacts
     BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
-CREATE TABLE IF NOT EXISTS loop_batches (
-    name TEXT NOT NULL, batch_id TEXT NOT NULL, processed_at TEXT NOT NULL,
-    champion INTEGER, record TEXT NOT NULL, PRIMARY KEY (name, batch_id));
-CREATE TABLE IF NOT EXISTS loop_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, batch_id TEXT NOT NULL,
-    at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);
-CREATE TABLE IF NOT EXISTS artifacts (
-    key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-    name TEXT NOT NULL, target TEXT NOT NULL, version INTEGER NOT NULL, result TEXT NOT NULL,
-    at TEXT NOT NULL, PRIMARY KEY (name, target));
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, command TEXT, status TEXT, started TEXT, ended TEXT,
-    sha256 TEXT, pid INTEGER, host TEXT, model_version INTEGER, overrides TEXT);
 """
 
 # columns added since version 1 (ALTER TABLE ADD COLUMN keeps the existing rows)

@@ -1,9 +1,6 @@
-"""Governed registry operations: gated promotion, rollback, model cards and the record check.
-
-``registry promote`` judges the candidate's recorded metrics against the champion's with the
-project's gate (the :func:`judge` ``specloop run`` uses); a failing gate changes nothing unless
-forced with a reason, which is audited. When ``champion`` moves, the new holder is deployed.
-"""
+"""Governed registry operations: gated promotion (a failing gate changes nothing unless forced
+with an audited reason), rollback, model cards and ``registry check``. When ``champion`` moves,
+the new holder is deployed under the model's lock."""
 
 from __future__ import annotations
 
@@ -50,16 +47,10 @@ def _check_text(check: dict) -> str:
 
 def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = False,
             reason: str | None = None, deploy: bool = True) -> dict:
-    """Point ``alias`` at ``version``; for ``champion``, only if the declared gate passes (or
-    ``force`` with a ``reason``, audited), then deploy it unless ``deploy`` is false (under the
-    model's lock: the deployment follows the move it belongs to). Returns ``{"alias", "from",
-    "to", "gate", "forced", "deployment"}``.
-
-    Raises:
-        RegistryError: ``force`` without ``reason``, an unknown version, or the alias moved
-            meanwhile (exit code 2).
-        GateRefused: the gate failed and ``force`` was not given (exit code 1).
-    """
+    """Point ``alias`` at ``version`` and, for ``champion``, deploy it under the model's lock;
+    for ``champion`` only if the gate passes (else :class:`GateRefused`, exit 1) or ``force``
+    comes with a ``reason``. A :class:`RegistryError` (exit 2) for an unknown version, or an
+    alias that moved meanwhile. Returns ``{"alias", "from", "to", "gate", "forced", …}``."""
     if force and not (reason and reason.strip()):
         raise RegistryError("--force needs --reason TEXT",
                             fix="say why the gate is overridden, e.g. --force --reason "

@@ -1,10 +1,7 @@
-"""Run manifests: what a run was given, what it did and what it produced (secrets redacted).
-
-Written atomically to ``runs/<run_id>/manifest.json`` when a run starts, after its plan and
-stages, and when it ends; each write is recorded in the registry's ``runs`` table with the
-SHA-256 of its bytes, and a manifest is believed only while it has that hash (whoever can write
-the store cannot forge the record ``reproduce`` re-runs).
-"""
+"""Run manifests: what a run was given, did and produced (secrets redacted), written atomically
+as it starts, plans, runs stages and ends. Each write's SHA-256 is recorded in the registry, and a
+manifest is believed only while it has it: whoever writes the store cannot forge what
+``reproduce`` re-runs."""
 
 from __future__ import annotations
 

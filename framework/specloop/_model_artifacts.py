@@ -1,9 +1,6 @@
 """Model artifacts: the one path by which a fitted model is written to and read from the store.
-
-The index (and, once registered, the registry) records the bytes' SHA-256, ``format``, trusted
-types and saving component; reading takes all of it from that record, never from the store,
-and hands the verified bytes to that component's ``loads`` (``allow_pickle`` permitting).
-"""
+Reading takes the SHA-256, format, trusted types and saving component from specloop's record,
+never from the store, and hands the verified bytes to that component's ``loads``."""
 
 from __future__ import annotations
 

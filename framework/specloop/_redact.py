@@ -1,9 +1,6 @@
-"""Secrets stay secret: what is redacted before anything is recorded or printed.
-
-A secret is a value at or under a ``param(secret=True)`` field (``store.storage_options`` is
-one) or any ``storage_options``, or whose last key part names a credential (``token``,
-``password``, ``api_key`` …). Credentials belong in ``${oc.env:NAME}``, never recorded.
-"""
+"""Secrets stay secret before anything is recorded or printed: values at or under a
+``param(secret=True)`` field or any ``storage_options``, or whose last key part names a
+credential (``token``, ``password``, ``api_key`` …). Credentials belong in ``${oc.env:NAME}``."""
 
 from __future__ import annotations
 

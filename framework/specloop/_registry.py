@@ -1,10 +1,7 @@
-"""The model registry on SQLite: versions, aliases and their history, an append-only audit log,
-deployments, runs, the loop's per-batch state, and the artifact index.
-
-Every change is a transaction (grouped by :meth:`Registry.transaction`, so a crash leaves the
-registry before or after a loop step); alias moves are compare-and-set and, with the deployment
-that follows, serialised per model by :meth:`Registry.model_lock`.
-"""
+"""The model registry on SQLite, the root of trust: versions, aliases and their history, an
+append-only audit log, deployments, runs, loop state and the artifact index. Every change is a
+transaction (a crash leaves it before or after a loop step); alias moves are compare-and-set
+and, with the deployment that follows, serialised per model by :meth:`Registry.model_lock`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Remote filesystems (object stores) behind fsspec URLs, with errors a user can act on.
-
-A wrong endpoint, refused credentials, a missing bucket or driver are configuration mistakes:
-they surface as a :class:`ConfigError` naming the key to fix (exit 2, no botocore traceback),
-for the artifact store and for deploy targets that publish to URLs alike.
-"""
+"""Remote filesystems (object stores) behind fsspec URLs, for the store and deploy targets: a
+wrong endpoint, refused credentials, a missing bucket or driver surface as a :class:`ConfigError`
+naming the key to fix (exit 2), not as a botocore traceback."""
 
 from __future__ import annotations
 

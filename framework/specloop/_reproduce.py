@@ -1,11 +1,6 @@
-"""``specloop reproduce RUN_ID``: re-run a recorded run and check that its metrics come back.
-
-The run is rebuilt from its manifest's resolved config (not today's ``conf/``) and its stages up
-to ``evaluate`` run in a fresh, temporary store: no cache, no register or deploy, so the
-project's registry is not touched. Changed data is read at the recorded DVC commit if there is
-one, else the run stops with both fingerprints. Metrics are compared (exactly, or within a
-tolerance) and environment differences listed.
-"""
+"""``specloop reproduce RUN_ID``: re-run a recorded run from its manifest's resolved config, up to
+``evaluate`` in a throwaway store and registry (no cache, no register or deploy), and compare its
+metrics; changed data is read at the recorded DVC commit, or the run stops with both md5s."""
 
 from __future__ import annotations
 
@@ -84,12 +79,9 @@ def _environment_diff(recorded: dict, current: dict) -> list[dict]:
 def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
               overrides: list[str] | None = None,
               echo: Callable[[str], None] | None = None) -> dict:
-    """Re-run ``run_id`` from its manifest and compare its metrics (equal within
-    ``tolerance``); ``overrides`` only find the store (e.g. ``store.url=...``). Returns a report:
-    ``reproduced`` (bool), ``metrics`` rows, ``environment`` and ``stage_keys`` differences,
-    ``notes`` and the reproduction's ``run_id``. Raises a :class:`RegistryError` (no such run),
-    :class:`ConfigError` (newer manifest, config no longer valid) or :class:`ReproduceError`
-    (the recorded data cannot be found any more)."""
+    """Re-run ``run_id`` and report whether its metrics came back (within ``tolerance``), with
+    ``metrics`` rows, ``environment``/``stage_keys`` differences and ``notes``; ``overrides``
+    only find the store. A :class:`ReproduceError` if the recorded data is gone."""
     project_dir = Path(project_dir).resolve()
     notes: list[str] = []
     with closing(make_context(project_dir, overrides or [], echo=echo)) as home:

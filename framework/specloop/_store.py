@@ -1,11 +1,7 @@
-"""The artifact store: ``artifacts/<key>/<file>`` and ``runs/<run_id>/manifest.json`` behind
-an fsspec URL, trusted only through the registry's artifact index (kept outside the store).
-
-An artifact exists only when the index records it *and* its files are there; every read is
-checked against the recorded SHA-256 before anything is parsed. Anything else under a key
-(planted, or left by a crash) is ignored and replaced when the key is next written; a recorded
-file that is gone is *missing* (computed again), not tampered with.
-"""
+"""The artifact store (``artifacts/<key>/<file>``, ``runs/<id>/manifest.json``) behind an fsspec
+URL, trusted only through the registry's artifact index: an artifact exists when the index records
+it and its files are there, and every read is checked against the recorded SHA-256. Anything
+else under a key (planted, or a crash's) is ignored, and replaced when the key is next written."""
 
 from __future__ import annotations
 
@@ -94,12 +90,9 @@ class ArtifactStore:
 
     @contextmanager
     def lock(self, key: str) -> Iterator[bool]:
-        """Hold an exclusive per-key lock while computing ``key``; yields whether it is held.
-
-        Local stores lock a file next to the artifacts (released by the kernel if the holder
-        dies). Object stores have no shared lock: there writers fall back to "compute and
-        record, the last record wins", which is safe because every read checks the hashes.
-        """
+        """Hold an exclusive per-key file lock (the kernel drops it if the holder dies) while
+        computing ``key``; yields whether it is held. Object stores have none: there the last
+        record wins, which is safe because every read checks the hashes."""
         if not self.local:
             yield False
             return
@@ -162,7 +155,7 @@ class ArtifactStore:
     def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
         """Read one file of an artifact, verified against the SHA-256 the model registry
         recorded (``registered``) or else specloop's index; an :class:`ArtifactError` if it
-        is unrecorded, missing or does not match."""
+        is unrecorded, missing (``missing``: computed again) or does not match."""
         path = self.path("artifacts", key, name)
         recorded = ((self.record(key) or {}).get("files", {}).get(name) or {}).get("sha256")
         expected = registered or recorded
