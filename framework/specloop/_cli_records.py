@@ -55,7 +55,7 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     if args.runs_cmd == "show":
         m = read_manifest(ctx, args.run_id)
         if args.json:
-            return _json(out, m)
+            return _emit(out, m)
         out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
         out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
         git = m.get("git") or {}
@@ -71,9 +71,8 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     rows = [{"run": r["run_id"], "command": r["command"], "status": r["status"],
              "started": r["started"], "version": r["model_version"],
              "overrides": " ".join(r["overrides"])} for r in ctx.registry.runs()]
-    out(json.dumps(rows, indent=2) if args.json else
-        table(rows, ["run", "command", "status", "started", "version", "overrides"]))
-    return 0
+    return _emit(out, rows, None if args.json else
+                 ["run", "command", "status", "started", "version", "overrides"])
 
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
@@ -83,14 +82,13 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
         rows = gov.check_registry(ctx)
-        out(json.dumps(rows, indent=2) if args.json else
-            table(rows, ["what", "status", "detail"]))
+        _emit(out, rows, None if args.json else ["what", "status", "detail"])
         return 0 if all(r["status"] == "ok" for r in rows) else 1
     reg, name, sub = ctx.registry, ctx.model_name, args.registry_cmd
     if sub == "list":
         versions = reg.versions(name)
         if args.json:
-            return _json(out, versions)
+            return _emit(out, versions)
         metric_cols = list(versions[0]["metrics"])[:3] if versions else []
         out(table([{"version": v["version"], "aliases": ",".join(v["aliases"]),
                     "created": v["created_at"], "run": v["run_id"],
@@ -119,7 +117,7 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
-            return _json(out, {"aliases": hist, "audit": audit})
+            return _emit(out, {"aliases": hist, "audit": audit})
         out("alias history:")
         out(table([{**h, "from": h["previous"], "to": h["version"]} for h in hist],
                   ["at", "alias", "from", "to", "action", "reason"]))
@@ -130,8 +128,9 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-def _json(out: Out, doc: Any) -> int:
-    out(json.dumps(doc, indent=2, default=str))
+def _emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
+    """Print ``doc`` as JSON, or as a table of ``columns``."""
+    out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0
 
 

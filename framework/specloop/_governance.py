@@ -126,24 +126,19 @@ def model_card(ctx: Any, version: int) -> dict:
         manifest = read_manifest(ctx, v["run_id"]) if v.get("run_id") else None
     except SpecloopError:
         pass
-    history = [h for h in reg.alias_history(name)
-               if h["version"] == v["version"] or h["previous"] == v["version"]]
-    audit = [a for a in reg.audit(name) if a["version"] == v["version"]]
-    model = next((a for a in v["artifacts"] if a["role"] == "model"
-                  and a["file"] == MODEL_FILE), None)
     return {
-        "name": name, "version": v["version"], "aliases": v["aliases"],
-        "created_at": v["created_at"], "metrics": v["metrics"],
-        "data_fingerprint": v["data_fingerprint"],
-        "source": v.get("source"), "run_id": v.get("run_id"),
+        "name": name, **{k: v[k] for k in ("version", "aliases", "created_at", "metrics",
+                                           "data_fingerprint", "source", "run_id")},
         "run": None if manifest is None else {
             k: manifest.get(k) for k in ("command", "status", "started", "overrides", "git")},
         "config": (manifest or {}).get("config") or v.get("config"),
         "config_from": "run manifest" if manifest and manifest.get("config") else "registry",
-        "gate": v.get("gate"),
-        "model": model, "artifacts": v.get("artifacts", []),
-        "alias_history": history, "audit": audit,
-    }
+        "gate": v.get("gate"), "model": next((a for a in v["artifacts"] if a["role"] == "model"
+                                              and a["file"] == MODEL_FILE), None),
+        "artifacts": v["artifacts"],
+        "alias_history": [h for h in reg.alias_history(name)
+                          if v["version"] in (h["version"], h["previous"])],
+        "audit": [a for a in reg.audit(name) if a["version"] == v["version"]]}
 
 
 def render_card(card: dict) -> str:

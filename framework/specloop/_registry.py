@@ -145,8 +145,7 @@ class Registry:
 
     def resolve(self, name: str, alias: str) -> dict | None:
         """The version an alias points at, or ``None``."""
-        version = self.aliases(name).get(alias)
-        return self.get(name, version) if version is not None else None
+        return None if (v := self.aliases(name).get(alias)) is None else self.get(name, v)
 
     def alias_history(self, name: str) -> list[dict]:
         """Every alias change of model ``name``, oldest first."""
@@ -259,12 +258,10 @@ class Registry:
 
     def runs(self) -> list[dict]:
         """Every recorded run, oldest first; runs whose process died show ``interrupted``."""
-        rows = self._rows("SELECT * FROM runs ORDER BY run_id", overrides="[]")
         host = socket.gethostname()
-        for r in rows:
-            if r["status"] == "running" and r["host"] == host and not pid_alive(r["pid"]):
-                r["status"] = "interrupted"
-        return rows
+        return [{**r, "status": "interrupted"} if r["status"] == "running" and r["host"] == host
+                and not pid_alive(r["pid"]) else r
+                for r in self._rows("SELECT * FROM runs ORDER BY run_id", overrides="[]")]
 
     # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:

@@ -11,7 +11,8 @@ import os
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,7 +38,6 @@ class ArtifactStore:
         self.storage_options = dict(storage_options or {})
         self.local, self.root = self.locate(url, base_dir)
         self.index = index
-        self._fs = None
         self._swept = False
 
     @staticmethod
@@ -48,12 +48,10 @@ class ArtifactStore:
             return True, str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
         return False, url.split("://", 1)[1].rstrip("/")
 
-    @property
+    @cached_property
     def fs(self) -> Any:
         """The fsspec filesystem of a remote store (opened, and its bucket checked, once)."""
-        if self._fs is None:
-            self._fs = open_url(self.url, self.storage_options)[0]
-        return self._fs
+        return open_url(self.url, self.storage_options)[0]
 
     def _remote(self) -> Any:
         return remote_errors(self.url, self.storage_options)
@@ -145,12 +143,10 @@ class ArtifactStore:
         for name in names:
             path = os.path.join(folder, name)
             pid = name.split("-")[-2] if name.count("-") >= 3 else ""
-            try:
-                old = time.time() - os.stat(path).st_mtime > LEFTOVER_AGE
-            except OSError:
-                continue
-            if old or not pid.isdigit() or not pid_alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
+            with suppress(OSError):  # removed meanwhile
+                if (time.time() - os.stat(path).st_mtime > LEFTOVER_AGE or not pid.isdigit()
+                        or not pid_alive(int(pid))):
+                    shutil.rmtree(path, ignore_errors=True)
 
     def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
         """Read one file of an artifact, verified against the SHA-256 the model registry
@@ -164,7 +160,7 @@ class ArtifactStore:
                                 "refusing to read it", path=path,
                                 fix="run the stage that produces it (specloop run)")
         try:
-            data = self._read(path)
+            data = self.read_bytes(f"artifacts/{key}/{name}")
         except FileNotFoundError:
             raise ArtifactError("an artifact file is missing from the store", path=path,
                                 expected=expected, missing=True,
@@ -191,13 +187,6 @@ class ArtifactStore:
                                     "again ('specloop registry check' lists every file)")
         return data
 
-    def _read(self, path: str) -> bytes:
-        if self.local:
-            with open(path, "rb") as fh:
-                return fh.read()
-        with self._remote():
-            return self.fs.cat_file(path)
-
     # -- small JSON documents (manifests) ---------------------------------------------------
     def write_json(self, relpath: str, doc: dict) -> bytes:
         """Write a JSON document atomically (temporary file, then rename); return its bytes."""
@@ -215,8 +204,12 @@ class ArtifactStore:
         return body
 
     def read_bytes(self, relpath: str) -> bytes:
-        """The bytes of a document written by :meth:`write_json`."""
-        return self._read(self.path(relpath))
+        """The bytes of a file of the store (unverified: :meth:`get` checks artifacts)."""
+        if self.local:
+            with open(self.path(relpath), "rb") as fh:
+                return fh.read()
+        with self._remote():
+            return self.fs.cat_file(self.path(relpath))
 
     def list_dir(self, relpath: str) -> list[str]:
         """Names of the entries of a folder of the store (empty if it does not exist)."""
