@@ -11,7 +11,7 @@ import yaml
 
 from ._flow import deploy_champion, judge, move_alias, signature_of
 from ._manifest import read_manifest
-from ._model_artifacts import MODEL_FILE
+from ._model_artifacts import MODEL_FILE, recorded_file
 from ._plan import deployment_status
 from .errors import ArtifactError, RegistryError, SpecloopError
 
@@ -133,8 +133,7 @@ def model_card(ctx: Any, version: int) -> dict:
             k: manifest.get(k) for k in ("command", "status", "started", "overrides", "git")},
         "config": (manifest or {}).get("config") or v.get("config"),
         "config_from": "run manifest" if manifest and manifest.get("config") else "registry",
-        "gate": v.get("gate"), "model": next((a for a in v["artifacts"] if a["role"] == "model"
-                                              and a["file"] == MODEL_FILE), None),
+        "gate": v.get("gate"), "model": recorded_file(v, v["model_key"], MODEL_FILE),
         "artifacts": v["artifacts"],
         "alias_history": [h for h in reg.alias_history(name)
                           if v["version"] in (h["version"], h["previous"])],

@@ -88,9 +88,8 @@ def model_record(ctx: Any, key: str, version: dict | None = None) -> dict:
     if version is None:
         version = ctx.registry.find_by_key(ctx.model_name, key)
     rec = recorded_file(version, key, MODEL_FILE)
-    if rec is not None and rec.get("format"):
-        return rec
-    return {**_model_meta(ctx.store.meta(key)), "sha256": None}
+    return rec if rec and rec.get("format") else {**_model_meta(ctx.store.meta(key)),
+                                                  "sha256": None}
 
 
 def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
