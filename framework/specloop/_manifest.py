@@ -71,20 +71,18 @@ class Manifest:
 
     def stage_done(self, name: str, plan: Any, seconds: float, failed: bool = False) -> None:
         """Record a stage's outcome."""
-        st = self.doc["stages"].setdefault(name, {})
-        st.update({"status": "failed" if failed else ("cached" if plan.cached else "ran"),
-                   "seconds": round(seconds, 4)})
+        self.doc["stages"].setdefault(name, {}).update(
+            status="failed" if failed else ("cached" if plan.cached else "ran"),
+            seconds=round(seconds, 4))
         if failed or not plan.cached:  # a cached stage changed nothing: the next write has it
             self.write()
 
     def finish(self, status: str, error: BaseException | None = None,
                metrics: dict | None = None) -> dict:
         """Write the final manifest and return it."""
-        self.doc.update({
-            "status": status, "ended": iso(time.time()),
-            "model_version": self.model_version, "gate": self.gate,
-            "deployment": self.deployment,
-            "error": None if error is None else f"{type(error).__name__}: {error}"})
+        self.doc.update(status=status, ended=iso(time.time()), model_version=self.model_version,
+                        gate=self.gate, deployment=self.deployment,
+                        error=None if error is None else f"{type(error).__name__}: {error}")
         if metrics is not None:
             self.doc["metrics"] = metrics
         self.write()

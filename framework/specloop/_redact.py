@@ -49,13 +49,10 @@ def secret_fields(spec: Any) -> frozenset[str]:
 def redact(value: Any, secret_keys: frozenset[str] = frozenset(), prefix: str = "") -> Any:
     """A copy of ``value`` (nested dicts and lists) with every secret value masked."""
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            leaf = not isinstance(v, (dict, list)) and v not in (None, "")
-            out[k] = MASK if leaf and is_secret_key(key, secret_keys) else \
-                redact(v, secret_keys, key)
-        return out
+        keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in value}
+        return {k: MASK if not isinstance(v, (dict, list)) and v not in (None, "")
+                and is_secret_key(keys[k], secret_keys) else redact(v, secret_keys, keys[k])
+                for k, v in value.items()}
     if isinstance(value, list):
         return [redact_overrides([v], secret_keys)[0] if isinstance(v, str) else
                 redact(v, secret_keys, f"{prefix}.{i}") for i, v in enumerate(value)]
