@@ -173,11 +173,10 @@ def render_card(card: dict) -> str:
         lines.append("model:    no artifact hashes recorded (registered by an older version)")
     lines += [f"  {a['role']}/{a['file']}  sha256 {a['sha256']}"
               for a in card.get("artifacts", []) if a is not model]
-    lines += ["", "alias history:"] + [
+    lines += ["", "alias history:", *([
         f"  {h['at']}  {h['alias']}: " + (f"v{h['previous']} → " if h["previous"] else "→ ")
         + f"v{h['version']}  ({h['reason']})" for h in card["alias_history"]]
-    if not card["alias_history"]:
-        lines.append("  (never held an alias)")
+        or ["  (never held an alias)"])]
     lines += ["", f"config ({card['config_from']}):"]
     body = yaml.safe_dump(card.get("config") or {}, sort_keys=False).rstrip()
     return "\n".join(lines + ["  " + line for line in body.splitlines()])
