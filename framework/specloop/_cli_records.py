@@ -1,7 +1,5 @@
-"""``specloop runs …`` and ``specloop registry …``: the commands over the record.
-
-Thin wrappers: the work is in ``_manifest`` (runs), ``_registry`` and ``_governance``.
-"""
+"""``specloop runs …`` and ``specloop registry …``: thin commands over the record (the work
+is in ``_manifest``, ``_registry`` and ``_governance``)."""
 
 from __future__ import annotations
 
@@ -52,13 +50,12 @@ def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> 
 
 def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     """``specloop runs list|show``."""
-    from ._manifest import list_runs, read_manifest
+    from ._manifest import read_manifest  # ~60 ms: `specloop --help` imports this module
 
     if args.runs_cmd == "show":
         m = read_manifest(ctx, args.run_id)
         if args.json:
-            out(json.dumps(m, indent=2, default=str))
-            return 0
+            return _emit(out, m)
         out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
         out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
         git = m.get("git") or {}
@@ -73,28 +70,25 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
         return 0
     rows = [{"run": r["run_id"], "command": r["command"], "status": r["status"],
              "started": r["started"], "version": r["model_version"],
-             "overrides": " ".join(r["overrides"])} for r in list_runs(ctx)]
-    out(json.dumps(rows, indent=2) if args.json else
-        table(rows, ["run", "command", "status", "started", "version", "overrides"]))
-    return 0
+             "overrides": " ".join(r["overrides"])} for r in ctx.registry.runs()]
+    return _emit(out, rows, None if args.json else
+                 ["run", "command", "status", "started", "version", "overrides"])
 
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     """``specloop registry list|show|promote|rollback|history|check|backup``."""
-    from . import _governance as gov
-    from ._registry import check_name
+    from . import _governance as gov  # ~85 ms: `specloop --help` imports this module
+    from ._registry import check_name  # sqlite3 ~10 ms, likewise
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
         rows = gov.check_registry(ctx)
-        out(json.dumps(rows, indent=2) if args.json else
-            table(rows, ["what", "status", "detail"]))
+        _emit(out, rows, None if args.json else ["what", "status", "detail"])
         return 0 if all(r["status"] == "ok" for r in rows) else 1
     reg, name, sub = ctx.registry, ctx.model_name, args.registry_cmd
     if sub == "list":
         versions = reg.versions(name)
         if args.json:
-            out(json.dumps(versions, indent=2, default=str))
-            return 0
+            return _emit(out, versions)
         metric_cols = list(versions[0]["metrics"])[:3] if versions else []
         out(table([{"version": v["version"], "aliases": ",".join(v["aliases"]),
                     "created": v["created_at"], "run": v["run_id"],
@@ -123,19 +117,20 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
-            out(json.dumps({"aliases": hist, "audit": audit}, indent=2, default=str))
-            return 0
+            return _emit(out, {"aliases": hist, "audit": audit})
         out("alias history:")
-        out(table([{"at": h["at"], "alias": h["alias"], "from": h["previous"],
-                    "to": h["version"], "action": h.get("action"), "reason": h["reason"]}
-                   for h in hist], ["at", "alias", "from", "to", "action", "reason"]))
+        out(table([{**h, "from": h["previous"], "to": h["version"]} for h in hist],
+                  ["at", "alias", "from", "to", "action", "reason"]))
         out("\naudit log:")
-        out(table([{"at": a["at"], "action": a["action"], "version": a["version"],
-                    "alias": a["alias"], "reason": a["reason"]} for a in audit],
-                  ["at", "action", "version", "alias", "reason"]))
+        out(table(audit, ["at", "action", "version", "alias", "reason"]))
     elif sub == "backup":
-        dest = reg.backup(Path(args.file))
-        out(f"wrote {dest} (a consistent copy of {reg.path})")
+        out(f"wrote {reg.backup(Path(args.file))} (a consistent copy of {reg.path})")
+    return 0
+
+
+def _emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
+    """Print ``doc`` as JSON, or as a table of ``columns``."""
+    out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0
 
 

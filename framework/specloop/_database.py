@@ -1,15 +1,6 @@
-"""The registry's SQLite file: created atomically, migrated, never silently replaced.
-
-A registry is a store of record. Opening one therefore refuses what SQLite alone would
-accept: a 0-byte file (SQLite would start a new, empty registry in it), a file that is not a
-database, and a missing file where one existed (its ``<name>.id`` marker is still there).
-Each is a :class:`RegistryError` (exit 2) naming the file and the way back: a backup made
-with ``specloop registry backup`` (SQLite's online backup), or ``specloop registry check``.
-
-A new file is built under a temporary name and linked into place (``os.link`` fails if the
-name exists), so a crash never leaves a half-made registry and two first openers agree on
-one file.
-"""
+"""The registry's SQLite file: created atomically (built aside, then linked into place),
+migrated, and never silently replaced: an empty file, a non-database and a missing file whose
+``<name>.id`` marker remains are refused (SQLite alone would start a new, empty registry)."""
 
 from __future__ import annotations
 
@@ -17,53 +8,50 @@ import os
 import sqlite3
 import time
 import uuid
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from .errors import RegistryError
 
 VERSION = 2
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS versions (
-    name TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL,
-    model_key TEXT NOT NULL, reference_key TEXT, metrics TEXT NOT NULL, data_fingerprint TEXT,
-    run_id TEXT, config TEXT, gate TEXT, source TEXT, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL,
+    created_at TEXT NOT NULL, model_key TEXT NOT NULL, reference_key TEXT, metrics TEXT NOT NULL,
+    data_fingerprint TEXT, run_id TEXT, config TEXT, gate TEXT, source TEXT,
+    PRIMARY KEY (name, version));
 CREATE INDEX IF NOT EXISTS versions_by_key ON versions (name, model_key);
-CREATE TABLE IF NOT EXISTS aliases (
-    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, set_at TEXT NOT NULL,
-    PRIMARY KEY (name, alias));
-CREATE TABLE IF NOT EXISTS alias_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL,
-    version INTEGER, previous INTEGER, at TEXT NOT NULL, reason TEXT, action TEXT);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL, version INTEGER, alias TEXT, reason TEXT, gate TEXT, run_id TEXT);
+CREATE TABLE IF NOT EXISTS aliases (name TEXT NOT NULL, alias TEXT NOT NULL,
+    version INTEGER NOT NULL, set_at TEXT NOT NULL, PRIMARY KEY (name, alias));
+CREATE TABLE IF NOT EXISTS alias_history (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    alias TEXT NOT NULL, version INTEGER, previous INTEGER, at TEXT NOT NULL, reason TEXT,
+    action TEXT);
+CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+    name TEXT NOT NULL, action TEXT NOT NULL, version INTEGER, alias TEXT, reason TEXT, gate TEXT,
+    run_id TEXT);
+CREATE TABLE IF NOT EXISTS version_artifacts (name TEXT NOT NULL, version INTEGER NOT NULL,
+    role TEXT NOT NULL, key TEXT NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER,
+    format TEXT, trusted_types TEXT, component TEXT, PRIMARY KEY (name, version, role, file));
+CREATE TABLE IF NOT EXISTS loop_batches (name TEXT NOT NULL, batch_id TEXT NOT NULL,
+    processed_at TEXT NOT NULL, champion INTEGER, record TEXT NOT NULL,
+    PRIMARY KEY (name, batch_id));
+CREATE TABLE IF NOT EXISTS loop_events (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+    batch_id TEXT NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, record TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (name TEXT NOT NULL, target TEXT NOT NULL,
+    version INTEGER NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (name, target));
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, status TEXT, started TEXT,
+    ended TEXT, sha256 TEXT, pid INTEGER, host TEXT, model_version INTEGER, overrides TEXT);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS version_artifacts (
-    name TEXT NOT NULL, version INTEGER NOT NULL, role TEXT NOT NULL, key TEXT NOT NULL,
-    file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER, format TEXT, trusted_types TEXT,
-    component TEXT, PRIMARY KEY (name, version, role, file));
 CREATE TRIGGER IF NOT EXISTS version_artifacts_no_update BEFORE UPDATE ON version_artifacts
     BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS version_artifacts_no_delete BEFORE DELETE ON version_artifacts
     BEGIN SELECT RAISE(ABORT, 'recorded artifact hashes are immutable'); END;
-CREATE TABLE IF NOT EXISTS loop_batches (
-    name TEXT NOT NULL, batch_id TEXT NOT NULL, processed_at TEXT NOT NULL,
-    champion INTEGER, record TEXT NOT NULL, PRIMARY KEY (name, batch_id));
-CREATE TABLE IF NOT EXISTS loop_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, batch_id TEXT NOT NULL,
-    at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);
-CREATE TABLE IF NOT EXISTS artifacts (
-    key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-    name TEXT NOT NULL, target TEXT NOT NULL, version INTEGER NOT NULL, result TEXT NOT NULL,
-    at TEXT NOT NULL, PRIMARY KEY (name, target));
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, command TEXT, status TEXT, started TEXT, ended TEXT,
-    sha256 TEXT, pid INTEGER, host TEXT, model_version INTEGER, overrides TEXT);
 """
 
 # columns added since version 1 (ALTER TABLE ADD COLUMN keeps the existing rows)
@@ -79,42 +67,49 @@ def _broken(path: Path, what: str) -> RegistryError:
             f"remove {path.name}, {path.name}.id and the store folder together")
 
 
+def sqlite_path(url: str, base_dir: Path) -> Path:
+    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
+    if not url.startswith("sqlite:///"):
+        raise RegistryError(f"unsupported registry URL {url!r}",
+                            fix="use sqlite:///path/to/registry.db")
+    path = Path(url.removeprefix("sqlite:///"))
+    return path if path.is_absolute() else (base_dir / path)
+
+
 def marker(path: Path) -> Path:
     """The file that says a registry was created at ``path``."""
     return path.with_name(path.name + ".id")
 
 
-def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+def _build(dest: Path, fill: Callable[[sqlite3.Connection], Any],
+           place: Callable[[Path, Path], Any]) -> None:
+    """Fill a new database under a temporary name beside ``dest``, then ``place`` it there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         conn = sqlite3.connect(str(tmp))
-        conn.executescript(SCHEMA)
-        conn.execute(f"PRAGMA user_version = {VERSION}")
-        conn.commit()
+        with conn:
+            fill(conn)
         conn.close()
-        try:
-            os.link(tmp, path)  # atomic: fails if another process created it first
-        except FileExistsError:
-            pass
+        place(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    if not marker(path).exists():
-        marker(path).write_text(uuid.uuid4().hex + "\n")
+
+
+def _link(tmp: Path, path: Path) -> None:
+    with suppress(FileExistsError):  # atomic: fails if another process created it first
+        os.link(tmp, path)
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if new) the registry at ``path``, checked and migrated.
-
-    Raises:
-        RegistryError: the file is empty or not a database, or is missing although a
-            registry was created there.
-    """
+    """Open (creating if new) the registry at ``path``, checked and migrated; a
+    :class:`RegistryError` if it is empty, not a database, or gone although one was made."""
     path = Path(path)
     if not path.exists():
         if marker(path).exists():
             raise _broken(path, "is missing although a registry was created there")
-        _create(path)
+        _build(path, lambda c: c.executescript(f"{SCHEMA}PRAGMA user_version = {VERSION};"),
+               _link)
     elif path.stat().st_size == 0:
         raise _broken(path, "is an empty file")
     conn = sqlite3.connect(str(path), timeout=60, isolation_level=None,
@@ -134,7 +129,7 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _broken(path, f"is not a readable SQLite database ({exc})") from None
-    if not marker(path).exists():  # a registry from before markers existed
+    if not marker(path).exists():  # a new registry, or one from before markers existed
         marker(path).write_text(uuid.uuid4().hex + "\n")
     return conn
 
@@ -146,20 +141,30 @@ def _migrate(conn: sqlite3.Connection) -> None:
                             f"this one reads up to {VERSION})", fix="upgrade specloop")
     if current == VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for statement in SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement)
         for table, column, kind in _ADDED:
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in cols:
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         conn.execute(f"PRAGMA user_version = {VERSION}")
-        conn.execute("COMMIT")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception); inside an open
+    transaction, join it (all or nothing)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")
 
 
 def integrity(conn: sqlite3.Connection) -> list[str]:
@@ -170,16 +175,6 @@ def integrity(conn: sqlite3.Connection) -> list[str]:
 
 def backup(conn: sqlite3.Connection, dest: Path) -> Path:
     """Copy the registry to ``dest`` with SQLite's online backup (consistent while others
-    write), written under a temporary name and renamed into place."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        target = sqlite3.connect(str(tmp))
-        with target:
-            conn.backup(target)
-        target.close()
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    write), under a temporary name renamed into place."""
+    _build(Path(dest), conn.backup, os.replace)
+    return Path(dest)

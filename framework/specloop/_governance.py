@@ -1,22 +1,19 @@
-"""Governed registry operations: gated promotion, rollback and model cards.
-
-``registry promote`` judges the candidate's recorded metrics against the current champion's
-recorded metrics with the gate the project declares (the same :func:`judge` that ``specloop
-run`` uses). A failing gate changes nothing unless the caller forces it with a reason; the
-forced promotion is audited with the reason and the failed gate result.
-
-When ``champion`` moves (promote or rollback), :func:`deploy_champion` deploys the new holder
-with the spec's deploy component, so one command moves the model *and* its deployment.
-"""
+"""Governed registry operations: gated promotion (a failing gate changes nothing unless forced
+with an audited reason), rollback, model cards and ``registry check``. When ``champion`` moves,
+the new holder is deployed under the model's lock."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import yaml
+
 from ._flow import deploy_champion, judge, move_alias, signature_of
 from ._manifest import read_manifest
-from .errors import RegistryError, SpecloopError
+from ._model_artifacts import MODEL_FILE, recorded_file
+from ._plan import deployment_status
+from .errors import ArtifactError, RegistryError, SpecloopError
 
 CHAMPION = "champion"
 
@@ -31,10 +28,9 @@ class GateRefused(RegistryError):
         self.gate = gate
 
     def details(self) -> list[tuple[str, str]]:
-        failed = [c for c in self.gate.get("checks", []) if not c.get("passed", True)]
-        lines = [("gate", self.gate.get("summary", "failed"))]
-        lines += [("failed check", _check_text(c)) for c in failed]
-        return lines + super().details()
+        failed = [("failed check", _check_text(c)) for c in self.gate.get("checks", [])
+                  if not c.get("passed", True)]
+        return [("gate", self.gate.get("summary", "failed")), *failed, *super().details()]
 
 
 def _num(x: Any) -> str:
@@ -45,35 +41,16 @@ def _check_text(check: dict) -> str:
     """One line for one gate check (any gate's checks: ``check``/``value``/``champion``)."""
     if "check" not in check:
         return json.dumps(check, default=str)
-    text = str(check["check"])
-    if "value" in check:
-        text += f": {_num(check['value'])}"
-    if "champion" in check:
-        text += f" vs champion {_num(check['champion'])}"
-    return text
+    return (str(check["check"]) + (f": {_num(check['value'])}" if "value" in check else "")
+            + (f" vs champion {_num(check['champion'])}" if "champion" in check else ""))
 
 
 def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = False,
             reason: str | None = None, deploy: bool = True) -> dict:
-    """Point ``alias`` at ``version``; for ``champion``, only if the declared gate passes, and
-    then deploy it (under the model's lock: the deployment follows the move it belongs to).
-
-    Args:
-        ctx: The run context of the project (its spec declares the gate).
-        version: The candidate version.
-        alias: The alias to move.
-        force: Promote even though the gate fails (needs ``reason``).
-        reason: Why; required with ``force``, recorded in the alias history and audit log.
-        deploy: Deploy the new champion with the spec's deploy component.
-
-    Returns:
-        ``{"alias", "from", "to", "gate", "forced", "deployment"}``.
-
-    Raises:
-        RegistryError: ``force`` without ``reason``, an unknown version, or the alias moved
-            meanwhile (exit code 2).
-        GateRefused: the gate failed and ``force`` was not given (exit code 1).
-    """
+    """Point ``alias`` at ``version`` and, for ``champion``, deploy it under the model's lock;
+    for ``champion`` only if the gate passes (else :class:`GateRefused`, exit 1) or ``force``
+    comes with a ``reason``. A :class:`RegistryError` (exit 2) for an unknown version, or an
+    alias that moved meanwhile. Returns ``{"alias", "from", "to", "gate", "forced", …}``."""
     if force and not (reason and reason.strip()):
         raise RegistryError("--force needs --reason TEXT",
                             fix="say why the gate is overridden, e.g. --force --reason "
@@ -85,27 +62,22 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
         if current == candidate["version"]:
             return {"alias": alias, "from": current, "to": current, "gate": None,
                     "forced": False, "unchanged": True, "deployment": None}
-        gate = None
-        if alias == CHAMPION:
-            gate = judge_against_champion(ctx, candidate)
-            if not gate["passed"] and not force:
-                raise GateRefused(
-                    f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
-                    + (f" over v{current}" if current is not None else ""), gate=gate,
-                    fix="promote a better version, or override with --force --reason TEXT "
-                        "(recorded in the audit log)")
+        gate = judge_against_champion(ctx, candidate) if alias == CHAMPION else None
+        if gate is not None and not gate["passed"] and not force:
+            raise GateRefused(
+                f"the gate refuses to promote v{candidate['version']} of {name!r} to {alias}"
+                + (f" over v{current}" if current is not None else ""), gate=gate,
+                fix="promote a better version, or override with --force --reason TEXT "
+                    "(recorded in the audit log)")
         forced = bool(force and gate is not None and not gate["passed"])
-        record = dict(gate or {})
-        if forced:
-            record.update({"forced": True, "force_reason": reason})
+        record = {**(gate or {}), **({"forced": True, "force_reason": reason} if forced else {})}
         text = reason or (gate["summary"] if gate else "promoted from the command line")
         previous = move_alias(ctx, alias, candidate["version"], expect=current, reason=text,
                               gate=record or None,
                               action="force-promote" if forced else "promote")
         if gate is not None:
             ctx.say(("gate FAILED (forced): " if forced else "gate: ") + gate["summary"])
-        ctx.say(f"{alias}: v{previous} → v{candidate['version']}" if previous else
-                f"{alias}: → v{candidate['version']}")
+        ctx.say(f"{alias}: {f'v{previous} ' if previous else ''}→ v{candidate['version']}")
         deployed = deploy_champion(ctx) if alias == CHAMPION and deploy else None
     return {"alias": alias, "from": previous, "to": candidate["version"], "gate": gate,
             "forced": forced, "deployment": deployed}
@@ -113,18 +85,10 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
 
 def rollback(ctx: Any, alias: str = CHAMPION, *, reason: str | None = None,
              deploy: bool = True) -> dict:
-    """Move ``alias`` back to the holder before its current one, and deploy it.
-
-    The holder the command saw when it started must still hold the alias once the model's
-    lock is taken (compare-and-set): of two concurrent rollbacks, the second is refused
-    instead of rolling back twice.
-
-    Returns:
-        ``{"alias", "from", "to", "deployment"}``.
-
-    Raises:
-        RegistryError: no earlier holder, or the alias moved meanwhile.
-    """
+    """Move ``alias`` back to the holder before its current one, deploy it, and return
+    ``{"alias", "from", "to", "deployment"}``. The holder seen at the start must still hold the
+    alias under the model's lock (compare-and-set): of two concurrent rollbacks, the second is
+    refused (a :class:`RegistryError`, as when there is no earlier holder)."""
     reg, name = ctx.registry, ctx.model_name
     seen = reg.aliases(name).get(alias)
     with reg.model_lock(name):
@@ -158,101 +122,70 @@ def model_card(ctx: Any, version: int) -> dict:
     reg, name = ctx.registry, ctx.model_name
     v = reg.get(name, version)
     manifest = None
-    if v.get("run_id"):
-        try:
-            manifest = read_manifest(ctx, v["run_id"])
-        except SpecloopError:
-            manifest = None
-    history = [h for h in reg.alias_history(name)
-               if h["version"] == v["version"] or h["previous"] == v["version"]]
-    audit = [a for a in reg.audit(name) if a["version"] == v["version"]]
-    model = next((a for a in v.get("artifacts", []) if a["role"] == "model"
-                  and a["file"] == "model.bin"), None)
+    try:
+        manifest = read_manifest(ctx, v["run_id"]) if v.get("run_id") else None
+    except SpecloopError:
+        pass
     return {
-        "name": name, "version": v["version"], "aliases": v["aliases"],
-        "created_at": v["created_at"], "metrics": v["metrics"],
-        "data_fingerprint": v["data_fingerprint"],
-        "source": v.get("source"), "run_id": v.get("run_id"),
+        "name": name, **{k: v[k] for k in ("version", "aliases", "created_at", "metrics",
+                                           "data_fingerprint", "source", "run_id")},
         "run": None if manifest is None else {
-            "command": manifest.get("command"), "status": manifest.get("status"),
-            "started": manifest.get("started"), "overrides": manifest.get("overrides"),
-            "git": manifest.get("git")},
+            k: manifest.get(k) for k in ("command", "status", "started", "overrides", "git")},
         "config": (manifest or {}).get("config") or v.get("config"),
         "config_from": "run manifest" if manifest and manifest.get("config") else "registry",
-        "gate": v.get("gate"),
-        "model": model, "artifacts": v.get("artifacts", []),
-        "alias_history": history, "audit": audit,
-    }
+        "gate": v.get("gate"), "model": recorded_file(v, v["model_key"], MODEL_FILE),
+        "artifacts": v["artifacts"],
+        "alias_history": [h for h in reg.alias_history(name)
+                          if v["version"] in (h["version"], h["previous"])],
+        "audit": [a for a in reg.audit(name) if a["version"] == v["version"]]}
 
 
 def render_card(card: dict) -> str:
     """The model card as text."""
-    import yaml
-
     lines = [f"{card['name']} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}",
              f"created:  {card['created_at']}"]
-    src = card.get("source") or {}
-    run = card.get("run")
-    where = f"run {card['run_id']}"
-    if run:
-        where += f" ({run['command']}, {run['status']}, started {run['started']})"
-    else:
-        where += " (no manifest in the store)"
+    run, src = card.get("run"), card.get("source") or {}
+    git = (run or {}).get("git") or {}
+    where = f"run {card['run_id']} " + (
+        f"({run['command']}, {run['status']}, started {run['started']})" if run
+        else "(no manifest in the store)")
     if src.get("kind") == "loop":
         where += f"; retrained by the loop on batch {src.get('batch')}"
     lines.append(f"source:   {where}")
     if run and run.get("overrides"):
         lines.append(f"overrides: {' '.join(run['overrides'])}")
-    if run and (run.get("git") or {}).get("commit"):
-        git = run["git"]
+    if git.get("commit"):
         lines.append(f"git:      {git['commit']}{' (dirty)' if git.get('dirty') else ''}")
-    lines.append(f"data:     {card['data_fingerprint']}")
-    lines += ["", "metrics:"]
+    lines += [f"data:     {card['data_fingerprint']}", "", "metrics:"]
     lines += [f"  {k:<20} {x:.4f}" if isinstance(x, (int, float)) else f"  {k:<20} {x}"
               for k, x in card["metrics"].items()]
-    gate = card.get("gate") or {}
+    gate, model = card.get("gate") or {}, card.get("model")
     lines += ["", f"gate:     {gate.get('summary', 'not recorded')}"]
-    for c in gate.get("checks", []):
-        mark = "pass" if c.get("passed", True) else "FAIL"
-        lines.append(f"  [{mark}] {_check_text(c)}")
-    model = card.get("model")
+    lines += [f"  [{'pass' if c.get('passed', True) else 'FAIL'}] {_check_text(c)}"
+              for c in gate.get("checks", [])]
     lines.append("")
     if model:
         lines += [f"model:    {model['file']} ({model.get('format') or 'unknown format'}), "
-                  f"artifact {model['key']}",
-                  f"sha256:   {model['sha256']}",
+                  f"artifact {model['key']}", f"sha256:   {model['sha256']}",
                   "trusted types: " + (", ".join(model.get("trusted_types") or []) or
                                        "(none beyond skops' defaults)")]
     else:
         lines.append("model:    no artifact hashes recorded (registered by an older version)")
-    others = [a for a in card.get("artifacts", []) if a is not model]
-    for a in others:
-        lines.append(f"  {a['role']}/{a['file']}  sha256 {a['sha256']}")
-    lines += ["", "alias history:"]
-    if card["alias_history"]:
-        for h in card["alias_history"]:
-            arrow = (f"v{h['previous']} → v{h['version']}" if h["previous"]
-                     else f"→ v{h['version']}")
-            lines.append(f"  {h['at']}  {h['alias']}: {arrow}  ({h['reason']})")
-    else:
-        lines.append("  (never held an alias)")
+    lines += [f"  {a['role']}/{a['file']}  sha256 {a['sha256']}"
+              for a in card.get("artifacts", []) if a is not model]
+    lines += ["", "alias history:", *([
+        f"  {h['at']}  {h['alias']}: " + (f"v{h['previous']} → " if h["previous"] else "→ ")
+        + f"v{h['version']}  ({h['reason']})" for h in card["alias_history"]]
+        or ["  (never held an alias)"])]
     lines += ["", f"config ({card['config_from']}):"]
     body = yaml.safe_dump(card.get("config") or {}, sort_keys=False).rstrip()
-    lines += ["  " + line for line in body.splitlines()]
-    return "\n".join(lines)
+    return "\n".join(lines + ["  " + line for line in body.splitlines()])
 
 
 def check_registry(ctx: Any) -> list[dict]:
-    """What ``specloop registry check`` reports: the file's own integrity, every registered
-    version's artifacts against their recorded hashes, and the champion's deployment.
-
-    Returns:
-        One ``{"what", "status", "detail"}`` row per check (status ``ok``, ``missing``,
-        ``tampered`` or ``failed``).
-    """
-    from ._plan import deployment_status
-    from .errors import ArtifactError, RegistryError
-
+    """``specloop registry check``: the file's integrity, every version's artifacts against
+    their recorded hashes, and the champion's deployment, as ``{"what", "status", "detail"}``
+    rows (status ``ok``, ``missing``, ``tampered`` or ``failed``)."""
     try:
         problems = ctx.registry.integrity()
     except RegistryError as exc:  # refused as it opened: nothing else can be checked

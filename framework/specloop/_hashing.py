@@ -8,14 +8,11 @@ import os
 from typing import Any
 
 
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal values give equal text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def cache_key(*parts: Any) -> str:
-    """SHA-256 (hex, first 32 characters) of the canonical JSON of ``parts``."""
-    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:32]
+    """SHA-256 (hex, first 32 characters) of the canonical JSON of ``parts`` (sorted keys, no
+    whitespace: equal values give equal keys)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

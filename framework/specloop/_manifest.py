@@ -1,15 +1,7 @@
-"""Run manifests: what a run was given, what it did and what it produced.
-
-A manifest is written when a run starts (status ``running``), after its plan and stages, and
-when it ends (``succeeded`` or ``failed``), atomically each time, under
-``runs/<run_id>/manifest.json`` in the store. Each write is recorded in the registry's
-``runs`` table with the SHA-256 of the bytes written: listing runs reads the table, and a
-manifest is believed only when it still has its recorded hash (whoever can write the store
-cannot forge the record ``reproduce`` re-runs). A run killed mid-way stays ``running`` in
-its manifest and shows as ``interrupted`` once its process is gone.
-
-Secret values (see ``_redact``) never reach a manifest.
-"""
+"""Run manifests: what a run was given, did and produced (secrets redacted), written atomically
+as it starts, plans, runs stages and ends. Each write's SHA-256 is recorded in the registry, and a
+manifest is believed only while it has it: whoever writes the store cannot forge what
+``reproduce`` re-runs."""
 
 from __future__ import annotations
 
@@ -18,18 +10,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from . import __version__
 from ._context import environment, git_state
 from ._redact import redact, redact_overrides, secret_fields
 from ._store import sha256
 from .errors import ConfigError, RegistryError
 
 MANIFEST_VERSION = 1
-
-
-def _specloop_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def iso(ts: float) -> str:
@@ -41,44 +28,26 @@ class Manifest:
     """The manifest of one run, kept in memory and written to the store."""
 
     def __init__(self, ctx: Any, command: str, *, eager: bool = True) -> None:
-        """Args:
-            ctx: The run context.
-            command: Recorded in the manifest.
-            eager: Write the manifest at once and after planning, so that a run that dies
-                leaves a ``running`` manifest behind. A run whose stages are all cached passes
-                ``False``: it changes nothing, and its manifest is written once, at the end.
-        """
+        """``eager`` writes it at once and after planning, so a run that dies leaves a
+        ``running`` manifest; a run whose stages are all cached changes nothing and passes
+        ``False`` (its manifest is written once, at the end)."""
         self.ctx = ctx
         self.eager = eager
         spec = ctx.spec
         secrets = secret_fields(spec)
         self._git = git_state(spec.project_dir)  # runs while the stages do
         self.doc: dict[str, Any] = {
-            "manifest_version": MANIFEST_VERSION,
-            "specloop_version": _specloop_version(),
-            "run_id": ctx.run_id,
-            "command": command,
-            "project": spec.project.name,
-            "project_dir": str(spec.project_dir),
-            "status": "running",
-            "started": iso(ctx.started),
-            "ended": None,
+            "manifest_version": MANIFEST_VERSION, "specloop_version": __version__,
+            "run_id": ctx.run_id, "command": command, "project": spec.project.name,
+            "project_dir": str(spec.project_dir), "status": "running",
+            "started": iso(ctx.started), "ended": None,
             "overrides": redact_overrides(list(spec.overrides), secrets),
-            "choices": dict(spec.choices),
-            "config": redact(spec.raw, secrets),
+            "choices": dict(spec.choices), "config": redact(spec.raw, secrets),
             "git": None,  # filled in by write()
-            "environment": environment(),
-            "seed": spec.project.seed,
-            "stages": {},
-            "data_fingerprint": None,
-            "data_versions": {},
-            "metrics": None,
-            "model_version": None,
-            "alias_changes": [],
-            "gate": None,
-            "deployment": None,
-            "error": None,
-        }
+            "environment": environment(), "seed": spec.project.seed, "stages": {},
+            "data_fingerprint": None, "data_versions": {}, "metrics": None,
+            "model_version": None, "alias_changes": [], "gate": None, "deployment": None,
+            "error": None}
         self.alias_changes: list[dict] = self.doc["alias_changes"]
         self.model_version: int | None = None
         self.gate: dict | None = None
@@ -102,20 +71,18 @@ class Manifest:
 
     def stage_done(self, name: str, plan: Any, seconds: float, failed: bool = False) -> None:
         """Record a stage's outcome."""
-        st = self.doc["stages"].setdefault(name, {})
-        st.update({"status": "failed" if failed else ("cached" if plan.cached else "ran"),
-                   "seconds": round(seconds, 4)})
+        self.doc["stages"].setdefault(name, {}).update(
+            status="failed" if failed else ("cached" if plan.cached else "ran"),
+            seconds=round(seconds, 4))
         if failed or not plan.cached:  # a cached stage changed nothing: the next write has it
             self.write()
 
     def finish(self, status: str, error: BaseException | None = None,
                metrics: dict | None = None) -> dict:
         """Write the final manifest and return it."""
-        self.doc.update({
-            "status": status, "ended": iso(time.time()),
-            "model_version": self.model_version, "gate": self.gate,
-            "deployment": self.deployment,
-            "error": None if error is None else f"{type(error).__name__}: {error}"})
+        self.doc.update(status=status, ended=iso(time.time()), model_version=self.model_version,
+                        gate=self.gate, deployment=self.deployment,
+                        error=None if error is None else f"{type(error).__name__}: {error}")
         if metrics is not None:
             self.doc["metrics"] = metrics
         self.write()
@@ -125,42 +92,35 @@ class Manifest:
         """Write the manifest to the store (atomically) and record its hash."""
         if self.doc["git"] is None:
             self.doc["git"] = self._git()
-        body = self.ctx.store.write_json(f"runs/{self.ctx.run_id}/manifest.json", self.doc)
-        self.ctx.registry.record_run(self.doc, sha256(body))
+        save(self.ctx, self.doc)
 
 
-def list_runs(ctx: Any) -> list[dict]:
-    """Every recorded run, oldest first (from the registry: no store listing)."""
-    return ctx.registry.runs()
+def save(ctx: Any, doc: dict) -> None:
+    """Write manifest ``doc`` to ``ctx``'s store and record its hash in ``ctx``'s registry."""
+    body = ctx.store.write_json(f"runs/{doc['run_id']}/manifest.json", doc)
+    ctx.registry.record_run(doc, sha256(body))
 
 
 def read_manifest(ctx: Any, run_id: str) -> dict:
-    """The manifest of ``run_id``, verified against its recorded hash and readable by this
-    specloop.
-
-    Raises:
-        RegistryError: when no such run is recorded, or its manifest is gone or was altered.
-        ConfigError: when a newer specloop wrote it.
-    """
+    """The manifest of ``run_id``, verified against its recorded hash (else a
+    :class:`RegistryError`) and readable by this specloop (else a :class:`ConfigError`)."""
     runs = {r["run_id"]: r for r in ctx.registry.runs()}
     if run_id not in runs:
-        known = list(runs)
         raise RegistryError(f"no run {run_id!r} is recorded for this store",
                             fix="list runs with 'specloop runs list'"
-                                + (f" (newest: {known[-1]})" if known else ""))
-    path = f"runs/{run_id}/manifest.json"
+                                + (f" (newest: {list(runs)[-1]})" if runs else ""))
+    where = ctx.store.path(f"runs/{run_id}/manifest.json")
     try:
-        body = ctx.store.read_bytes(path)
+        body = ctx.store.read_bytes(f"runs/{run_id}/manifest.json")
     except OSError:
         raise RegistryError(f"the manifest of run {run_id} is missing from the store",
-                            extra=[("file", ctx.store.path(path))],
+                            extra=[("file", where)],
                             fix="restore the store from a backup") from None
     if sha256(body) != runs[run_id]["sha256"]:
         raise RegistryError(f"the manifest of run {run_id} does not match the SHA-256 "
                             "recorded when it was written (altered); refusing to use it",
-                            extra=[("file", ctx.store.path(path))],
-                            fix="restore the store from a backup")
-    return check_readable(json.loads(body), ctx.store.path(path))
+                            extra=[("file", where)], fix="restore the store from a backup")
+    return check_readable(json.loads(body), where)
 
 
 def latest_manifest(ctx: Any, command: str = "run") -> dict | None:
@@ -175,29 +135,20 @@ def latest_manifest(ctx: Any, command: str = "run") -> dict | None:
 
 
 def _version_tuple(text: str) -> tuple:
-    parts = []
-    for piece in str(text).split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
+    return tuple(int("".join(filter(str.isdigit, part)) or 0) for part in str(text).split("."))
 
 
 def check_readable(doc: dict, where: str) -> dict:
-    """Refuse a manifest written by a newer specloop (its fields may mean something else).
-
-    Raises:
-        ConfigError: naming the manifest, both versions and the fix.
-    """
-    fmt = doc.get("manifest_version", 1)
-    written_by = doc.get("specloop_version")
-    mine = _specloop_version()
-    newer_format = not isinstance(fmt, int) or fmt > MANIFEST_VERSION
-    newer_release = written_by is not None and _version_tuple(written_by) > _version_tuple(mine)
-    if newer_format or newer_release:
+    """Refuse (a :class:`ConfigError`) a manifest written by a newer specloop: its fields
+    may mean something else."""
+    fmt, written_by = doc.get("manifest_version", 1), doc.get("specloop_version")
+    if not isinstance(fmt, int) or fmt > MANIFEST_VERSION or (
+            written_by is not None and _version_tuple(written_by) > _version_tuple(__version__)):
         raise ConfigError(
             "the manifest was written by a newer specloop", file=where,
             got=f"manifest_version {fmt!r}, written by specloop {written_by or '?'}",
-            expected=f"manifest_version <= {MANIFEST_VERSION}, written by specloop <= {mine}",
+            expected=f"manifest_version <= {MANIFEST_VERSION}, written by specloop <= "
+                     f"{__version__}",
             fix=f"upgrade specloop to {written_by or 'the version that wrote it'} or later "
                 "(pip install -U specloop)")
     return doc

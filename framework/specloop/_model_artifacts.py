@@ -1,23 +1,13 @@
 """Model artifacts: the one path by which a fitted model is written to and read from the store.
-
-A model artifact describes itself: writing records the bytes' SHA-256, the ``format`` the
-component wrote (``skops``, ``pickle`` …), the types its loader must trust, and the
-component that wrote it (kind, component version, distribution, and its config node) — in
-specloop's index, never only in the store. Registering a version copies that record into
-the registry, where it is immutable.
-
-Reading takes everything from that record, nothing from the store: the bytes are checked
-against the recorded hash, the recorded trusted types must be ones the saving component
-allows (``allows_type``), a format that can run code needs ``allow_pickle`` in the current
-spec, and the bytes go to the ``loads`` of the component that saved them — so a champion
-saved by one model component can be judged and replaced by a challenger from another.
-"""
+Reading takes the SHA-256, format, trusted types and saving component from specloop's record,
+never from the store, and hands the verified bytes to that component's ``loads``."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+from ._spec import ValidationContext, plain, resolve_node
 from .components import Stage
 from .errors import ArtifactError, ConfigError, PluginError
 
@@ -27,12 +17,9 @@ UNSAFE_FORMATS = ("pickle", "joblib", "cloudpickle")
 
 def component_record(resolved: Any) -> dict:
     """How a model artifact names the component that wrote it."""
-    from ._spec import plain
-
-    spec = resolved.spec
-    return {"stage": str(spec.stage), "kind": spec.kind, "version": spec.version,
-            "plugin": spec.plugin, "distribution": spec.distribution,
-            "node": plain(resolved.node)}
+    s = resolved.spec
+    return {"stage": str(s.stage), "kind": s.kind, "version": s.version, "plugin": s.plugin,
+            "distribution": s.distribution, "node": plain(resolved.node)}
 
 
 def model_files(component: Any, fitted: Any, name: str = "the model component") -> tuple:
@@ -43,8 +30,7 @@ def model_files(component: Any, fitted: Any, name: str = "the model component") 
         raise PluginError(f"{name}.dumps returned {type(data).__name__}, expected bytes")
     describe = getattr(component, "trusted_types", None)
     trusted = sorted(describe(data)) if callable(describe) else []
-    refused = _refused(component, trusted)
-    if refused:
+    if refused := _refused(component, trusted):
         raise PluginError(f"{name} saved a model holding types it does not allow itself to "
                           f"load: {refused}",
                           fix="allow the estimator's package (allow_python_targets, or a "
@@ -70,26 +56,23 @@ def version_artifacts(store: Any, model_key: str, reference_key: str | None) -> 
     """The registry records of a new version's files, from specloop's index."""
     out = []
     for role, key in (("model", model_key), ("reference", reference_key)):
-        if key is None:
-            continue
-        meta = store.meta(key)
-        for file, info in sorted(meta["files"].items()):
-            rec = {"role": role, "key": key, "file": file, "sha256": info["sha256"],
-                   "size": info.get("size")}
-            if role == "model" and file == MODEL_FILE:
-                rec.update(format=meta.get("format", "pickle"),
-                           trusted_types=list(meta.get("trusted_types") or []),
-                           component=meta.get("component"))
-            out.append(rec)
+        meta = store.meta(key) if key is not None else {"files": {}}
+        out += [{"role": role, "key": key, "file": file, "sha256": info["sha256"],
+                 "size": info.get("size"),
+                 **(_model_meta(meta) if role == "model" and file == MODEL_FILE else {})}
+                for file, info in sorted(meta["files"].items())]
     return out
+
+
+def _model_meta(meta: dict) -> dict:
+    return {"format": meta.get("format", "pickle"), "component": meta.get("component"),
+            "trusted_types": list(meta.get("trusted_types") or [])}
 
 
 def recorded_file(version: dict | None, key: str, file: str) -> dict | None:
     """The registry's record of ``file`` of artifact ``key`` in ``version``, if any."""
-    for rec in (version or {}).get("artifacts") or []:
-        if rec["key"] == key and rec["file"] == file:
-            return rec
-    return None
+    return next((rec for rec in (version or {}).get("artifacts") or []
+                 if rec["key"] == key and rec["file"] == file), None)
 
 
 def read_file(ctx: Any, key: str, file: str, version: dict | None = None) -> bytes:
@@ -105,19 +88,13 @@ def model_record(ctx: Any, key: str, version: dict | None = None) -> dict:
     if version is None:
         version = ctx.registry.find_by_key(ctx.model_name, key)
     rec = recorded_file(version, key, MODEL_FILE)
-    if rec is not None and rec.get("format"):
-        return rec
-    meta = ctx.store.meta(key)
-    return {"format": meta.get("format", "pickle"), "component": meta.get("component"),
-            "trusted_types": list(meta.get("trusted_types") or []), "sha256": None}
+    return rec if rec and rec.get("format") else {**_model_meta(ctx.store.meta(key)),
+                                                  "sha256": None}
 
 
 def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
-    """``(resolved, built)`` of the model component that saved an artifact.
-
-    Raises:
-        PluginError: the component is not installed (with the install hint).
-    """
+    """``(resolved, built)`` of the model component that saved an artifact (a
+    :class:`PluginError` with the install hint if it is not installed)."""
     current = ctx.spec.components["model"]
     if component is None or (component["kind"] == current.spec.kind
                              and component.get("node") == current.node):
@@ -131,8 +108,6 @@ def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
         raise PluginError(f"the model was saved by component model/{component['kind']} "
                           f"({dist or 'unknown distribution'}), which is not installed",
                           plugin=component.get("plugin"), distribution=dist or None, fix=fix)
-    from ._spec import ValidationContext, resolve_node
-
     prov = ctx.spec.provenance
     vctx = ValidationContext("model", prov.where, ctx.pm.allowed_targets(),
                              bool(ctx.spec.raw.get("allow_python_targets", False)))
@@ -142,29 +117,27 @@ def loader_for(ctx: Any, component: dict | None) -> tuple[Any, Any]:
 
 
 def load_model(ctx: Any, key: str, version: dict | None = None) -> Any:
-    """Verify and deserialize the model stored under ``key``.
-
-    Args:
-        ctx: The run context (store, registry, component table).
-        key: The model artifact's key.
-        version: The registry record of the model (looked up by ``key`` when omitted).
-
-    Raises:
-        ArtifactError: the file is missing, unrecorded or tampered with, or its recorded
-            types are ones its component does not allow.
-        ConfigError: the format can run code and the current spec does not allow it.
-        PluginError: the component that saved it is not installed.
-    """
+    """Verify and deserialize the model stored under ``key`` (``version``: its registry
+    record, looked up by ``key`` when omitted). Raises an :class:`ArtifactError` (missing,
+    unrecorded, tampered with, or types its component does not allow), :class:`ConfigError`
+    (a format that can run code, not allowed) or :class:`PluginError` (component gone)."""
     rec = model_record(ctx, key, version)
     data = ctx.store.get(key, MODEL_FILE, registered=rec.get("sha256"))
     path = ctx.store.path("artifacts", key, MODEL_FILE)
     fmt, trusted = rec["format"], list(rec.get("trusted_types") or [])
     if fmt in UNSAFE_FORMATS and not getattr(ctx.spec.components["model"].config,
                                              "allow_pickle", False):
-        raise pickle_refused(fmt, path, version, ctx.spec.provenance.where("model"))
+        owner = f"version {version['version']}" if version else "this model"
+        raise ConfigError(
+            f"refusing to load {owner}: it is stored as {fmt}, and loading {fmt} can run "
+            "arbitrary code", key="model.allow_pickle", file=ctx.spec.provenance.where("model"),
+            got=False, expected=f"allow_pickle: true to load {fmt}-format models",
+            extra=[("file", path)],
+            fix="retrain without allow_pickle (the default format, skops, is safe), or, only "
+                "if you trust where the file came from, set allow_pickle: true in the model "
+                "config (e.g. model.allow_pickle=true on the command line)")
     resolved, component = loader_for(ctx, rec.get("component"))
-    refused = _refused(component, trusted)
-    if refused:
+    if refused := _refused(component, trusted):
         raise ArtifactError(f"the recorded trusted types include types {resolved.spec.name} "
                             f"does not allow: {refused}; refusing to load the model", path=path)
     try:
@@ -175,26 +148,10 @@ def load_model(ctx: Any, key: str, version: dict | None = None) -> Any:
         raise
 
 
-def pickle_refused(fmt: str, path: str, version: dict | None, where: str | None) -> Any:
-    """The error for a pickle-format model the current spec does not allow."""
-    owner = f"version {version['version']}" if version else "this model"
-    return ConfigError(
-        f"refusing to load {owner}: it is stored as {fmt}, and loading {fmt} can run "
-        "arbitrary code", key="model.allow_pickle", file=where, got=False,
-        expected=f"allow_pickle: true to load {fmt}-format models",
-        extra=[("file", path)],
-        fix="retrain without allow_pickle (the default format, skops, is safe), or, only if "
-            "you trust where the file came from, set allow_pickle: true in the model config "
-            "(e.g. model.allow_pickle=true on the command line)")
-
-
 def call_loads(component: Any, data: bytes, *, format: str, trusted: list[str]) -> Any:
-    """Call ``component.loads`` with the keyword arguments it accepts.
-
-    ``loads(data)`` is the original contract; ``format`` and ``trusted`` were added later and
-    are passed only to components that take them, like hook implementations taking a subset
-    of a hook's arguments.
-    """
+    """Call ``component.loads`` with the keyword arguments it accepts: ``loads(data)`` is the
+    original contract; ``format`` and ``trusted`` came later and go only to components that
+    take them (as hook implementations take a subset of a hook's arguments)."""
     loads = component.loads
     inner = getattr(getattr(component, "inner", component), "loads", loads)
     try:

@@ -1,13 +1,6 @@
-"""Secrets stay secret: what is redacted before anything is recorded or printed.
-
-A value is a secret when its key is, or sits under, a field a component schema marks
-``param(secret=True)`` (``store.storage_options`` is one), or when its last key part names a
-credential (``token``, ``password``, ``secret``, ``api_key``, ``access_key`` …), or when it sits
-under any ``storage_options`` (fsspec's credentials travel there, whatever the key). Manifests,
-registry records, ``runs show``, ``registry show``, ``validate --show`` and error messages
-all go through :func:`redact`; credentials belong in environment variables
-(``${oc.env:NAME}``), which specloop never records.
-"""
+"""Secrets stay secret before anything is recorded or printed: values at or under a
+``param(secret=True)`` field or any ``storage_options``, or whose last key part names a
+credential (``token``, ``password``, ``api_key`` …). Credentials belong in ``${oc.env:NAME}``."""
 
 from __future__ import annotations
 
@@ -23,9 +16,8 @@ _CREDENTIAL = re.compile(r"(^|_|-)(token|password|passwd|secret|api_?key|access_
 def is_secret_key(key: str, secret_keys: frozenset[str] = frozenset()) -> bool:
     """Whether dotted ``key`` names a secret (itself, or below a secret field)."""
     parts = key.split(".")
-    if _CREDENTIAL.search(parts[-1].lstrip("+~")) or "storage_options" in parts[:-1]:
-        return True
-    return any(".".join(parts[:i]) in secret_keys for i in range(1, len(parts) + 1))
+    return (bool(_CREDENTIAL.search(parts[-1].lstrip("+~"))) or "storage_options" in parts[:-1]
+            or any(".".join(parts[:i]) in secret_keys for i in range(1, len(parts) + 1)))
 
 
 def secret_fields(spec: Any) -> frozenset[str]:
@@ -57,13 +49,10 @@ def secret_fields(spec: Any) -> frozenset[str]:
 def redact(value: Any, secret_keys: frozenset[str] = frozenset(), prefix: str = "") -> Any:
     """A copy of ``value`` (nested dicts and lists) with every secret value masked."""
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            leaf = not isinstance(v, (dict, list)) and v not in (None, "")
-            out[k] = MASK if leaf and is_secret_key(key, secret_keys) else \
-                redact(v, secret_keys, key)
-        return out
+        keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in value}
+        return {k: MASK if not isinstance(v, (dict, list)) and v not in (None, "")
+                and is_secret_key(keys[k], secret_keys) else redact(v, secret_keys, keys[k])
+                for k, v in value.items()}
     if isinstance(value, list):
         return [redact_overrides([v], secret_keys)[0] if isinstance(v, str) else
                 redact(v, secret_keys, f"{prefix}.{i}") for i, v in enumerate(value)]
@@ -72,12 +61,8 @@ def redact(value: Any, secret_keys: frozenset[str] = frozenset(), prefix: str = 
 
 def redact_overrides(overrides: list[str], secret_keys: frozenset[str] = frozenset()) -> list[str]:
     """Command-line overrides with the values of secret keys masked."""
-    out = []
-    for ov in overrides:
-        key, eq, _value = ov.partition("=")
-        out.append(f"{key}={MASK}" if eq and is_secret_key(key.lstrip("+~"), secret_keys)
-                   else ov)
-    return out
+    return [f"{key}={MASK}" if eq and is_secret_key(key.lstrip("+~"), secret_keys) else ov
+            for ov in overrides for key, eq, _ in [ov.partition("=")]]
 
 
 _ASSIGNMENT = re.compile(r"(?P<key>[+~]*[A-Za-z_][\w.]*)=(?P<value>[^,\s\]'\"]+)")

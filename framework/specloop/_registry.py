@@ -1,13 +1,7 @@
-"""The model registry on SQLite: versions, aliases, alias history, an append-only audit log,
-the deployments, the runs, the loop's per-batch state, and the artifact index.
-
-Every change is a transaction; :meth:`Registry.transaction` groups several (a loop step's
-new version, alias moves and batch record commit together), so a crash leaves the registry
-as it was before or after a step, never between. Alias moves are compare-and-set
-(``expect``) and, with the deployment that follows them, serialised per model by
-:meth:`Registry.model_lock`. The audit log and recorded artifact hashes refuse ``UPDATE`` and
-``DELETE`` with triggers.
-"""
+"""The model registry on SQLite, the root of trust: versions, aliases and their history, an
+append-only audit log, deployments, runs, loop state and the artifact index. Every change is a
+transaction (a crash leaves it before or after a loop step); alias moves are compare-and-set
+and, with the deployment that follows, serialised per model by :meth:`Registry.model_lock`."""
 
 from __future__ import annotations
 
@@ -52,32 +46,26 @@ def _json(value: Any) -> str:
 
 
 class ArtifactIndex:
-    """specloop's record of every artifact it wrote: key → files with their SHA-256, and the
-    metadata (stage, component, model format, trusted types). The store is trusted only as
-    far as this record goes: an artifact it does not list is not read, whatever the store
-    holds under its key."""
+    """specloop's record of every artifact it wrote: key → files with their SHA-256, and its
+    metadata. The store is trusted only as far as this record goes: an artifact it does not
+    list is not read, whatever the store holds under its key."""
 
     def __init__(self, registry: "Registry") -> None:
         self._registry = registry
 
     def get(self, key: str) -> dict | None:
         """The record of ``key``, or ``None``."""
-        rows = self._registry._rows("SELECT record FROM artifacts WHERE key=?", (key,))
-        return json.loads(rows[0][0]) if rows else None
+        return next((r["record"] for r in self._registry._rows(
+            "SELECT record FROM artifacts WHERE key=?", (key,), record="null")), None)
 
     def put(self, key: str, record: dict) -> None:
         """Record ``key`` (replacing an earlier record of the same key)."""
-        with self._registry.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)",
-                      (key, _json(record), now()))
+        self._registry._insert("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)", key,
+                               _json(record), now())
 
 
 class Registry:
-    """Model versions and aliases of one or more models, in a SQLite file.
-
-    Args:
-        path: The database file (created with its folder on first use).
-    """
+    """Versions and aliases of one or more models, in the SQLite file ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -85,46 +73,30 @@ class Registry:
         # one connection, shared by threads (a server loads models off its event loop): every
         # statement and every transaction holds this lock
         self._mutex = threading.RLock()
-        self._depth = 0
         self._locks: dict[str, Any] = {}
         self.index = ArtifactIndex(self)
 
     def close(self) -> None:
-        """Close the connection."""
         self._conn.close()
 
-    def _rows(self, sql: str, args: tuple = ()) -> list:
+    def _rows(self, sql: str, args: tuple = (), **json_columns: str) -> list[dict]:
+        """Rows as dicts, each of ``json_columns`` decoded (an empty one as its default)."""
         with self._mutex:
-            return self._conn.execute(sql, args).fetchall()
+            rows = self._conn.execute(sql, args).fetchall()
+        return [{**dict(r), **{k: json.loads(r[k] or d) for k, d in json_columns.items()}}
+                for r in rows]
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """One transaction; nested calls join the outermost (all or nothing)."""
-        with self._mutex:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-            finally:
-                self._depth = 0
+        with self._mutex, _database.transaction(self._conn) as conn:
+            yield conn
 
     @contextmanager
     def model_lock(self, name: str) -> Iterator[None]:
         """Serialise alias moves and deployments of model ``name`` across processes (an
         advisory file lock the kernel releases when its holder dies; re-entrant here)."""
-        from filelock import FileLock
+        from filelock import FileLock  # ~30 ms: `specloop validate` imports this module
 
         if name not in self._locks:
             folder = self.path.parent / ".locks"
@@ -134,53 +106,37 @@ class Registry:
             yield
 
     # -- reading -----------------------------------------------------------------------------
-    def _version_row(self, row: Any) -> dict:
-        out = dict(row)
-        for key in ("metrics", "config", "gate", "source"):
-            if out.get(key):
-                out[key] = json.loads(out[key])
-        out["aliases"] = sorted(a for a, v in self.aliases(out["name"]).items()
-                                if v == out["version"])
-        out["artifacts"] = self.artifacts(out["name"], out["version"])
-        return out
-
     def versions(self, name: str) -> list[dict]:
-        """All versions of model ``name``, oldest first, with their aliases."""
-        return [self._version_row(r) for r in self._rows(
-            "SELECT * FROM versions WHERE name=? ORDER BY version", (name,))]
+        """All versions of model ``name``, oldest first, with their aliases and artifacts."""
+        return self._versions(name)
+
+    def _versions(self, name: str, where: str = "", args: tuple = ()) -> list[dict]:
+        aliases = self.aliases(name)
+        return [{**v, "aliases": sorted(a for a, n in aliases.items() if n == v["version"]),
+                 "artifacts": self.artifacts(name, v["version"])} for v in self._rows(
+            f"SELECT * FROM versions WHERE name=? {where} ORDER BY version", (name, *args),
+            metrics="null", config="null", gate="null", source="null")]
 
     def get(self, name: str, version: int) -> dict:
-        """One version.
-
-        Raises:
-            RegistryError: if it does not exist.
-        """
-        rows = self._rows("SELECT * FROM versions WHERE name=? AND version=?",
-                          (name, int(version)))
+        """One version; a :class:`RegistryError` naming the known ones if it does not exist."""
+        rows = self._versions(name, "AND version=?", (int(version),))
         if not rows:
-            known = [r[0] for r in self._rows(
-                "SELECT version FROM versions WHERE name=? ORDER BY version", (name,))]
+            known = [v["version"] for v in self.versions(name)]
             raise RegistryError(f"model {name!r} has no version {version}",
                                 fix=f"known versions: {known or 'none'}")
-        return self._version_row(rows[0])
+        return rows[0]
 
     def artifacts(self, name: str, version: int) -> list[dict]:
         """The files recorded with a version: role, key, file, SHA-256, size, and for the
         model file its format, trusted types and the component that saved it."""
-        rows = [dict(r) for r in self._rows(
-            "SELECT role, key, file, sha256, size, format, trusted_types, component "
-            "FROM version_artifacts WHERE name=? AND version=? ORDER BY role, file",
-            (name, int(version)))]
-        for r in rows:
-            r["trusted_types"] = json.loads(r["trusted_types"]) if r["trusted_types"] else []
-            r["component"] = json.loads(r["component"]) if r["component"] else None
-        return rows
+        return self._rows("SELECT role, key, file, sha256, size, format, trusted_types, "
+                          "component FROM version_artifacts WHERE name=? AND version=? ORDER "
+                          "BY role, file", (name, int(version)), trusted_types="[]",
+                          component="null")
 
     def find_by_key(self, name: str, model_key: str) -> dict | None:
-        """The version registered for a model artifact key, if any."""
-        rows = self._rows("SELECT version FROM versions WHERE name=? AND model_key=? "
-                          "ORDER BY version LIMIT 1", (name, model_key))
-        return self.get(name, rows[0][0]) if rows else None
+        """The (first) version registered for a model artifact key, if any."""
+        return next(iter(self._versions(name, "AND model_key=?", (model_key,))), None)
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` for model ``name``."""
@@ -189,77 +145,54 @@ class Registry:
 
     def resolve(self, name: str, alias: str) -> dict | None:
         """The version an alias points at, or ``None``."""
-        version = self.aliases(name).get(alias)
-        return self.get(name, version) if version is not None else None
+        return None if (v := self.aliases(name).get(alias)) is None else self.get(name, v)
 
     def alias_history(self, name: str) -> list[dict]:
         """Every alias change of model ``name``, oldest first."""
-        return [dict(r) for r in self._rows(
-            "SELECT * FROM alias_history WHERE name=? ORDER BY id", (name,))]
+        return self._rows("SELECT * FROM alias_history WHERE name=? ORDER BY id", (name,))
 
     def audit(self, name: str) -> list[dict]:
         """The audit log of model ``name``, oldest first."""
-        rows = [dict(r) for r in self._rows(
-            "SELECT * FROM audit WHERE name=? ORDER BY id", (name,))]
-        for r in rows:
-            if r.get("gate"):
-                r["gate"] = json.loads(r["gate"])
-        return rows
+        return self._rows("SELECT * FROM audit WHERE name=? ORDER BY id", (name,), gate="null")
 
     # -- writing -----------------------------------------------------------------------------
     def register(self, name: str, *, model_key: str, metrics: dict, reference_key: str | None,
                  data_fingerprint: str | None, run_id: str | None, config: dict | None,
                  gate: dict | None, source: dict | None = None,
                  reason: str = "registered", artifacts: list[dict] | None = None) -> dict:
-        """Add a version (numbered after the highest one), and audit it.
-
-        Args:
-            artifacts: The version's files (``role``, ``key``, ``file``, ``sha256``, ``size``
-                and, for the model file, ``format``, ``trusted_types`` and ``component``),
-                recorded in the same transaction; loading verifies each file against them.
-
-        Returns:
-            The new version record.
-        """
+        """Add a version (numbered after the highest one), audit it, and return it. Its files
+        (``artifacts``: role, key, file, sha256, size; for the model file also format,
+        trusted_types, component) are recorded with it: loading verifies each against them."""
         check_name(name, "model name")
         with self.transaction() as c:
-            row = c.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?",
-                            (name,)).fetchone()
-            version = int(row[0]) + 1
-            at = now()
+            version = c.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?",
+                                (name,)).fetchone()[0] + 1
             c.execute("INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                      (name, version, at, model_key, reference_key, _json(metrics),
+                      (name, version, now(), model_key, reference_key, _json(metrics),
                        data_fingerprint, run_id, _json(config), _json(gate), _json(source)))
-            for a in artifacts or []:
-                c.execute("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?,?)",
-                          (name, version, a["role"], a["key"], a["file"], a["sha256"],
-                           a.get("size"), a.get("format"),
-                           _json(a["trusted_types"]) if "trusted_types" in a else None,
-                           _json(a["component"]) if a.get("component") else None))
+            c.executemany("INSERT INTO version_artifacts VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                (name, version, a["role"], a["key"], a["file"], a["sha256"], a.get("size"),
+                 a.get("format"), _json(a["trusted_types"]) if "trusted_types" in a else None,
+                 _json(a["component"]) if a.get("component") else None) for a in artifacts or []])
             self._audit(c, name, "register", version, None, reason, gate, run_id)
             return self.get(name, version)
 
     def _audit(self, c: Any, name: str, action: str, version: int | None, alias: str | None,
-               reason: str | None, gate: Any, run_id: str | None) -> None:
+               reason: str | None, gate: Any = None, run_id: str | None = None) -> None:
         c.execute("INSERT INTO audit (at, name, action, version, alias, reason, gate, run_id) "
                   "VALUES (?,?,?,?,?,?,?,?)", (now(), name, action, version, alias, reason,
                                                _json(gate), run_id))
 
+    def _insert(self, sql: str, *values: Any) -> None:
+        with self.transaction() as c:
+            c.execute(sql, values)
+
     def set_alias(self, name: str, alias: str, version: int, *, reason: str,
                   gate: dict | None = None, run_id: str | None = None,
                   action: str = "promote", expect: Any = ...) -> int | None:
-        """Point ``alias`` at ``version``; record history and audit.
-
-        Args:
-            expect: If given, the version (or ``None``) the alias must still point at: a gate
-                judged against one holder never moves an alias someone else moved since.
-
-        Returns:
-            The version the alias pointed at before, or ``None``.
-
-        Raises:
-            RegistryError: the version does not exist, or the alias moved (``expect``).
-        """
+        """Point ``alias`` at ``version``, record history and audit; return the previous holder.
+        ``expect`` (a version or ``None``) is compare-and-set: a gate judged against one holder
+        never moves an alias someone else moved since (a :class:`RegistryError`)."""
         check_name(alias, "alias")
         with self.transaction() as c:
             self.get(name, version)
@@ -283,23 +216,16 @@ class Registry:
     def rollback_target(self, name: str, alias: str = "champion") -> tuple[int, int]:
         """``(current, target)`` of a rollback: the holders before the current one form a
         stack (a move pushes the holder it replaced, a rollback pops), so a rollback never
-        returns to the version just rolled back from.
-
-        Raises:
-            RegistryError: the alias is unset, or has no earlier holder to go back to.
-        """
+        returns to the version just rolled back from. A :class:`RegistryError` if there is none."""
         current = self.aliases(name).get(alias)
         if current is None:
             raise RegistryError(f"model {name!r} has no {alias!r} to roll back",
                                 fix="register and promote a version first (specloop run)")
         stack: list[int] = []
-        for h in self.alias_history(name):
-            if h["alias"] != alias:
-                continue
-            if h.get("action") == "rollback":
-                if stack:
-                    stack.pop()
-            elif h["previous"] is not None and h["previous"] != h["version"]:
+        for h in (h for h in self.alias_history(name) if h["alias"] == alias):
+            if h["action"] == "rollback":
+                del stack[-1:]
+            elif h["previous"] not in (None, h["version"]):
                 stack.append(h["previous"])
         while stack and stack[-1] == current:
             stack.pop()
@@ -316,58 +242,49 @@ class Registry:
             c.execute("INSERT OR REPLACE INTO deployments VALUES (?,?,?,?,?)",
                       (name, target, int(version), _json(result), now()))
             self._audit(c, name, "deploy", int(version), None,
-                        f"deployed to {result.get('location', target)}", None, None)
+                        f"deployed to {result.get('location', target)}")
 
     def deployment(self, name: str, target: str) -> dict | None:
         """``{"version", "result", "at"}`` of the last deployment to ``target``, or ``None``."""
-        rows = self._rows("SELECT version, result, at FROM deployments WHERE name=? "
-                          "AND target=?", (name, target))
-        return None if not rows else {"version": rows[0]["version"],
-                                      "result": json.loads(rows[0]["result"]),
-                                      "at": rows[0]["at"]}
+        return next(iter(self._rows("SELECT version, result, at FROM deployments WHERE name=? "
+                                    "AND target=?", (name, target), result="null")), None)
 
     def record_run(self, doc: dict, sha256: str) -> None:
         """Record a run (from its manifest) and the SHA-256 of the manifest as written."""
-        with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (doc["run_id"], doc["command"], doc["status"], doc["started"],
-                       doc["ended"], sha256, os.getpid(), socket.gethostname(),
-                       doc.get("model_version"), _json(doc.get("overrides") or [])))
+        self._insert("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", doc["run_id"],
+                     doc["command"], doc["status"], doc["started"], doc["ended"], sha256,
+                     os.getpid(), socket.gethostname(), doc.get("model_version"),
+                     _json(doc.get("overrides") or []))
 
     def runs(self) -> list[dict]:
         """Every recorded run, oldest first; runs whose process died show ``interrupted``."""
-        rows = [dict(r) for r in self._rows("SELECT * FROM runs ORDER BY run_id")]
         host = socket.gethostname()
-        for r in rows:
-            r["overrides"] = json.loads(r["overrides"] or "[]")
-            if r["status"] == "running" and r["host"] == host and not pid_alive(r["pid"]):
-                r["status"] = "interrupted"
-        return rows
+        return [{**r, "status": "interrupted"} if r["status"] == "running" and r["host"] == host
+                and not pid_alive(r["pid"]) else r
+                for r in self._rows("SELECT * FROM runs ORDER BY run_id", overrides="[]")]
 
     # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:
         """``{batch_id: record}`` of the batches the loop already processed."""
-        return {r["batch_id"]: json.loads(r["record"]) for r in self._rows(
+        return {r["batch_id"]: r["record"] for r in self._rows(
             "SELECT batch_id, record FROM loop_batches WHERE name=? ORDER BY processed_at, "
-            "rowid", (name,))}
+            "rowid", (name,), record="null")}
 
     def record_batch(self, name: str, batch_id: str, champion: int | None,
                      record: dict[str, Any]) -> None:
         """Mark a batch processed (once: a second call for the same batch is an error)."""
-        with self.transaction() as c:
-            c.execute("INSERT INTO loop_batches VALUES (?,?,?,?,?)",
-                      (name, batch_id, now(), champion, _json(record)))
+        self._insert("INSERT INTO loop_batches VALUES (?,?,?,?,?)", name, batch_id, now(),
+                     champion, _json(record))
 
     def record_event(self, name: str, batch_id: str, event: str, detail: dict) -> None:
         """Record something the loop noticed about a batch (changed after processing …)."""
-        with self.transaction() as c:
-            c.execute("INSERT INTO loop_events (name, batch_id, at, event, detail) VALUES "
-                      "(?,?,?,?,?)", (name, batch_id, now(), event, _json(detail)))
+        self._insert("INSERT INTO loop_events (name, batch_id, at, event, detail) VALUES "
+                     "(?,?,?,?,?)", name, batch_id, now(), event, _json(detail))
 
     def events(self, name: str) -> list[dict]:
         """The loop's recorded events, oldest first."""
-        return [{**dict(r), "detail": json.loads(r["detail"] or "null")} for r in
-                self._rows("SELECT * FROM loop_events WHERE name=? ORDER BY id", (name,))]
+        return self._rows("SELECT * FROM loop_events WHERE name=? ORDER BY id", (name,),
+                          detail="null")
 
     def backup(self, dest: Path) -> Path:
         """Write a consistent copy of the registry to ``dest`` (SQLite's online backup)."""
@@ -380,30 +297,18 @@ class Registry:
             return _database.integrity(self._conn)
 
 
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
-    if not url.startswith("sqlite:///"):
-        raise RegistryError(f"unsupported registry URL {url!r}",
-                            fix="use sqlite:///path/to/registry.db")
-    path = Path(url.removeprefix("sqlite:///"))
-    return path if path.is_absolute() else (base_dir / path)
-
-
 def open_registry(url: str | None, default: Path, base_dir: Path, *,
                   store_root: str | None = None) -> Registry:
-    """Open the registry ``store.registry`` names (``default`` when unset).
-
-    Raises:
-        RegistryError: the URL is not supported, or the file is broken (see ``_database``),
-            or it lies inside the local store folder (a store writer could rewrite it).
-    """
-    path = sqlite_path(url, base_dir) if url else default
-    if store_root is not None:
+    """Open the registry ``store.registry`` names (``default`` when unset); refuse an
+    unsupported URL, a broken file (see ``_database``) or one inside the local store folder
+    (whoever writes the store could rewrite it)."""
+    path = _database.sqlite_path(url, base_dir) if url else default
+    if store_root is not None and os.path.isabs(store_root):
         try:
             inside = Path(path).resolve().is_relative_to(Path(store_root).resolve())
         except (OSError, ValueError):
             inside = False
-        if inside and os.path.isabs(store_root):
+        if inside:
             raise RegistryError(f"the registry {path} lies inside the artifact store "
                                 f"{store_root}", fix="put store.registry outside store.url: "
                                 "whoever can write the store must not be able to rewrite the "

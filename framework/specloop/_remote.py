@@ -1,17 +1,11 @@
-"""Remote filesystems (object stores) behind fsspec URLs, with errors a user can act on.
-
-A wrong endpoint, missing credentials, a bucket that does not exist or a driver that is not
-installed are configuration mistakes, not crashes: they surface as a :class:`ConfigError`
-naming the key to fix, so the CLI prints a short message and exits 2 instead of a botocore
-traceback. The artifact store and the deploy targets that publish to URLs share this.
-
-Driver packages (``s3fs`` and the libraries under it) are imported by fsspec only when a URL
-of their protocol is opened.
-"""
+"""Remote filesystems (object stores) behind fsspec URLs, for the store and deploy targets: a
+wrong endpoint, refused credentials, a missing bucket or driver surface as a :class:`ConfigError`
+naming the key to fix (exit 2), not as a botocore traceback."""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .errors import ConfigError
 
@@ -27,22 +21,16 @@ _CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError"}
 
 def open_url(url: str, storage_options: dict | None = None, *,
              key: str = "store.url") -> tuple[Any, str]:
-    """Open the filesystem of an fsspec URL and check that its bucket exists.
+    """Open the filesystem of an fsspec URL (``s3://bucket/prefix`` …) and check that its
+    bucket exists; return ``(filesystem, path without the protocol)``.
 
-    Args:
-        url: An fsspec URL such as ``s3://bucket/prefix``.
-        storage_options: Passed to the filesystem (endpoint, credentials …).
-        key: The spec key that holds ``url``; error messages name it and its
-            ``storage_options`` sibling.
-
-    Returns:
-        ``(filesystem, path)``: the path is ``url`` without its protocol.
+    ``storage_options`` go to the filesystem (endpoint, credentials …); ``key`` is the spec key
+    holding ``url``, which errors name (with its ``storage_options`` sibling).
 
     Raises:
-        ConfigError: for a missing driver, an unreachable endpoint, refused credentials or a
-            bucket that does not exist.
+        ConfigError: a missing driver or bucket, an unreachable endpoint, refused credentials.
     """
-    import fsspec
+    import fsspec  # ~90 ms: `specloop --help` imports this module (via specloop)
 
     opts = dict(storage_options or {})
     with remote_errors(url, opts, key=key):
@@ -66,31 +54,22 @@ def open_url(url: str, storage_options: dict | None = None, *,
     return fs, path
 
 
-class remote_errors:
-    """A context manager that re-raises what a remote filesystem raises for a user's
-    mistake (unreachable endpoint, refused credentials, missing driver) as a
-    :class:`ConfigError`; every other exception passes through unchanged.
-
-    Args:
-        url: The URL being used, quoted in the message.
-        storage_options: Its storage options (the endpoint is quoted from them).
-        key: The spec key of ``url``.
-    """
-
-    def __init__(self, url: str, storage_options: dict | None = None, *,
-                 key: str = "store.url") -> None:
-        self.url, self.storage_options, self.key = url, dict(storage_options or {}), key
-
-    def __enter__(self) -> "remote_errors":
-        return self
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, ConfigError) or not isinstance(exc, Exception):
-            return False
-        err = _as_config_error(exc, self.url, self.storage_options, self.key)
-        if err is not None:
-            raise err from None
-        return False
+@contextmanager
+def remote_errors(url: str, storage_options: dict | None = None, *,
+                  key: str = "store.url") -> Iterator[None]:
+    """A context manager that re-raises what a remote filesystem raises for a user's mistake
+    (unreachable endpoint, refused credentials, missing driver) as a :class:`ConfigError`
+    quoting ``url``, the endpoint from ``storage_options`` and the spec ``key``; every other
+    exception passes through unchanged."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        err = _as_config_error(exc, url, dict(storage_options or {}), key)
+        if err is None:
+            raise
+        raise err from None
 
 
 def _as_config_error(exc: BaseException, url: str, opts: dict, key: str) -> ConfigError | None:

@@ -1,44 +1,27 @@
-"""``specloop reproduce RUN_ID``: re-run a recorded run and check that its metrics come back.
-
-The run is rebuilt from its manifest, not from today's ``conf/``: the recorded resolved config
-is validated again (same seed, same components, same parameters), the data is checked against
-the recorded fingerprint, and the stages ``data → split → train → evaluate`` run in a fresh,
-temporary artifact store. Nothing comes from the stage cache, and ``register``/``deploy``
-never run, so the project's registry, aliases and deployments are not touched.
-
-When the data no longer matches and the manifest recorded the git commit of a DVC-tracked
-file, that commit is read through DVC instead. If nothing matches, the reproduction stops
-with both fingerprints. The result compares each metric (exact by default, or within a
-tolerance) and lists package and environment differences, which explain most mismatches.
-"""
+"""``specloop reproduce RUN_ID``: re-run a recorded run from its manifest's resolved config, up to
+``evaluate`` in a throwaway store and registry (no cache, no register or deploy), and compare its
+metrics; changed data is read at the recorded DVC commit, or the run stops with both md5s."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
 from ._config import Composed, Provenance, conf_search_dirs
-from ._context import RunContext, environment, thread_limits
+from ._context import RunContext, _disabled_in_yaml, environment, make_context, thread_limits
 from ._manager import make_plugin_manager
-from ._manifest import Manifest, read_manifest
+from ._manifest import Manifest, read_manifest, save
 from ._plan import STAGES, plan
 from ._redact import MASK
 from ._runner import Pipeline
-from ._context import _disabled_in_yaml, make_context
 from ._spec import validate
-from ._store import sha256
 from .errors import ReproduceError, SpecloopError
 
 REPRODUCED_STAGES = STAGES[:STAGES.index("evaluate") + 1]
-
-
-def _recorded_files(manifest: dict) -> dict[str, str]:
-    fp = manifest.get("data_fingerprint")
-    return dict(fp) if isinstance(fp, dict) else {}
 
 
 def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
@@ -60,153 +43,113 @@ def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
     return RunContext(spec=spec, pm=pm, table=table, echo=echo)
 
 
-def _pin_data(ctx: RunContext, manifest: dict, current: dict[str, str]) -> str | None:
+def _pin_data(ctx: RunContext, manifest: dict, recorded: dict, current: dict) -> str | None:
     """Point the data node at the commit the manifest recorded for the changed file."""
-    recorded = _recorded_files(manifest)
-    versions = manifest.get("data_versions") or {}
     changed = [p for p in recorded if current.get(p) != recorded[p]]
-    commits = {versions.get(p, {}).get("commit") for p in changed}
-    if not changed or None in commits or len(commits) != 1:
+    commits = {(manifest.get("data_versions") or {}).get(p, {}).get("commit") for p in changed}
+    data = ctx.spec.components["data"].config
+    if not changed or None in commits or len(commits) != 1 or not hasattr(data, "rev"):
         return None
-    data = ctx.spec.components["data"]
-    if not hasattr(data.config, "rev"):
-        return None
-    commit = commits.pop()
-    data.config.rev = commit
-    return commit
+    data.rev = commits.pop()
+    return data.rev
 
 
 def _compare_metrics(recorded: dict, reproduced: dict, tolerance: float) -> list[dict]:
     rows = []
     for name in sorted(set(recorded) | set(reproduced)):
         a, b = recorded.get(name), reproduced.get(name)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            diff = b - a
-            ok = abs(diff) <= tolerance
-        else:
-            diff, ok = None, a == b
-        rows.append({"metric": name, "recorded": a, "reproduced": b, "difference": diff,
-                     "ok": ok})
+        numeric = isinstance(a, (int, float)) and isinstance(b, (int, float))
+        rows.append({"metric": name, "recorded": a, "reproduced": b,
+                     "difference": b - a if numeric else None,
+                     "ok": abs(b - a) <= tolerance if numeric else a == b})
     return rows
 
 
 def _environment_diff(recorded: dict, current: dict) -> list[dict]:
-    rows = []
-    if recorded.get("python") != current.get("python"):
-        rows.append({"what": "python", "recorded": recorded.get("python"),
-                     "now": current.get("python")})
-    if recorded.get("platform") != current.get("platform"):
-        rows.append({"what": "platform", "recorded": recorded.get("platform"),
-                     "now": current.get("platform")})
-    old, new = recorded.get("packages") or {}, current.get("packages") or {}
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) != new.get(name):
-            rows.append({"what": name, "recorded": old.get(name), "now": new.get(name)})
-    old_env, new_env = recorded.get("env") or {}, current.get("env") or {}
-    for name in sorted(set(old_env) | set(new_env)):
-        if old_env.get(name) != new_env.get(name):
-            rows.append({"what": f"${name}", "recorded": old_env.get(name),
-                         "now": new_env.get(name)})
-    return rows
+    def diff(old: dict | None, new: dict | None, keys: Any = None, prefix: str = "") -> list:
+        old, new = old or {}, new or {}
+        return [{"what": prefix + k, "recorded": old.get(k), "now": new.get(k)}
+                for k in keys or sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+    return (diff(recorded, current, ("python", "platform"))
+            + diff(recorded.get("packages"), current.get("packages"))
+            + diff(recorded.get("env"), current.get("env"), prefix="$"))
 
 
 def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
               overrides: list[str] | None = None,
               echo: Callable[[str], None] | None = None) -> dict:
-    """Re-run ``run_id`` from its manifest and compare its metrics.
-
-    Args:
-        project_dir: The project folder whose store holds the run.
-        run_id: The run to reproduce.
-        tolerance: The largest absolute metric difference that still counts as equal.
-        overrides: Overrides used only to find the store (e.g. ``store.url=...``).
-        echo: Where progress lines go.
-
-    Returns:
-        A report: ``reproduced`` (bool), ``metrics`` rows, ``environment`` differences,
-        ``stage_keys`` differences, ``notes`` and the reproduction's ``run_id``.
-
-    Raises:
-        RegistryError: when the store holds no such run.
-        ConfigError: when a newer specloop wrote the manifest, or the recorded config no
-            longer validates.
-        ReproduceError: when the recorded data cannot be found any more.
-    """
+    """Re-run ``run_id`` and report whether its metrics came back (within ``tolerance``), with
+    ``metrics`` rows, ``environment``/``stage_keys`` differences and ``notes``; ``overrides``
+    only find the store. A :class:`ReproduceError` if the recorded data is gone."""
     project_dir = Path(project_dir).resolve()
-    home = make_context(project_dir, overrides or [], echo=echo)
-    try:
-        return _reproduce(home, project_dir, run_id, tolerance, echo)
-    finally:
-        home.close()
-
-
-def _reproduce(home: RunContext, project_dir: Path, run_id: str, tolerance: float,
-               echo: Callable[[str], None] | None) -> dict:
-    manifest = read_manifest(home, run_id)
-    if manifest.get("status") != "succeeded" or not manifest.get("metrics"):
-        raise ReproduceError(f"run {run_id} has no recorded metrics to compare with",
-                             recorded=f"status {manifest.get('status')!r}",
-                             fix="reproduce a run whose status is 'succeeded' "
-                                 "(specloop runs list)")
     notes: list[str] = []
-    tmp = Path(tempfile.mkdtemp(prefix="specloop-reproduce-"))
-    ctx = _context_from_manifest(project_dir, manifest, tmp / "store", echo)
-    try:
-        plans = plan(ctx, None)
-        recorded = _recorded_files(manifest)
-        current = plans[0].files
-        if recorded and current != recorded:
-            commit = _pin_data(ctx, manifest, current)
-            why = None
-            if commit is not None:
-                try:
-                    plans = plan(ctx, None)
-                    current = plans[0].files
-                    notes.append(f"data changed in the workspace; read commit {commit[:12]} "
-                                 "through DVC, as recorded")
-                except SpecloopError as exc:
-                    why = str(exc.args[0]) if exc.args else type(exc).__name__
-            if current != recorded:
-                path = next((p for p in recorded if current.get(p) != recorded[p]),
-                            next(iter(current), "?"))
-                raise ReproduceError(
-                    f"the data of run {run_id} has changed since it ran", file=path,
-                    recorded=f"md5 {recorded.get(path)}", current=f"md5 {current.get(path)}",
-                    fix="restore that version of the file (e.g. git checkout <commit> && "
-                        "dvc checkout), or track the data with DVC so the recorded revision "
-                        "can be fetched"
-                        + (f" (reading commit {commit[:12]} through DVC failed: {why})"
-                           if why else ""))
-        elif not recorded and manifest.get("data_fingerprint") != plans[0].key:
-            notes.append("the data fingerprint is not a file md5; it could not be verified")
-        plans = [p for p in plans if p.name in REPRODUCED_STAGES]
-        for p in plans:
-            p.cached = False  # a fresh store: nothing is cached, but be explicit
-        pipe = Pipeline(ctx, plans)
-        pipe.preflight()
-        doc = pipe.manifest = Manifest(ctx, "reproduce")
-        doc.doc["reproduces"] = run_id
-        doc.record_plan(plans)
-        with thread_limits(ctx.spec.project.threads):
-            pipe.run()
-        metrics = json.loads(ctx.store.get(doc.doc["stages"]["evaluate"]["key"],
-                                           "metrics.json"))
-        final = doc.finish("succeeded", metrics=metrics)
-        body = home.store.write_json(f"runs/{ctx.run_id}/manifest.json", final)
-        home.registry.record_run(final, sha256(body))
-    finally:
-        ctx.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with closing(make_context(project_dir, overrides or [], echo=echo)) as home:
+        manifest = read_manifest(home, run_id)
+        if manifest.get("status") != "succeeded" or not manifest.get("metrics"):
+            raise ReproduceError(f"run {run_id} has no recorded metrics to compare with",
+                                 recorded=f"status {manifest.get('status')!r}",
+                                 fix="reproduce a run whose status is 'succeeded' "
+                                     "(specloop runs list)")
+        scratch = tempfile.TemporaryDirectory(prefix="specloop-reproduce-",
+                                              ignore_cleanup_errors=True)
+        with scratch, closing(_context_from_manifest(project_dir, manifest,
+                                                     Path(scratch.name) / "store", echo)) as ctx:
+            plans = _check_data(ctx, manifest, run_id, notes)
+            plans = [p for p in plans if p.name in REPRODUCED_STAGES]
+            for p in plans:
+                p.cached = False  # a fresh store: nothing is cached, but be explicit
+            pipe = Pipeline(ctx, plans)
+            pipe.preflight()
+            doc = pipe.manifest = Manifest(ctx, "reproduce")
+            doc.doc["reproduces"] = run_id
+            doc.record_plan(plans)
+            with thread_limits(ctx.spec.project.threads):
+                pipe.run()
+            metrics = json.loads(ctx.store.get(doc.doc["stages"]["evaluate"]["key"],
+                                               "metrics.json"))
+            final = doc.finish("succeeded", metrics=metrics)
+            save(home, final)
     rows = _compare_metrics(manifest["metrics"], metrics, tolerance)
-    key_rows = []
-    for name in REPRODUCED_STAGES:
-        old = (manifest.get("stages") or {}).get(name, {}).get("key")
-        new = final["stages"].get(name, {}).get("key")
-        if old != new:
-            key_rows.append({"stage": name, "recorded": old, "reproduced": new})
+    keys = {name: ((manifest.get("stages") or {}).get(name, {}).get("key"),
+                   final["stages"].get(name, {}).get("key")) for name in REPRODUCED_STAGES}
     return {"run_id": ctx.run_id, "reproduces": run_id,
             "reproduced": all(r["ok"] for r in rows), "tolerance": tolerance,
             "metrics": rows, "environment": _environment_diff(manifest.get("environment") or {},
                                                               environment()),
-            "stage_keys": key_rows, "notes": notes,
-            "model_version": manifest.get("model_version")}
+            "stage_keys": [{"stage": n, "recorded": a, "reproduced": b}
+                           for n, (a, b) in keys.items() if a != b],
+            "notes": notes, "model_version": manifest.get("model_version")}
+
+
+def _check_data(ctx: RunContext, manifest: dict, run_id: str, notes: list[str]) -> list:
+    """The plans, once the data matches the recorded fingerprint (read at the recorded DVC
+    commit if it changed); a :class:`ReproduceError` with both fingerprints if it cannot."""
+    plans, fingerprint = plan(ctx, None), manifest.get("data_fingerprint")
+    recorded, current = dict(fingerprint) if isinstance(fingerprint, dict) else {}, plans[0].files
+    if not recorded:
+        if fingerprint != plans[0].key:
+            notes.append("the data fingerprint is not a file md5; it could not be verified")
+        return plans
+    if current == recorded:
+        return plans
+    commit, why = _pin_data(ctx, manifest, recorded, current), None
+    if commit is not None:
+        try:
+            plans = plan(ctx, None)
+            current = plans[0].files
+            notes.append(f"data changed in the workspace; read commit {commit[:12]} "
+                         "through DVC, as recorded")
+        except SpecloopError as exc:
+            why = str(exc.args[0]) if exc.args else type(exc).__name__
+    if current != recorded:
+        path = next((p for p in recorded if current.get(p) != recorded[p]),
+                    next(iter(current), "?"))
+        raise ReproduceError(
+            f"the data of run {run_id} has changed since it ran", file=path,
+            recorded=f"md5 {recorded.get(path)}", current=f"md5 {current.get(path)}",
+            fix="restore that version of the file (e.g. git checkout <commit> && "
+                "dvc checkout), or track the data with DVC so the recorded revision "
+                "can be fetched"
+                + (f" (reading commit {commit[:12]} through DVC failed: {why})" if why else ""))
+    return plans

@@ -1,25 +1,7 @@
-"""The artifact store: content-addressed folders behind an fsspec URL, trusted only through
-specloop's own record of them.
-
-Layout under the store root::
-
-    artifacts/<key>/<file>…      one folder per stage output, named by its cache key
-    runs/<run_id>/manifest.json  one manifest per run
-
-The store holds bytes; what they should be is recorded in the registry's artifact index
-(:class:`~specloop._registry.ArtifactIndex`), which lives outside the store. An artifact
-exists for specloop only when the index records it *and* its files are there; every read
-is checked against the recorded SHA-256 before anything is parsed. Anything else under a key
-(planted by whoever can write the store, left by a crash) is ignored, and replaced when that
-key is next written. A recorded file that is gone is *missing* (the stage computes it
-again), not tampered with.
-
-Writes: on a local folder the files go to ``artifacts/.tmp-<key>-<pid>-<rand>/`` (fsynced)
-and the folder is renamed into place, then the index records it; on object stores, where a
-rename is a copy, the files are uploaded and then recorded. Temporary folders that a killed
-writer left behind are removed by the next writer. Concurrent writers of one key take
-:meth:`ArtifactStore.lock` (a file lock on local stores) around "check, compute, put".
-"""
+"""The artifact store (``artifacts/<key>/<file>``, ``runs/<id>/manifest.json``) behind an fsspec
+URL, trusted only through the registry's artifact index: an artifact exists when the index records
+it and its files are there, and every read is checked against the recorded SHA-256. Anything
+else under a key (planted, or a crash's) is ignored, and replaced when the key is next written."""
 
 from __future__ import annotations
 
@@ -29,7 +11,8 @@ import os
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,14 +29,8 @@ def sha256(data: bytes) -> str:
 
 
 class ArtifactStore:
-    """Read and write artifacts and manifests.
-
-    Args:
-        url: A local folder (relative paths are taken from ``base_dir``) or an fsspec URL.
-        base_dir: The project folder.
-        storage_options: Passed to fsspec for remote URLs.
-        index: The record of what specloop wrote (the registry's ``index``).
-    """
+    """Artifacts and manifests under ``url`` (a folder, relative to the project's
+    ``base_dir``, or an fsspec URL), trusted through ``index`` (the registry's)."""
 
     def __init__(self, url: str, base_dir: Path, storage_options: dict | None = None, *,
                  index: Any = None) -> None:
@@ -61,7 +38,6 @@ class ArtifactStore:
         self.storage_options = dict(storage_options or {})
         self.local, self.root = self.locate(url, base_dir)
         self.index = index
-        self._fs = None
         self._swept = False
 
     @staticmethod
@@ -72,23 +48,16 @@ class ArtifactStore:
             return True, str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
         return False, url.split("://", 1)[1].rstrip("/")
 
-    @property
+    @cached_property
     def fs(self) -> Any:
-        """The fsspec filesystem (imported on first use; a remote store is checked once)."""
-        if self._fs is None:
-            if self.local:
-                import fsspec
+        """The fsspec filesystem of a remote store (opened, and its bucket checked, once)."""
+        return open_url(self.url, self.storage_options)[0]
 
-                self._fs = fsspec.filesystem("file")
-            else:
-                self._fs, _ = open_url(self.url, self.storage_options)
-        return self._fs
-
-    def _remote(self) -> remote_errors:
+    def _remote(self) -> Any:
         return remote_errors(self.url, self.storage_options)
 
     def path(self, *parts: str) -> str:
-        """A path inside the store (local path or bucket path)."""
+        """A path inside the store (local path or bucket path; parts may hold ``/``)."""
         return "/".join([self.root, *parts])
 
     # -- artifacts ---------------------------------------------------------------------------
@@ -109,11 +78,7 @@ class ArtifactStore:
             return all(self.fs.exists(p) for p in paths)
 
     def meta(self, key: str) -> dict:
-        """The recorded metadata of an artifact.
-
-        Raises:
-            ArtifactError: if specloop has no record of it.
-        """
+        """The recorded metadata of an artifact (an :class:`ArtifactError` if unrecorded)."""
         rec = self.record(key)
         if rec is None:
             raise ArtifactError(f"artifact {key} is not recorded by specloop; refusing to use "
@@ -123,16 +88,13 @@ class ArtifactStore:
 
     @contextmanager
     def lock(self, key: str) -> Iterator[bool]:
-        """Hold an exclusive per-key lock while computing ``key``; yields whether it is held.
-
-        Local stores lock a file next to the artifacts (released by the kernel if the holder
-        dies). Object stores have no shared lock: there writers fall back to "compute and
-        record, the last record wins", which is safe because every read checks the hashes.
-        """
+        """Hold an exclusive per-key file lock (the kernel drops it if the holder dies) while
+        computing ``key``; yields whether it is held. Object stores have none: there the last
+        record wins, which is safe because every read checks the hashes."""
         if not self.local:
             yield False
             return
-        from filelock import FileLock
+        from filelock import FileLock  # ~30 ms: `specloop validate` opens a store
 
         folder = self.path("artifacts", ".locks")
         os.makedirs(folder, exist_ok=True)
@@ -140,16 +102,8 @@ class ArtifactStore:
             yield True
 
     def put(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> dict:
-        """Write an artifact and record it in the index.
-
-        Args:
-            key: The cache key.
-            files: File name to content.
-            meta: Extra metadata recorded with it (stage, component, model format …).
-
-        Returns:
-            The record (``files: {name: {sha256, size}}`` plus ``meta``).
-        """
+        """Write an artifact (file name → bytes) and record it, with ``meta``, in the index;
+        return the record (``files: {name: {sha256, size}}`` plus ``meta``)."""
         record = {"key": key, "files": {n: {"sha256": sha256(b), "size": len(b)}
                                         for n, b in files.items()}, **(meta or {})}
         final = self.path("artifacts", key)
@@ -163,8 +117,7 @@ class ArtifactStore:
                         fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
-                if os.path.exists(final):  # unrecorded (planted, or a crash's): replaced
-                    shutil.rmtree(final, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)  # unrecorded (planted, or a crash's)
                 os.rename(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -177,7 +130,8 @@ class ArtifactStore:
         return record
 
     def _sweep_leftovers(self) -> None:
-        """Remove temporary folders of writers that died (once per store object)."""
+        """Remove the fsynced ``.tmp-<key>-<pid>-<rand>/`` folders of writers that died (once
+        per store object)."""
         if self._swept:
             return
         self._swept = True
@@ -189,33 +143,24 @@ class ArtifactStore:
         for name in names:
             path = os.path.join(folder, name)
             pid = name.split("-")[-2] if name.count("-") >= 3 else ""
-            try:
-                old = time.time() - os.stat(path).st_mtime > LEFTOVER_AGE
-            except OSError:
-                continue
-            if old or not pid.isdigit() or not pid_alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
+            with suppress(OSError):  # removed meanwhile
+                if (time.time() - os.stat(path).st_mtime > LEFTOVER_AGE or not pid.isdigit()
+                        or not pid_alive(int(pid))):
+                    shutil.rmtree(path, ignore_errors=True)
 
     def get(self, key: str, name: str, *, registered: str | None = None) -> bytes:
-        """Read one file of an artifact and verify its SHA-256 against specloop's record.
-
-        Args:
-            key: The artifact's key.
-            name: The file name inside the artifact.
-            registered: The SHA-256 the model registry recorded for this file, checked first.
-
-        Raises:
-            ArtifactError: it is not recorded, missing, or does not match its recorded hash.
-        """
-        rec = self.record(key)
+        """Read one file of an artifact, verified against the SHA-256 the model registry
+        recorded (``registered``) or else specloop's index; an :class:`ArtifactError` if it
+        is unrecorded, missing (``missing``: computed again) or does not match."""
         path = self.path("artifacts", key, name)
-        expected = registered or (rec or {}).get("files", {}).get(name, {}).get("sha256")
+        recorded = ((self.record(key) or {}).get("files", {}).get(name) or {}).get("sha256")
+        expected = registered or recorded
         if expected is None:
             raise ArtifactError(f"artifact file {key}/{name} is not recorded by specloop; "
                                 "refusing to read it", path=path,
                                 fix="run the stage that produces it (specloop run)")
         try:
-            data = self._read(path)
+            data = self.read_bytes(f"artifacts/{key}/{name}")
         except FileNotFoundError:
             raise ArtifactError("an artifact file is missing from the store", path=path,
                                 expected=expected, missing=True,
@@ -223,7 +168,6 @@ class ArtifactStore:
                                     "run; a registered version's files can be restored from "
                                     "a backup of the store") from None
         actual = sha256(data)
-        recorded = (rec or {}).get("files", {}).get(name, {}).get("sha256")
         if registered and actual != registered and actual == recorded:
             # the registered bytes went missing and a run computed the key again: specloop
             # wrote these bytes (the index says so), they are just not the version's
@@ -243,17 +187,10 @@ class ArtifactStore:
                                     "again ('specloop registry check' lists every file)")
         return data
 
-    def _read(self, path: str) -> bytes:
-        if self.local:
-            with open(path, "rb") as fh:
-                return fh.read()
-        with self._remote():
-            return self.fs.cat_file(path)
-
     # -- small JSON documents (manifests) ---------------------------------------------------
     def write_json(self, relpath: str, doc: dict) -> bytes:
         """Write a JSON document atomically (temporary file, then rename); return its bytes."""
-        path = self.path(*relpath.split("/"))
+        path = self.path(relpath)
         body = json.dumps(doc, indent=2, sort_keys=False, default=str).encode()
         if self.local:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -267,12 +204,16 @@ class ArtifactStore:
         return body
 
     def read_bytes(self, relpath: str) -> bytes:
-        """The bytes of a document written by :meth:`write_json`."""
-        return self._read(self.path(*relpath.split("/")))
+        """The bytes of a file of the store (unverified: :meth:`get` checks artifacts)."""
+        if self.local:
+            with open(self.path(relpath), "rb") as fh:
+                return fh.read()
+        with self._remote():
+            return self.fs.cat_file(self.path(relpath))
 
     def list_dir(self, relpath: str) -> list[str]:
         """Names of the entries of a folder of the store (empty if it does not exist)."""
-        path = self.path(*relpath.split("/"))
+        path = self.path(relpath)
         if self.local:
             return sorted(os.listdir(path)) if os.path.isdir(path) else []
         with self._remote():
