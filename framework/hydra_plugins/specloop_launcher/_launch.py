@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from specloop._multirun import start_method
+from specloop._redact import redact_overrides
+
+from ._workers import start_method
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +119,6 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
     n_jobs = min(worker_count(launcher.n_jobs), len(jobs))
     log.info(f"specloop launcher: {len(jobs)} member(s), {n_jobs} at a time ({method})")
     configs = [(idx, ov, _member_config(launcher, idx, ov)) for idx, ov in jobs]
-    from specloop._redact import redact_overrides
-
     for idx, ov, _ in configs:
         log.info(f"\t#{idx} : {' '.join(redact_overrides(filter_overrides(ov)))}")
     if launcher.warm_up and len(jobs) > 1 and callable(getattr(launcher.task_function,
