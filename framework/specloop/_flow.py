@@ -1,12 +1,7 @@
-"""The register → judge → promote → deploy flow that ``run``, the loop, sweeps, the backtest
-and the registry commands share.
-
-Whoever calls it holds :meth:`Registry.model_lock` around "read the champion, judge, move the
-alias, deploy", and every alias move is compare-and-set against the champion the gate
-judged: after any set of concurrent commands the registry, its audit log and the deployed
-target agree. Every deployment is recorded in the registry, so a later plan can tell a
-missing or tampered deployment from an unchanged one.
-"""
+"""The train → evaluate → register → promote → deploy flow that ``run``, the loop, sweeps, the
+backtest and the registry commands share. Callers hold :meth:`Registry.model_lock` around
+"read the champion, judge, move the alias, deploy"; alias moves are compare-and-set against
+the champion the gate judged, and every deployment is recorded in the registry."""
 
 from __future__ import annotations
 
@@ -16,9 +11,10 @@ from typing import Any, Iterator
 
 from ._boundary import call_hook
 from ._model_artifacts import (MODEL_FILE, load_model, model_record, read_file, recorded_file,
-                              version_artifacts)
+                              save_model, version_artifacts)
 from ._plan import deploy_target, deployment_status
 from ._redact import redact, secret_fields
+from ._tabular import signature
 from .errors import StageError
 
 
@@ -45,6 +41,24 @@ def _notify(ctx: Any, hook: str, **kwargs: Any) -> None:
         call_hook(ctx.pm, hook, **kwargs)
 
 
+def fit(ctx: Any, key: str, frame: Any, cols: dict, meta: dict) -> tuple[Any, dict]:
+    """Fit the spec's model on ``frame``; store it under ``key`` with its input signature."""
+    model_c = ctx.component("model")
+    fitted = model_c.fit(frame[cols["features"]], frame[cols["target"]],
+                         categorical=cols["categorical"], task=cols["task"],
+                         seed=ctx.spec.project.seed)
+    sig = signature(frame, cols)
+    save_model(ctx.store, key, ctx.spec.components["model"], model_c, fitted,
+               {"signature.json": json.dumps(sig).encode()}, meta)
+    return fitted, sig
+
+
+def measure(ctx: Any, model: Any, frame: Any, cols: dict) -> dict:
+    """The spec's metrics of ``model`` on the rows of ``frame``."""
+    return ctx.component("metrics").compute(model, frame[cols["features"]],
+                                            frame[cols["target"]], task=cols["task"])
+
+
 def signature_change(old: dict | None, new: dict | None) -> str | None:
     """What differs between two input signatures (feature names, types, categorical flags),
     or ``None`` when a model trained on one can serve requests made for the other."""
@@ -68,15 +82,9 @@ def signature_change(old: dict | None, new: dict | None) -> str | None:
 
 def judge(ctx: Any, candidate: dict, champion: dict | None,
           signatures: tuple[dict | None, dict | None] = (None, None)) -> dict:
-    """The declared gate on ``candidate``'s metrics against ``champion``'s, plus the engine's
-    own rule: a changed input signature does not pass (it needs ``--force --reason``).
-
-    Args:
-        ctx: The run context.
-        candidate: The candidate's metrics.
-        champion: The champion's metrics on the same rows, or ``None`` (no champion).
-        signatures: ``(champion's, candidate's)`` input signatures, when both are known.
-    """
+    """The declared gate on ``candidate``'s metrics against ``champion``'s (on the same rows;
+    ``None``: no champion), plus the engine's own rule: a changed input signature (``signatures``
+    is the champion's and the candidate's) does not pass (it needs ``--force --reason``)."""
     metrics_c = ctx.component("metrics")
     gate_c = ctx.component("gate")
     if gate_c is None:
@@ -131,6 +139,18 @@ def move_alias(ctx: Any, alias: str, version: int, *, expect: Any, reason: str,
     return previous
 
 
+def give_alias(ctx: Any, alias: str, version: int, champion: dict | None, gate: dict,
+               reason: str) -> int | None:
+    """Move ``alias`` to a newly judged ``version``: ``champion`` only if it still is the
+    ``champion`` the gate judged (``promote``); another alias as it stands
+    (``register-<alias>``). Returns the previous holder."""
+    if alias != "champion":
+        return move_alias(ctx, alias, version, expect=..., reason=reason, gate=gate,
+                          action=f"register-{alias}")
+    return move_alias(ctx, alias, version, expect=(champion or {}).get("version"),
+                      reason=reason, gate=gate)
+
+
 def bundle_for(ctx: Any, version: dict) -> dict:
     """What a deploy component receives (see docs/writing-plugins.md, "The deploy bundle")."""
     rec = model_record(ctx, version["model_key"], version)
@@ -148,11 +168,8 @@ def bundle_for(ctx: Any, version: dict) -> dict:
 
 
 def deploy_champion(ctx: Any) -> dict | None:
-    """Deploy the current champion with the spec's deploy component and record it.
-
-    Returns the component's result, or ``None`` when the spec declares no deploy stage or the
-    model has no champion. The caller holds the model lock.
-    """
+    """Deploy the champion with the spec's deploy component and record it; return the
+    component's result (``None``: no deploy stage, or no champion). Under the model lock."""
     deploy = ctx.spec.components.get("deploy")
     champion = ctx.registry.resolve(ctx.model_name, "champion")
     if deploy is None or champion is None:

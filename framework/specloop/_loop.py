@@ -1,15 +1,7 @@
-"""``specloop loop``: score incoming batches with the champion, monitor them, let the
-retraining policy decide, retrain a challenger on the declared window, gate it against the
-champion, promote or keep.
-
-Exactly once, over immutable snapshots: each batch is read once, and the bytes read are the
-bytes hashed (a batch that changed between listing and reading, that is still being written
-or that is incomplete is left for a later pass). A batch's record commits in one transaction
-with every registry change it causes (the new version, its aliases), so a resumed loop
-repeats exactly the step a crash interrupted; the deployment that follows is checked again
-when the loop starts. A processed batch that changes later is reported and recorded, never
-silently skipped. One loop per project runs at a time.
-"""
+"""``specloop loop``: score each new batch with the champion, monitor it, let the retraining
+policy decide, retrain a challenger on the window and promote it if it passes the gate. Each
+batch is read once (the bytes read are the bytes hashed) and its record commits with the
+registry changes it causes, so a resumed loop repeats exactly the step a crash interrupted."""
 
 from __future__ import annotations
 
@@ -19,20 +11,24 @@ import socket
 import time
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ._batch import Batch
 from ._boundary import call_hook, guarded_call
 from ._context import RunContext, new_run_id, thread_limits
-from ._flow import (committed, deploy_champion, ensure_deployed, judge, move_alias,
-                    register_version)
+from ._flow import (committed, deploy_champion, ensure_deployed, fit, give_alias, judge,
+                    measure, register_version)
 from ._hashing import cache_key
 from ._manifest import Manifest, iso
-from ._model_artifacts import load_model, read_file, save_model
+from ._model_artifacts import load_model, read_file
 from ._policy import Decision, Observation
 from ._proc import pid_alive
 from ._runner import Pipeline, execute, plan_run, run_stage
-from ._tabular import check_frame, from_parquet, signature, split_frame, to_parquet
+from ._tabular import check_frame, from_parquet, split_frame, to_parquet
 from .errors import BatchNotReady, BusyError, ConfigError, RegistryError, StageError
 from .schema import SplitConf
+
+NO_DRIFT = {"drift_share": None, "status": None, "columns": []}  # no monitor declared
 
 
 class LoopLock:
@@ -44,17 +40,21 @@ class LoopLock:
         self.path = folder / f"loop-{ctx.model_name}.lock"
         self.holder = folder / f"loop-{ctx.model_name}.holder"
 
-    def __enter__(self) -> "LoopLock":
-        from filelock import FileLock, Timeout
+    def _holder(self) -> Any:
+        try:
+            return json.loads(self.holder.read_text())
+        except (OSError, ValueError):
+            return None
 
+    def __enter__(self) -> "LoopLock":
         self._lock = FileLock(str(self.path), timeout=0)
         try:
             self._lock.acquire()
         except Timeout:
             try:
-                who = json.loads(self.holder.read_text())
+                who = self._holder()
                 held = f"pid {who['pid']} on {who['host']} since {who['since']}"
-            except (OSError, ValueError, KeyError):
+            except (TypeError, KeyError):  # no holder file (yet), or half written
                 held = "another process"
             raise BusyError("another 'specloop loop' is running for this project",
                             holder=held, fix="wait for it to finish, or stop it (a killed "
@@ -69,12 +69,10 @@ class LoopLock:
 
     def status(self) -> dict | None:
         """Who holds the lock now (``None``: nobody)."""
-        try:
-            who = json.loads(self.holder.read_text())
-        except (OSError, ValueError):
-            return None
-        return who if pid_alive(who.get("pid")) or who.get("host") != socket.gethostname() \
-            else None
+        who = self._holder()
+        alive = who is not None and (pid_alive(who.get("pid")) or
+                                     who.get("host") != socket.gethostname())
+        return who if alive else None
 
 
 def as_batch(item: Any) -> Batch:
@@ -118,26 +116,12 @@ class Loop:
                                     "improve the model, then run 'specloop run'")
         return champion
 
-    def _reference(self, champion: dict) -> tuple[Any, dict]:
-        key = champion["reference_key"]
-        return (from_parquet(read_file(self.ctx, key, "train.parquet", champion)),
-                json.loads(read_file(self.ctx, key, "columns.json", champion)))
-
-    def _holdout(self, frame: Any, columns: dict, salt: int) -> tuple[Any, Any]:
-        split = SplitConf(method="stratified", test_size=self.spec.loop.holdout)
-        return split_frame(frame, {**columns, "time_column": None}, split,
-                           self.spec.project.seed + salt)
-
     def _stage(self, name: str, comp: Any, fn: Any) -> Any:
         return run_stage(self.ctx, name, comp.spec if comp else None, fn)[0]
 
-    # -- the loop ----------------------------------------------------------------------------
     def run(self, limit: int | None = None) -> list[dict]:
-        """Process every ready, unprocessed batch (at most ``limit``); one record each.
-
-        The loop writes a manifest for its run id (command ``loop``) with the batches it
-        processed and the versions it registered.
-        """
+        """Process every ready, unprocessed batch (at most ``limit``); one record each, kept
+        in the manifest of the loop's run (command ``loop``)."""
         ctx = self.ctx
         with LoopLock(ctx), thread_limits(self.spec.project.threads):
             if ctx.registry.resolve(ctx.model_name, "champion") is None:
@@ -152,7 +136,13 @@ class Loop:
             records: list[dict] = []
             manifest.doc["batches"] = records
             try:
-                self._run(limit, records)
+                done = ctx.registry.processed_batches(ctx.model_name)
+                for batch, frame, fingerprint in self.ready_batches():
+                    record = done[batch.id] = self._process(batch.id, fingerprint, frame, done)
+                    records.append(record)
+                    ctx.say(format_record(record))
+                    if limit is not None and len(records) >= limit:
+                        break
             except BaseException as exc:
                 manifest.finish("failed", exc)
                 raise
@@ -177,8 +167,7 @@ class Loop:
         listed = [as_batch(b) for b in incoming.batches(node)]
         if not listed:
             ctx.say("no incoming batches found")
-        listed = self._settled(incoming, node, listed, done)
-        for batch in listed:
+        for batch in self._settled(incoming, node, listed, done):
             if batch is None:
                 continue
             if batch.id in done:
@@ -204,8 +193,8 @@ class Loop:
 
     def _settled(self, incoming: Any, node: Any, listed: list[Batch], done: dict) -> list:
         """The settle rule: a batch changed less than ``loop.settle_seconds`` ago is taken
-        only if it is unchanged once that time has passed (it is listed again after a
-        wait); one still changing is left for a later pass (``None`` in its place)."""
+        only if it is unchanged once that time has passed (listed again after a wait); one
+        still changing is left for a later pass (``None`` in its place)."""
         settle = self.spec.loop.settle_seconds
         ages = {b.id: time.time() - b.modified for b in listed
                 if b.id not in done and b.modified is not None}
@@ -213,12 +202,11 @@ class Loop:
         if not fresh:
             return listed
         time.sleep(settle - min(fresh.values()))
-        before = {b.id: b.fingerprint for b in listed}
         again = {b.id: b for b in map(as_batch, incoming.batches(node))}
         out = []
         for b in listed:
             now = again.get(b.id)
-            if b.id in fresh and (now is None or now.fingerprint != before[b.id] or
+            if b.id in fresh and (now is None or now.fingerprint != b.fingerprint or
                                   now.modified != b.modified):
                 self.ctx.say(f"{b.id}  still being written: left for a later pass "
                              f"(loop.settle_seconds: {settle:g})")
@@ -227,73 +215,54 @@ class Loop:
                 out.append(now or b)
         return out
 
-    def _run(self, limit: int | None, records: list[dict]) -> list[dict]:
-        ctx = self.ctx
-        done = ctx.registry.processed_batches(ctx.model_name)
-        for batch, frame, fingerprint in self.ready_batches():
-            record = self._process(batch.id, fingerprint, frame, done)
-            done[batch.id] = record
-            records.append(record)
-            ctx.say(format_record(record))
-            if limit is not None and len(records) >= limit:
-                break
-        return records
-
     def _process(self, batch_id: str, fingerprint: str, frame: Any, done: dict) -> dict:
-        ctx, store = self.ctx, self.ctx.store
+        ctx, store, inc = self.ctx, self.ctx.store, self.spec.incoming
         batch_key = cache_key("batch", batch_id, fingerprint)
-        if not store.has(batch_key):
+        if store.has(batch_key):  # kept by a step a crash interrupted: still the bytes recorded
+            store.get(batch_key, "frame.parquet")
+        else:
             store.put(batch_key, {"frame.parquet": to_parquet(frame)},
                       {"stage": "batch", "batch": batch_id})
-        else:  # kept by a step a crash interrupted: it must still be the bytes recorded
-            store.get(batch_key, "frame.parquet")
         champion = self._champion()
-        reference, columns = self._reference(champion)
-        missing = [c for c in columns["features"] if c not in frame.columns]
+        ref = champion["reference_key"]
+        reference = from_parquet(read_file(ctx, ref, "train.parquet", champion))
+        columns = json.loads(read_file(ctx, ref, "columns.json", champion))
+        features, target, primary = columns["features"], columns["target"], self.metrics_c.primary
+        missing = [c for c in features if c not in frame.columns]
         if missing:
-            inc = self.spec.incoming.spec
             raise StageError(f"batch {batch_id!r} lacks feature columns {missing}", stage="score",
-                             component=inc.name, distribution=inc.distribution,
+                             component=inc.spec.name, distribution=inc.spec.distribution,
                              run_id=ctx.run_id)
-        check_frame(frame, columns["features"], self.spec.incoming.config,
-                    self.spec.provenance.where, "loop.incoming")
+        check_frame(frame, features, inc.config, self.spec.provenance.where, "loop.incoming")
         model = self._model(champion)
-        X = frame[columns["features"]]
+        X = frame[features]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
         drift = None
         if self.monitor_c is not None:
             drift = self._stage("monitor", self.spec.components["monitor"],
-                                lambda: self.monitor_c.check(
-                                    reference[columns["features"]], X,
-                                    columns=columns["features"],
-                                    categorical=columns["categorical"]))
-        metrics = None
-        target = columns["target"]
+                                lambda: self.monitor_c.check(reference[features], X,
+                                                             columns=features,
+                                                             categorical=columns["categorical"]))
         labelled = frame[target].notna() if target in frame.columns else None
         n_labelled = int(labelled.sum()) if labelled is not None else 0
-        if n_labelled:  # a partly labelled batch is measured on the rows that have labels
-            metrics = self.metrics_c.compute(model, X[labelled], frame[target][labelled],
-                                             task=columns["task"])
+        # a partly labelled batch is measured on the rows that have labels
+        metrics = measure(ctx, model, frame[labelled], columns) if n_labelled else None
         since = sum(1 for r in done.values() if r.get("champion") == champion["version"])
-        obs = Observation(batch_id, len(frame), drift, metrics, champion["metrics"],
-                          self.metrics_c.primary, self.metrics_c.greater_is_better, since + 1)
+        obs = Observation(batch_id, len(frame), drift, metrics, champion["metrics"], primary,
+                          self.metrics_c.greater_is_better, since + 1)
         decision = self.policy.decide(obs) if self.policy else Decision(False, "no policy")
         if decision.retrain and not n_labelled:  # e.g. logged serving traffic
             decision = Decision(False, f"{decision.reason}, but the batch has no {target!r} "
                                        "labels to retrain on", decision.details)
+        d = drift or NO_DRIFT
         record: dict[str, Any] = {
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
-            "labelled": n_labelled,
-            "champion": champion["version"],
-            "drift_share": drift["drift_share"] if drift else None,
-            "drift_status": drift.get("status") if drift else None,
-            "drifted_columns": [c["column"] for c in drift["columns"] if c["drifted"]]
-            if drift else [],
-            "drift_columns": drift["columns"] if drift else [],
-            "metric": self.metrics_c.primary, "value": metrics.get(self.metrics_c.primary)
-            if metrics else None,
-            "retrain": decision.retrain, "reason": decision.reason, "outcome": "kept",
-            "new_version": None}
+            "labelled": n_labelled, "champion": champion["version"],
+            "drift_share": d["drift_share"], "drift_status": d.get("status"),
+            "drifted_columns": [c["column"] for c in d["columns"] if c["drifted"]],
+            "drift_columns": d["columns"], "metric": primary,
+            "value": (metrics or {}).get(primary), "retrain": decision.retrain,
+            "reason": decision.reason, "outcome": "kept", "new_version": None}
         if not decision.retrain:
             ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
         else:
@@ -307,7 +276,7 @@ class Loop:
 
     def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> str:
         """Score the batch with the champion and keep the predictions as an artifact."""
-        import pandas as pd  # loaded with the batch already
+        import pandas as pd  # loaded with the batch already; `loop --status` never needs it
 
         key = cache_key("scores", batch_key, champion["model_key"])
         if self.ctx.store.has(key):  # an interrupted step's scores: checked, not trusted
@@ -331,15 +300,18 @@ class Loop:
         window = seen[-n:] if n else seen
         keys = {b: batch_key if b == batch_id else cache_key("batch", b, done[b]["fingerprint"])
                 for b in window}
-        keep = [*columns["features"], columns["target"]]
+        keep, target = [*columns["features"], columns["target"]], columns["target"]
+        holdout = SplitConf(method="stratified", test_size=self.spec.loop.holdout)
         train_parts, test_parts = [], []
         for i, key in enumerate(keys.values()):
             frame = from_parquet(self.ctx.store.get(key, "frame.parquet"))
-            if columns["target"] in frame.columns:
-                frame = frame[frame[columns["target"]].notna()]  # only the labelled rows
-            if columns["target"] not in frame.columns or not len(frame):
+            if target not in frame.columns:
                 continue  # a batch without labels adds nothing to train on
-            tr, te = self._holdout(frame, columns, i + 1)
+            frame = frame[frame[target].notna()]  # only the labelled rows
+            if not len(frame):
+                continue
+            tr, te = split_frame(frame, {**columns, "time_column": None}, holdout,
+                                 self.spec.project.seed + i + 1)
             train_parts.append(tr[keep])
             test_parts.append(te[keep])
         base = getattr(self.window_conf, "include_base", True)
@@ -355,34 +327,24 @@ class Loop:
                  record: dict) -> None:
         """Train a challenger on the window, judge it against the champion on the same rows,
         and commit version, aliases and the batch record together; then deploy."""
-        ctx, store, spec = self.ctx, self.ctx.store, self.spec
+        ctx, spec = self.ctx, self.spec
         champion = self._champion()  # read under the model lock
         train, test, window, keys, base = self._window(batch_id, batch_key, done, columns)
-        model_r = spec.components["model"]
-        model_key = cache_key("loop-train", model_r.fingerprint(), spec.project.seed, keys,
-                              base, spec.loop.holdout)
-        X, y = train[columns["features"]], train[columns["target"]]
-        if store.has(model_key):
-            fitted = load_model(ctx, model_key)
-        else:
-            fitted = ctx.component("model").fit(X, y, categorical=columns["categorical"],
-                                                task=columns["task"], seed=spec.project.seed)
-            save_model(store, model_key, model_r, ctx.component("model"), fitted,
-                       {"signature.json": json.dumps(signature(train, columns)).encode()},
-                       {"stage": "retrain", "batch": batch_id})
+        model_key = cache_key("loop-train", spec.components["model"].fingerprint(),
+                              spec.project.seed, keys, base, spec.loop.holdout)
+        meta = {"stage": "retrain", "batch": batch_id}
+        fitted = load_model(ctx, model_key) if ctx.store.has(model_key) else \
+            fit(ctx, model_key, train, columns, meta)[0]
         ref_key = cache_key("loop-reference", model_key)
-        if not store.has(ref_key):
-            store.put(ref_key, {"train.parquet": to_parquet(train),
-                                "columns.json": json.dumps(columns).encode()},
-                      {"stage": "retrain", "batch": batch_id})
-        X_test, y_test = test[columns["features"]], test[columns["target"]]
-        cand = self.metrics_c.compute(fitted, X_test, y_test, task=columns["task"])
-        champ = self.metrics_c.compute(self._model(champion), X_test, y_test,
-                                       task=columns["task"])
+        if not ctx.store.has(ref_key):
+            ctx.store.put(ref_key, {"train.parquet": to_parquet(train),
+                                    "columns.json": json.dumps(columns).encode()}, meta)
+        cand = measure(ctx, fitted, test, columns)
+        champ = measure(ctx, self._model(champion), test, columns)
         gate = judge(ctx, cand, champ)
-        primary = self.metrics_c.primary
+        primary, summary = self.metrics_c.primary, gate["summary"]
         record.update({"challenger_value": cand.get(primary), "champion_value": champ.get(primary),
-                       "gate": gate["summary"],
+                       "gate": summary,
                        "judged_on": f"{spec.loop.evaluate_on} holdout ({len(test)} rows)"})
         with committed(ctx):  # version, aliases and the batch record: all or none
             version = ctx.registry.find_by_key(ctx.model_name, model_key) or register_version(
@@ -390,20 +352,17 @@ class Loop:
                 data_fingerprint=cache_key(keys),
                 source={"kind": "loop", "batch": batch_id, "window": window,
                         "include_base": base})
-            record["new_version"] = version["version"]
-            move_alias(ctx, "challenger", version["version"], expect=...,
-                       reason=f"retrained on batch {batch_id}: {gate['summary']}", gate=gate,
-                       action="register-challenger")
-            promote = gate["passed"] and champion["version"] != version["version"]
+            new = record["new_version"] = version["version"]
+            give_alias(ctx, "challenger", new, champion, gate,
+                       f"retrained on batch {batch_id}: {summary}")
+            promote = gate["passed"] and champion["version"] != new
             if promote:
-                move_alias(ctx, "champion", version["version"], expect=champion["version"],
-                           reason=f"batch {batch_id}: {gate['summary']}", gate=gate)
+                give_alias(ctx, "champion", new, champion, gate, f"batch {batch_id}: {summary}")
             record["outcome"] = "promoted" if promote else "kept champion"
             ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
-        if promote:
-            deployed = deploy_champion(ctx)
-            if deployed is not None:
-                record["deployed"] = deployed.get("location")
+        deployed = deploy_champion(ctx) if promote else None
+        if deployed is not None:
+            record["deployed"] = deployed.get("location")
 
 
 def format_record(r: dict) -> str:
@@ -427,4 +386,3 @@ def loop_status(ctx: RunContext) -> dict:
     return {"running": LoopLock(ctx).status(), "processed": len(done),
             "last": list(done)[-1] if done else None,
             "events": ctx.registry.events(ctx.model_name)[-5:]}
-
