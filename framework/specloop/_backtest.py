@@ -17,9 +17,11 @@ from ._sweep import leaderboard, save, show
 from ._text import table
 
 # the backtest's leaderboard column <- result field, after the metrics
-BACKTEST_COLUMNS = {"seconds": "seconds", "error": "error", "policy": "policy",
-                    "worst_batch": "worst_batch", "retrains": "retrains",
-                    "promotions": "promotions", "batches": "batches", "start": "start"}
+BACKTEST_COLUMNS = {c: c for c in ("seconds", "error", "policy", "worst_batch", "retrains",
+                                   "promotions", "batches", "start")}
+# what a member's registry copies of the project's champion
+COPIED = ("model_key", "metrics", "reference_key", "data_fingerprint", "run_id", "config",
+          "gate", "artifacts")
 
 
 class OverlayStore(ArtifactStore):
@@ -70,13 +72,9 @@ class BacktestJob(SweepJob):
             if champion is not None:
                 start = f"project champion v{champion['version']}"
                 copy = own.register(
-                    name, model_key=champion["model_key"], metrics=champion["metrics"],
-                    reference_key=champion["reference_key"],
-                    data_fingerprint=champion["data_fingerprint"], run_id=champion["run_id"],
-                    config=champion["config"], gate=champion["gate"],
+                    name, **{k: champion[k] for k in COPIED},
                     source={"kind": "backtest", "project_version": champion["version"]},
-                    reason=f"copy of the project's champion v{champion['version']}",
-                    artifacts=champion["artifacts"])
+                    reason=f"copy of the project's champion v{champion['version']}")
                 own.set_alias(name, "champion", copy["version"],
                               reason=f"backtest starts from {start}")
             else:

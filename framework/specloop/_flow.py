@@ -64,19 +64,11 @@ def signature_change(old: dict | None, new: dict | None) -> str | None:
     or ``None`` when a model trained on one can serve requests made for the other."""
     if not old or not new:
         return None
-
-    def fields(sig: dict) -> dict:
-        return {f["name"]: (f["type"], bool(f.get("categorical"))) for f in sig["inputs"]}
-
-    a, b = fields(old), fields(new)
-    parts = []
-    if set(a) - set(b):
-        parts.append("removed " + ", ".join(sorted(set(a) - set(b))))
-    if set(b) - set(a):
-        parts.append("added " + ", ".join(sorted(set(b) - set(a))))
-    parts += [f"{n}: {a[n][0]}{' categorical' if a[n][1] else ''} → "
-              f"{b[n][0]}{' categorical' if b[n][1] else ''}"
-              for n in sorted(set(a) & set(b)) if a[n] != b[n]]
+    a, b = ({f["name"]: f["type"] + (" categorical" if f.get("categorical") else "")
+             for f in sig["inputs"]} for sig in (old, new))
+    parts = [f"{word} " + ", ".join(sorted(names)) for word, names in
+             (("removed", a.keys() - b.keys()), ("added", b.keys() - a.keys())) if names]
+    parts += [f"{n}: {a[n]} → {b[n]}" for n in sorted(a.keys() & b.keys()) if a[n] != b[n]]
     return "; ".join(parts) or None
 
 
@@ -85,13 +77,10 @@ def judge(ctx: Any, candidate: dict, champion: dict | None,
     """The declared gate on ``candidate``'s metrics against ``champion``'s (on the same rows;
     ``None``: no champion), plus the engine's own rule: a changed input signature (``signatures``
     is the champion's and the candidate's) does not pass (it needs ``--force --reason``)."""
-    metrics_c = ctx.component("metrics")
-    gate_c = ctx.component("gate")
-    if gate_c is None:
-        result = {"passed": True, "checks": [], "summary": "no gate declared"}
-    else:
-        result = dict(gate_c.check(candidate, champion, primary=metrics_c.primary,
-                                   greater_is_better=metrics_c.greater_is_better))
+    metrics_c, gate_c = ctx.component("metrics"), ctx.component("gate")
+    result = {"passed": True, "checks": [], "summary": "no gate declared"} if gate_c is None \
+        else dict(gate_c.check(candidate, champion, primary=metrics_c.primary,
+                               greater_is_better=metrics_c.greater_is_better))
     change = signature_change(*signatures)
     if change:
         result["checks"] = [*result.get("checks", []), {
@@ -144,11 +133,9 @@ def give_alias(ctx: Any, alias: str, version: int, champion: dict | None, gate: 
     """Move ``alias`` to a newly judged ``version``: ``champion`` only if it still is the
     ``champion`` the gate judged (``promote``); another alias as it stands
     (``register-<alias>``). Returns the previous holder."""
-    if alias != "champion":
-        return move_alias(ctx, alias, version, expect=..., reason=reason, gate=gate,
-                          action=f"register-{alias}")
-    return move_alias(ctx, alias, version, expect=(champion or {}).get("version"),
-                      reason=reason, gate=gate)
+    main = alias == "champion"
+    return move_alias(ctx, alias, version, expect=(champion or {}).get("version") if main else ...,
+                      reason=reason, gate=gate, action="promote" if main else f"register-{alias}")
 
 
 def bundle_for(ctx: Any, version: dict) -> dict:

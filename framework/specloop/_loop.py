@@ -13,7 +13,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ._batch import Batch
+from ._batch import as_batch, settled
 from ._boundary import call_hook, guarded_call
 from ._context import RunContext, new_run_id, thread_limits
 from ._flow import (committed, deploy_champion, ensure_deployed, fit, give_alias, judge,
@@ -37,8 +37,7 @@ class LoopLock:
     def __init__(self, ctx: RunContext) -> None:
         folder = ctx.registry.path.parent  # beside the registry whose state the loop moves
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"loop-{ctx.model_name}.lock"
-        self.holder = folder / f"loop-{ctx.model_name}.holder"
+        self.path, self.holder = (folder / f"loop-{ctx.model_name}.{x}" for x in ("lock", "holder"))
 
     def _holder(self) -> Any:
         try:
@@ -70,35 +69,23 @@ class LoopLock:
     def status(self) -> dict | None:
         """Who holds the lock now (``None``: nobody)."""
         who = self._holder()
-        alive = who is not None and (pid_alive(who.get("pid")) or
-                                     who.get("host") != socket.gethostname())
-        return who if alive else None
-
-
-def as_batch(item: Any) -> Batch:
-    """A source's batch: a :class:`Batch`, or the older ``(id, fingerprint, load)`` tuple."""
-    if isinstance(item, Batch):
-        return item
-    batch_id, fingerprint, load = item
-    return Batch(batch_id, fingerprint, lambda: (load(), fingerprint))
+        return who if who is not None and (pid_alive(who.get("pid")) or
+                                           who.get("host") != socket.gethostname()) else None
 
 
 class Loop:
     """Processes incoming batches for one run context."""
 
     def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self.spec = ctx.spec
+        self.ctx, self.spec = ctx, ctx.spec
         if self.spec.incoming is None:
             raise ConfigError("the spec declares no incoming batches", key="loop.incoming",
                               file=self.spec.provenance.where("loop"),
                               expected="loop.incoming: a data node (e.g. {path: data/new/*.csv})",
                               fix="add loop.incoming to conf/config.yaml")
-        self.metrics_c = ctx.component("metrics")
-        self.monitor_c = ctx.component("monitor")
+        self.metrics_c, self.monitor_c = ctx.component("metrics"), ctx.component("monitor")
         self.policy = ctx.component("retrain")
-        retrain = self.spec.components["retrain"]
-        self.window_conf = retrain.config if retrain else None
+        self.window_conf = getattr(self.spec.components["retrain"], "config", None)
         self._models: dict[str, Any] = {}  # verified and loaded once per loop run
 
     def _model(self, version: dict) -> Any:
@@ -146,8 +133,8 @@ class Loop:
             except BaseException as exc:
                 manifest.finish("failed", exc)
                 raise
-            new = [r["new_version"] for r in records if r.get("new_version")]
-            manifest.doc["model_versions"] = new
+            new = manifest.doc["model_versions"] = [r["new_version"] for r in records
+                                                    if r.get("new_version")]
             manifest.model_version = new[-1] if new else None
             manifest.alias_changes.extend(
                 {"alias": "champion", "from": r["champion"], "to": r["new_version"],
@@ -167,7 +154,8 @@ class Loop:
         listed = [as_batch(b) for b in incoming.batches(node)]
         if not listed:
             ctx.say("no incoming batches found")
-        for batch in self._settled(incoming, node, listed, done):
+        for batch in settled(listed, lambda: incoming.batches(node),
+                             self.spec.loop.settle_seconds, done, ctx.say):
             if batch is None:
                 continue
             if batch.id in done:
@@ -191,30 +179,6 @@ class Loop:
                 continue
             yield batch, frame, read
 
-    def _settled(self, incoming: Any, node: Any, listed: list[Batch], done: dict) -> list:
-        """The settle rule: a batch changed less than ``loop.settle_seconds`` ago is taken
-        only if it is unchanged once that time has passed (listed again after a wait); one
-        still changing is left for a later pass (``None`` in its place)."""
-        settle = self.spec.loop.settle_seconds
-        ages = {b.id: time.time() - b.modified for b in listed
-                if b.id not in done and b.modified is not None}
-        fresh = {i: a for i, a in ages.items() if a < settle}
-        if not fresh:
-            return listed
-        time.sleep(settle - min(fresh.values()))
-        again = {b.id: b for b in map(as_batch, incoming.batches(node))}
-        out = []
-        for b in listed:
-            now = again.get(b.id)
-            if b.id in fresh and (now is None or now.fingerprint != b.fingerprint or
-                                  now.modified != b.modified):
-                self.ctx.say(f"{b.id}  still being written: left for a later pass "
-                             f"(loop.settle_seconds: {settle:g})")
-                out.append(None)
-            else:
-                out.append(now or b)
-        return out
-
     def _process(self, batch_id: str, fingerprint: str, frame: Any, done: dict) -> dict:
         ctx, store, inc = self.ctx, self.ctx.store, self.spec.incoming
         batch_key = cache_key("batch", batch_id, fingerprint)
@@ -237,12 +201,9 @@ class Loop:
         model = self._model(champion)
         X = frame[features]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
-        drift = None
-        if self.monitor_c is not None:
-            drift = self._stage("monitor", self.spec.components["monitor"],
-                                lambda: self.monitor_c.check(reference[features], X,
-                                                             columns=features,
-                                                             categorical=columns["categorical"]))
+        drift = None if self.monitor_c is None else self._stage(
+            "monitor", self.spec.components["monitor"], lambda: self.monitor_c.check(
+                reference[features], X, columns=features, categorical=columns["categorical"]))
         labelled = frame[target].notna() if target in frame.columns else None
         n_labelled = int(labelled.sum()) if labelled is not None else 0
         # a partly labelled batch is measured on the rows that have labels
@@ -274,7 +235,7 @@ class Loop:
                             "status": "succeeded"})
         return record
 
-    def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> str:
+    def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> None:
         """Score the batch with the champion and keep the predictions as an artifact."""
         import pandas as pd  # loaded with the batch already; `loop --status` never needs it
 
@@ -289,7 +250,6 @@ class Loop:
                     scores[f"proba_{label}"] = proba[:, i]
             self.ctx.store.put(key, {"scores.parquet": to_parquet(scores)},
                                {"stage": "score", "model_version": champion["version"]})
-        return key
 
     def _window(self, batch_id: str, batch_key: str, done: dict, columns: dict) -> tuple:
         """The training and holdout rows of the retraining window, and what identifies it."""

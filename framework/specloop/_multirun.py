@@ -5,6 +5,7 @@ those back, so results survive any launcher, even one running members on other m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,7 +16,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from hydra_plugins.specloop_launcher._workers import prestart
+from hydra_plugins import specloop_launcher
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override, translate_hydra_error
 from ._context import make_context
@@ -171,31 +172,17 @@ def check_plugins(overrides: list[str]) -> None:
     for ov in overrides:
         group, _, option = ov.lstrip("+").partition("=")
         module, extra = PLUGIN_OPTIONS.get((group, option), (None, None))
-        if module is None:
-            continue
         try:
-            found = find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
+            missing = module is not None and find_spec(module) is None
+        except ModuleNotFoundError:  # not even its parent package
+            missing = True
+        if missing:
             dist = module.split(".")[1].replace("_", "-")
             raise ConfigError(f"{group}={option} needs the Hydra plugin {dist}, which is not "
                               "installed", file=f"command line: {ov}",
                               expected=f"{dist} installed",
                               fix=f"pip install 'specloop[{extra}]'" if extra else
                               f"pip install {dist}")
-
-
-def register_plugin() -> None:
-    """Make ``hydra/launcher=specloop`` known to Hydra in any install: Hydra's ``pkgutil``
-    scan misses a portion an editable install provides through an import hook. Importing the
-    module registers its config, ``Plugins.register`` its class; both are idempotent."""
-    from hydra.core.plugins import Plugins
-
-    plugins = Plugins.instance()  # the scan runs first (it may execute the module again)
-    from hydra_plugins.specloop_launcher import specloop_launcher
-
-    plugins.register(specloop_launcher.SpecloopLauncher)
 
 
 def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = None,
@@ -207,13 +194,14 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
     pm = make_plugin_manager()
     launcher = _chosen(overrides, "hydra/launcher")
     if launcher in (None, DEFAULT_LAUNCHER):
-        prestart(_chosen(overrides, "hydra.launcher.start_method"), pm.preload_modules())
+        specloop_launcher.prestart(_chosen(overrides, "hydra.launcher.start_method"),
+                                   pm.preload_modules())
     # Hydra only now, once the forkserver imports what members need alongside it
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    register_plugin()
+    specloop_launcher.register()
     job = job or SweepJob(project_dir)
     sweep_dir = Path(sweep_dir or new_sweep_dir(project_dir))
     argv = ["specloop", "--multirun",
@@ -222,8 +210,7 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
             f"hydra.sweep.dir={sweep_dir}", "hydra.job.chdir=False",
             "hydra.output_subdir=null"]  # no copy of secrets there
     saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = argv
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # raise instead of printing and exiting
+    sys.argv, os.environ["HYDRA_FULL_ERROR"] = argv, "1"  # raise, not print and exit
     try:
         hydra.main(version_base=None, config_path=str(project_dir / "conf"),
                    config_name="config")(job)()
@@ -236,9 +223,8 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
                               "traceback") from exc
     finally:
         sys.argv = saved
-        if saved_env is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        if saved_env is not None:
             os.environ["HYDRA_FULL_ERROR"] = saved_env
     record = sweep_dir / "multirun.yaml"  # Hydra's copy of the composed config: mask secrets
     if record.is_file():
@@ -253,8 +239,6 @@ def read_results(sweep_dir: Path) -> list[dict]:
     """The ``result.json`` of every member of a sweep folder, in job order."""
     results = []
     for path in Path(sweep_dir).glob("*/result.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # unreadable: that member left no result
             results.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
     return sorted(results, key=lambda r: r.get("job", 0))

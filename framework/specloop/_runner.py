@@ -100,8 +100,7 @@ def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
         finally:
             if on_error is not None:
                 on_error(time.perf_counter() - start)
-        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
-                not isinstance(exc, Exception):
+        if isinstance(exc, SpecloopError) or not isinstance(exc, Exception):  # Ctrl-C too
             raise
         raise StageError(f"stage {name!r} failed", stage=name,
                          component=spec.name if spec else "engine",
@@ -124,13 +123,9 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
     ``command`` is recorded; ``until`` is the last stage to run; ``register=False`` stops
     after ``evaluate``; ``alias`` is what a version that passes the gate gets (anything but
     ``champion`` skips ``deploy``: a sweep's winner becomes the ``challenger``)."""
-    plans = plan_run(ctx)
-    if until is not None:
-        plans = [p for p in plans if STAGES.index(p.name) <= STAGES.index(until)]
-    if not register:
-        plans = [p for p in plans if p.name not in ("register", "deploy")]
-    elif alias != "champion":
-        plans = [p for p in plans if p.name != "deploy"]
+    last = min(map(STAGES.index, (until or "deploy", "deploy" if register else "evaluate",
+                                  "deploy" if alias == "champion" else "register")))
+    plans = [p for p in plan_run(ctx) if STAGES.index(p.name) <= last]
     work = any(not p.cached for p in plans)
     pipe = Pipeline(ctx, plans, None, alias)
     pipe.preflight()  # a bad parameter is a user error: no run is recorded
