@@ -6,6 +6,7 @@ never written. Members are ranked by the mean monthly metric of the model servin
 from __future__ import annotations
 
 import math
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -59,32 +60,26 @@ class BacktestJob(SweepJob):
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         ctx = self.context(cfg, overrides)
         job_dir.mkdir(parents=True, exist_ok=True)
-        log = open(job_dir / "loop.log", "w")
-        ctx.echo = lambda text: (log.write(text + "\n"), log.flush())
-        project_registry = ctx.registry  # read only: its index vouches for the base store
-        try:
-            project_store, name = ctx.store, ctx.model_name
-            champion = project_registry.resolve(name, "champion")
+        # the project's registry is only read: its index vouches for the base store
+        with open(job_dir / "loop.log", "w") as log, closing(ctx.registry) as project, \
+                closing(ctx):
+            ctx.echo = lambda text: (log.write(text + "\n"), log.flush())
+            champion = project.resolve(ctx.model_name, "champion")
             own = Registry(job_dir / "registry.db")
-            ctx._registry, ctx._store = own, OverlayStore(job_dir / "store", own.index,
-                                                          project_store)
+            ctx._registry, ctx._store = own, OverlayStore(job_dir / "store", own.index, ctx.store)
             ctx.spec.components["deploy"] = None  # a backtest never deploys
             if champion is not None:
                 start = f"project champion v{champion['version']}"
                 copy = own.register(
-                    name, **{k: champion[k] for k in COPIED},
+                    ctx.model_name, **{k: champion[k] for k in COPIED},
                     source={"kind": "backtest", "project_version": champion["version"]},
                     reason=f"copy of the project's champion v{champion['version']}")
-                own.set_alias(name, "champion", copy["version"],
+                own.set_alias(ctx.model_name, "champion", copy["version"],
                               reason=f"backtest starts from {start}")
             else:
                 start = "trained in the backtest (the project has no champion)"
             loop = Loop(ctx)
             records = loop.run(limit=self.limit)
-        finally:
-            ctx.close()
-            project_registry.close()
-            log.close()
         return summarize(records, loop.metrics_c.primary, loop.metrics_c.greater_is_better,
                          ctx.spec.choices.get("retrain"), start)
 
@@ -116,11 +111,8 @@ def summarize(records: list[dict], primary: str, greater: bool, policy: str | No
 def month_table(results: list[dict], labels: dict[int, str]) -> list[dict]:
     """One row per batch, one column per policy: the value, ``R`` retrained and promoted,
     ``r`` retrained but the champion kept."""
-    batches: list[str] = []
-    for r in results:
-        batches += [m["batch"] for m in r.get("months") or [] if m["batch"] not in batches]
     rows = []
-    for b in batches:
+    for b in dict.fromkeys(m["batch"] for r in results for m in r.get("months") or []):
         row: dict[str, Any] = {"batch": b}
         for r in results:
             m = next((m for m in r.get("months") or [] if m["batch"] == b), None)

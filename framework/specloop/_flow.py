@@ -92,12 +92,9 @@ def judge(ctx: Any, candidate: dict, champion: dict | None,
 
 
 def signature_of(ctx: Any, version: dict) -> dict | None:
-    """A registered version's input signature (``None`` if it has none recorded).
-
-    Raises:
-        ArtifactError: a recorded signature is missing from the store or was changed: the
-            signature rule is never switched off by a file nobody can read.
-    """
+    """A registered version's input signature (``None`` if it has none recorded); an
+    ArtifactError if a recorded one is missing or changed: an unreadable file never switches
+    the signature rule off."""
     key = version["model_key"]
     index = (ctx.store.record(key) or {}).get("files") or {}
     if recorded_file(version, key, "signature.json") is None and "signature.json" not in index:

@@ -28,8 +28,6 @@ from ._tabular import check_frame, from_parquet, split_frame, to_parquet
 from .errors import BatchNotReady, BusyError, ConfigError, RegistryError, StageError
 from .schema import SplitConf
 
-NO_DRIFT = {"drift_share": None, "status": None, "columns": []}  # no monitor declared
-
 
 class LoopLock:
     """One ``specloop loop`` per project and model: a file lock whose holder is named."""
@@ -120,8 +118,7 @@ class Loop:
             with ctx.registry.model_lock(ctx.model_name):
                 ensure_deployed(ctx)  # a crash after a promotion left the old deployment
             manifest = Manifest(ctx, "loop")
-            records: list[dict] = []
-            manifest.doc["batches"] = records
+            manifest.doc["batches"] = records = []  # the manifest lists them as they come
             try:
                 done = ctx.registry.processed_batches(ctx.model_name)
                 for batch, frame, fingerprint in self.ready_batches():
@@ -215,7 +212,7 @@ class Loop:
         if decision.retrain and not n_labelled:  # e.g. logged serving traffic
             decision = Decision(False, f"{decision.reason}, but the batch has no {target!r} "
                                        "labels to retrain on", decision.details)
-        d = drift or NO_DRIFT
+        d = drift or {"drift_share": None, "columns": []}  # no monitor declared
         record: dict[str, Any] = {
             "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
             "labelled": n_labelled, "champion": champion["version"],
@@ -265,10 +262,8 @@ class Loop:
         train_parts, test_parts = [], []
         for i, key in enumerate(keys.values()):
             frame = from_parquet(self.ctx.store.get(key, "frame.parquet"))
-            if target not in frame.columns:
-                continue  # a batch without labels adds nothing to train on
-            frame = frame[frame[target].notna()]  # only the labelled rows
-            if not len(frame):
+            frame = frame[frame[target].notna()] if target in frame.columns else frame[:0]
+            if not len(frame):  # only labelled rows count: a batch without adds nothing
                 continue
             tr, te = split_frame(frame, {**columns, "time_column": None}, holdout,
                                  self.spec.project.seed + i + 1)

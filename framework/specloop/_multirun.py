@@ -56,13 +56,10 @@ class SweepJob:
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
-        ctx = self.context(cfg, overrides)
-        try:
+        with contextlib.closing(self.context(cfg, overrides)) as ctx:
             mode = ctx.spec.sweep.register
             doc = execute(ctx, register=mode == "all")
             metrics_c = ctx.component("metrics")
-        finally:
-            ctx.close()
         stages = {r["stage"]: r["action"] for r in doc["rows"]}
         return {"status": "succeeded", "run_id": doc["run_id"], "metrics": doc["metrics"],
                 "primary": metrics_c.primary, "greater_is_better": metrics_c.greater_is_better,
@@ -80,9 +77,7 @@ class SweepJob:
         of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
         worst = -math.inf if "max" in str(sweeper.get("direction", "minimize")).lower() \
             else math.inf
-        if result.get("status") != "succeeded":
-            return worst
-        value = self.objective(result)
+        value = self.objective(result) if result.get("status") == "succeeded" else math.nan
         return worst if math.isnan(value) else value
 
     def warm_up(self, cfg: Any) -> None:
@@ -90,13 +85,10 @@ class SweepJob:
         ``split`` of the first member (``cfg``) as a run of its own (``sweep-warm-up``)."""
         from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
 
-        ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
-        try:
+        with contextlib.closing(self.context(cfg, _overrides(HydraConfig.get()))) as ctx:
             plans = {p.name: p for p in plan_run(ctx)}
             if not (plans["data"].cached and plans["split"].cached):  # else: no run to record
                 execute(ctx, command="sweep-warm-up", until="split", register=False)
-        finally:
-            ctx.close()
 
     def lost(self, cfg: Any, why: str) -> Any:
         """Record a member whose process died without a result (called by the launcher)."""
@@ -131,9 +123,8 @@ class SweepJob:
 
         job_dir = Path(hc.sweep.dir) / str(hc.sweep.subdir) \
             if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
-        for field in ("error", "detail"):
-            if field in out:
-                out[field] = redact_text(str(out[field]), self.secret_keys)
+        out.update({f: redact_text(str(out[f]), self.secret_keys) for f in ("error", "detail")
+                    if f in out})
         out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc),
                                                                     self.secret_keys),
                "seconds": round(seconds, 3), **out}
@@ -141,9 +132,8 @@ class SweepJob:
         tmp = job_dir / "result.json.tmp"
         tmp.write_text(json.dumps(out, indent=2, default=str))
         tmp.replace(job_dir / "result.json")
-        if hc.sweeper.get("_target_") != BASIC_SWEEPER:
-            return self.sweeper_value(out, hc.sweeper)
-        return out
+        return out if hc.sweeper.get("_target_") == BASIC_SWEEPER else \
+            self.sweeper_value(out, hc.sweeper)
 
 
 def _overrides(hc: Any) -> list[str]:

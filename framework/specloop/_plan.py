@@ -22,12 +22,10 @@ COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "regist
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:
     """``{"a.b": 1}`` from ``{"a": {"b": 1}}`` (lists are leaves)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: value}
+    if not isinstance(value, dict):
+        return {prefix: value}
+    return {flat: leaf for k, v in value.items()
+            for flat, leaf in flatten(f"{prefix}.{k}" if prefix else str(k), v).items()}
 
 
 @dataclass
@@ -48,7 +46,6 @@ class StagePlan:
         return {k[10:]: v for k, v in self.config.items() if k.startswith("data file ")}
 
     def row(self) -> dict[str, Any]:
-        """A JSON-able summary."""
         comp = self.component
         return {"stage": self.name, "component": comp.spec.name if comp else "engine",
                 "distribution": comp.spec.distribution if comp else None, "key": self.key,
@@ -145,15 +142,11 @@ def _reason(prev: dict | None, key: str, config: dict, inputs: dict,
     old_cfg = prev.get("config", {})
     changed = [k for k in sorted(set(old_cfg) | set(config)) if old_cfg.get(k) != config.get(k)]
     if changed:
-        shown = []
-        for k in changed[:3]:
-            if k.startswith("data file "):
-                shown.append(f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → "
-                             f"{str(config.get(k))[:8]})")
-            elif is_secret_key(k, secrets):
-                shown.append(f"{k} changed (secret)")
-            else:
-                shown.append(f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}")
+        shown = [f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → {str(config.get(k))[:8]})"
+                 if k.startswith("data file ") else f"{k} changed (secret)"
+                 if is_secret_key(k, secrets) else
+                 f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}"
+                 for k in changed[:3]]
         return "; ".join(shown) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
     changed_inputs = [k for k in inputs if prev.get("inputs", {}).get(k) != inputs[k]]
     if changed_inputs:

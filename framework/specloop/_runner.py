@@ -22,10 +22,8 @@ class Pipeline:
 
     def __init__(self, ctx: RunContext, plans: list[StagePlan], manifest: Any = None,
                  alias: str = "champion") -> None:
-        self.ctx = ctx
+        self.ctx, self.manifest, self.alias = ctx, manifest, alias  # alias: a passing version's
         self.plans = {p.name: p for p in plans}
-        self.manifest = manifest
-        self.alias = alias  # the alias a version that passes the gate gets
         self.loaded: dict[str, Any] = {}
 
     def load(self, stage: str) -> Any:

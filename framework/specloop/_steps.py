@@ -18,12 +18,8 @@ from .errors import ArtifactError, ConfigError, SpecloopError
 
 
 def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
-    """Read the data once: with the component's ``snapshot(ctx)``, the frame is of exactly
-    the bytes whose fingerprint was planned (without it, ``load(ctx)``: no such guarantee).
-
-    Raises:
-        ConfigError: the data changed between planning and reading.
-    """
+    """Read the data once; with the component's ``snapshot(ctx)``, exactly the bytes whose
+    fingerprint was planned (a ConfigError if they changed since); else with ``load(ctx)``."""
     source, node = ctx.component("data"), ctx.node("data")
     take = getattr(source, "snapshot", None)
     if not callable(take):

@@ -6,9 +6,9 @@ once as ``challenger``, never champion; ``all`` registers and promotes every mem
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +55,13 @@ def save(sweep_dir: Path, name: str, rows: list[dict], extra: dict | None = None
     """Write ``<name>.csv`` and ``<name>.json`` into the sweep folder; return both paths."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for r in rows:
-        columns += [c for c in r if c not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
-                         for k, v in r.items()})
     csv_path, json_path = sweep_dir / f"{name}.csv", sweep_dir / f"{name}.json"
-    csv_path.write_text(buf.getvalue())
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)),
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                          for k, v in r.items()} for r in rows)
     json_path.write_text(json.dumps({"rows": rows, **(extra or {})}, indent=2, default=str))
     return [csv_path, json_path]
 
@@ -98,11 +94,9 @@ def register_winner(project_dir: Path, winner: dict, echo: Any = None,
     """Register the winner of a ``sweep.register: best`` sweep as ``challenger``: its spec is
     composed again, every stage up to ``evaluate`` is a cache hit, and ``register`` judges it
     against the champion on the same test rows. Returns that run's manifest."""
-    ctx = make_context(project_dir, unmasked(winner["overrides"], overrides), echo=echo)
-    try:
+    with closing(make_context(project_dir, unmasked(winner["overrides"], overrides),
+                              echo=echo)) as ctx:
         return execute(ctx, command="sweep-register", alias="challenger")
-    finally:
-        ctx.close()
 
 
 def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:

@@ -120,8 +120,7 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
     from sklearn.model_selection import train_test_split
 
     keep = [*columns["features"], columns["target"]]
-    if columns["time_column"] and columns["time_column"] not in keep:
-        keep.append(columns["time_column"])
+    keep += [columns["time_column"]] if columns["time_column"] not in (None, "", *keep) else []
     frame = frame[keep]  # a copy already; renumbering rows below never copies again
     if split.method == "time":
         if not columns["time_column"]:
@@ -131,11 +130,9 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
         frame = frame.sort_values(columns["time_column"], kind="stable").reset_index(drop=True)
         cut = int(round(len(frame) * (1 - split.test_size)))
         return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
-    stratify = None
-    if split.method == "stratified" and columns["task"] == "classification":
-        counts = frame[columns["target"]].value_counts()
-        if counts.min() >= 2:
-            stratify = frame[columns["target"]]
+    y = frame[columns["target"]]
+    stratify = y if split.method == "stratified" and columns["task"] == "classification" and \
+        y.value_counts().min() >= 2 else None
     try:
         train, test = train_test_split(frame, test_size=split.test_size, random_state=seed,
                                        stratify=stratify)
@@ -150,15 +147,15 @@ def signature(frame, columns: dict) -> dict:
     """The model's input signature: feature names, types and (categorical) values seen."""
     import pandas as pd
 
-    fields = []
+    types, fields = pd.api.types, []
     for name in columns["features"]:
         s = frame[name]
         if name in columns["categorical"]:
-            kind = "string" if not pd.api.types.is_numeric_dtype(s) else "integer"
-            values = sorted(map(str, s.dropna().unique()))[:200]
-            fields.append({"name": name, "type": kind, "categorical": True, "values": values})
+            fields.append({"name": name, "type": "integer" if types.is_numeric_dtype(s) else
+                           "string", "categorical": True,
+                           "values": sorted(map(str, s.dropna().unique()))[:200]})
         else:
-            kind = "integer" if pd.api.types.is_integer_dtype(s) else \
-                "boolean" if pd.api.types.is_bool_dtype(s) else "number"
-            fields.append({"name": name, "type": kind, "categorical": False})
+            fields.append({"name": name, "type": "integer" if types.is_integer_dtype(s) else
+                           "boolean" if types.is_bool_dtype(s) else "number",
+                           "categorical": False})
     return {"inputs": fields, "target": columns["target"], "task": columns["task"]}
