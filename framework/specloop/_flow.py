@@ -137,18 +137,15 @@ def give_alias(ctx: Any, alias: str, version: int, champion: dict | None, gate: 
 
 def bundle_for(ctx: Any, version: dict) -> dict:
     """What a deploy component receives (see docs/writing-plugins.md, "The deploy bundle")."""
-    rec = model_record(ctx, version["model_key"], version)
-    return {
-        "name": ctx.model_name,
-        "version": version,
-        "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
-        "load_model": lambda: load_model(ctx, version["model_key"], version),
-        "model_meta": {"format": rec["format"], "trusted_types": rec.get("trusted_types") or [],
-                       "component": rec.get("component"), "key": version["model_key"]},
-        "signature": json.loads(read_file(ctx, version["model_key"], "signature.json",
-                                          version)),
-        "description": ctx.spec.project.description,
-    }
+    key = version["model_key"]
+    rec = model_record(ctx, key, version)
+    return {"name": ctx.model_name, "version": version,
+            "model": read_file(ctx, key, MODEL_FILE, version),
+            "load_model": lambda: load_model(ctx, key, version),
+            "model_meta": {"format": rec["format"], "trusted_types": rec.get("trusted_types") or [],
+                           "component": rec.get("component"), "key": key},
+            "signature": json.loads(read_file(ctx, key, "signature.json", version)),
+            "description": ctx.spec.project.description}
 
 
 def deploy_champion(ctx: Any) -> dict | None:
@@ -163,8 +160,7 @@ def deploy_champion(ctx: Any) -> dict | None:
     except StageError as exc:
         exc.stage = exc.stage or "deploy"
         raise
-    if not isinstance(result, dict):
-        result = {"location": str(result)}
+    result = result if isinstance(result, dict) else {"location": str(result)}
     ctx.registry.record_deployment(ctx.model_name, deploy_target(deploy),
                                    champion["version"], result)
     return {**result, "version": champion["version"]}

@@ -24,7 +24,7 @@ from ._model_artifacts import load_model, read_file
 from ._policy import Decision, Observation
 from ._proc import pid_alive
 from ._runner import Pipeline, execute, plan_run, run_stage
-from ._tabular import check_frame, from_parquet, split_frame, to_parquet
+from ._tabular import check_frame, from_parquet, predictions, split_frame, to_parquet
 from .errors import BatchNotReady, BusyError, ConfigError, RegistryError, StageError
 from .schema import SplitConf
 
@@ -143,8 +143,7 @@ class Loop:
         """The batches to process now, each read once when the caller gets to it: yields
         ``(batch, frame, fingerprint)`` (the fingerprint of exactly the bytes parsed)."""
         ctx, reg = self.ctx, self.ctx.registry
-        incoming = self.spec.incoming.build(ctx.run_id)
-        done = reg.processed_batches(ctx.model_name)
+        incoming, done = self.spec.incoming.build(ctx.run_id), reg.processed_batches(ctx.model_name)
         noted = {(e["batch_id"], (e["detail"] or {}).get("fingerprint"))
                  for e in reg.events(ctx.model_name) if e["event"] == "changed"}
         node = ctx.node("loop.incoming")
@@ -195,8 +194,7 @@ class Loop:
                              component=inc.spec.name, distribution=inc.spec.distribution,
                              run_id=ctx.run_id)
         check_frame(frame, features, inc.config, self.spec.provenance.where, "loop.incoming")
-        model = self._model(champion)
-        X = frame[features]
+        model, X = self._model(champion), frame[features]
         self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
         drift = None if self.monitor_c is None else self._stage(
             "monitor", self.spec.components["monitor"], lambda: self.monitor_c.check(
@@ -234,18 +232,11 @@ class Loop:
 
     def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> None:
         """Score the batch with the champion and keep the predictions as an artifact."""
-        import pandas as pd  # loaded with the batch already; `loop --status` never needs it
-
         key = cache_key("scores", batch_key, champion["model_key"])
         if self.ctx.store.has(key):  # an interrupted step's scores: checked, not trusted
             self.ctx.store.get(key, "scores.parquet")
         else:
-            scores = pd.DataFrame({"prediction": model.predict(X)})
-            if hasattr(model, "predict_proba"):
-                proba = model.predict_proba(X)
-                for i, label in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
-                    scores[f"proba_{label}"] = proba[:, i]
-            self.ctx.store.put(key, {"scores.parquet": to_parquet(scores)},
+            self.ctx.store.put(key, {"scores.parquet": to_parquet(predictions(model, X))},
                                {"stage": "score", "model_version": champion["version"]})
 
     def _window(self, batch_id: str, batch_key: str, done: dict, columns: dict) -> tuple:
@@ -294,8 +285,7 @@ class Loop:
         if not ctx.store.has(ref_key):
             ctx.store.put(ref_key, {"train.parquet": to_parquet(train),
                                     "columns.json": json.dumps(columns).encode()}, meta)
-        cand = measure(ctx, fitted, test, columns)
-        champ = measure(ctx, self._model(champion), test, columns)
+        cand, champ = (measure(ctx, m, test, columns) for m in (fitted, self._model(champion)))
         gate = judge(ctx, cand, champ)
         primary, summary = self.metrics_c.primary, gate["summary"]
         record.update({"challenger_value": cand.get(primary), "champion_value": champ.get(primary),
@@ -315,16 +305,14 @@ class Loop:
                 give_alias(ctx, "champion", new, champion, gate, f"batch {batch_id}: {summary}")
             record["outcome"] = "promoted" if promote else "kept champion"
             ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
-        deployed = deploy_champion(ctx) if promote else None
-        if deployed is not None:
+        if promote and (deployed := deploy_champion(ctx)) is not None:
             record["deployed"] = deployed.get("location")
 
 
 def format_record(r: dict) -> str:
     """One line per batch: drift share, champion's metric, decision and why."""
-    drift = "n/a" if r.get("drift_share") is None else f"{r['drift_share']:.2f}"
-    if r.get("drift_status") == "insufficient data":
-        drift = "too few rows"
+    drift = "too few rows" if r.get("drift_status") == "insufficient data" else \
+        "n/a" if r.get("drift_share") is None else f"{r['drift_share']:.2f}"
     value = "n/a" if r.get("value") is None else f"{r['value']:.3f}"
     line = (f"{r['batch']}  rows {r['rows']:>6}  drift {drift:>4}  {r['metric']} {value} "
             f"(champion v{r['champion']})  ")
@@ -339,5 +327,4 @@ def loop_status(ctx: RunContext) -> dict:
     """Who runs the loop now, and what it has processed (``specloop loop --status``)."""
     done = ctx.registry.processed_batches(ctx.model_name)
     return {"running": LoopLock(ctx).status(), "processed": len(done),
-            "last": list(done)[-1] if done else None,
-            "events": ctx.registry.events(ctx.model_name)[-5:]}
+            "last": next(reversed(done), None), "events": ctx.registry.events(ctx.model_name)[-5:]}

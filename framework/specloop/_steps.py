@@ -146,9 +146,7 @@ def run_deploy(pipe: Any, plan: Any) -> None:
     ctx = pipe.ctx
     if ctx.registry.resolve(ctx.model_name, "champion") is None:
         ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")
-        return
-    result = ensure_deployed(ctx)
-    if result is not None:
+    elif (result := ensure_deployed(ctx)) is not None:
         pipe.manifest.deployment = result
 
 

@@ -53,9 +53,8 @@ def leaderboard(results: list[dict],
 
 def save(sweep_dir: Path, name: str, rows: list[dict], extra: dict | None = None) -> list[Path]:
     """Write ``<name>.csv`` and ``<name>.json`` into the sweep folder; return both paths."""
-    sweep_dir = Path(sweep_dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = sweep_dir / f"{name}.csv", sweep_dir / f"{name}.json"
+    csv_path, json_path = (Path(sweep_dir) / f"{name}.{ext}" for ext in ("csv", "json"))
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)),
                                 extrasaction="ignore")

@@ -143,6 +143,19 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
     return train, test
 
 
+def predictions(model: Any, X: Any):
+    """``model``'s predictions for the rows of ``X`` as a frame, with a ``proba_<class>``
+    column per class when the model has ``predict_proba``."""
+    import pandas as pd
+
+    scores = pd.DataFrame({"prediction": model.predict(X)})
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        for i, label in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
+            scores[f"proba_{label}"] = proba[:, i]
+    return scores
+
+
 def signature(frame, columns: dict) -> dict:
     """The model's input signature: feature names, types and (categorical) values seen."""
     import pandas as pd
