@@ -1,12 +1,7 @@
-"""The register → judge → promote → deploy flow that ``run``, the loop, sweeps, the backtest
-and the registry commands share.
-
-Whoever calls it holds :meth:`Registry.model_lock` around "read the champion, judge, move the
-alias, deploy", and every alias move is compare-and-set against the champion the gate
-judged: after any set of concurrent commands the registry, its audit log and the deployed
-target agree. Every deployment is recorded in the registry, so a later plan can tell a
-missing or tampered deployment from an unchanged one.
-"""
+"""The train → evaluate → register → promote → deploy flow that ``run``, the loop, sweeps, the
+backtest and the registry commands share. Callers hold :meth:`Registry.model_lock` around
+"read the champion, judge, move the alias, deploy"; alias moves are compare-and-set against
+the champion the gate judged, and every deployment is recorded in the registry."""
 
 from __future__ import annotations
 
@@ -16,9 +11,10 @@ from typing import Any, Iterator
 
 from ._boundary import call_hook
 from ._model_artifacts import (MODEL_FILE, load_model, model_record, read_file, recorded_file,
-                              version_artifacts)
+                              save_model, version_artifacts)
 from ._plan import deploy_target, deployment_status
 from ._redact import redact, secret_fields
+from ._tabular import signature
 from .errors import StageError
 
 
@@ -45,45 +41,46 @@ def _notify(ctx: Any, hook: str, **kwargs: Any) -> None:
         call_hook(ctx.pm, hook, **kwargs)
 
 
+def fit(ctx: Any, key: str, frame: Any, cols: dict, meta: dict) -> tuple[Any, dict]:
+    """Fit the spec's model on ``frame``; store it under ``key`` with its input signature."""
+    model_c = ctx.component("model")
+    fitted = model_c.fit(frame[cols["features"]], frame[cols["target"]],
+                         categorical=cols["categorical"], task=cols["task"],
+                         seed=ctx.spec.project.seed)
+    sig = signature(frame, cols)
+    save_model(ctx.store, key, ctx.spec.components["model"], model_c, fitted,
+               {"signature.json": json.dumps(sig).encode()}, meta)
+    return fitted, sig
+
+
+def measure(ctx: Any, model: Any, frame: Any, cols: dict) -> dict:
+    """The spec's metrics of ``model`` on the rows of ``frame``."""
+    return ctx.component("metrics").compute(model, frame[cols["features"]],
+                                            frame[cols["target"]], task=cols["task"])
+
+
 def signature_change(old: dict | None, new: dict | None) -> str | None:
     """What differs between two input signatures (feature names, types, categorical flags),
     or ``None`` when a model trained on one can serve requests made for the other."""
     if not old or not new:
         return None
-
-    def fields(sig: dict) -> dict:
-        return {f["name"]: (f["type"], bool(f.get("categorical"))) for f in sig["inputs"]}
-
-    a, b = fields(old), fields(new)
-    parts = []
-    if set(a) - set(b):
-        parts.append("removed " + ", ".join(sorted(set(a) - set(b))))
-    if set(b) - set(a):
-        parts.append("added " + ", ".join(sorted(set(b) - set(a))))
-    parts += [f"{n}: {a[n][0]}{' categorical' if a[n][1] else ''} → "
-              f"{b[n][0]}{' categorical' if b[n][1] else ''}"
-              for n in sorted(set(a) & set(b)) if a[n] != b[n]]
+    a, b = ({f["name"]: f["type"] + (" categorical" if f.get("categorical") else "")
+             for f in sig["inputs"]} for sig in (old, new))
+    parts = [f"{word} " + ", ".join(sorted(names)) for word, names in
+             (("removed", a.keys() - b.keys()), ("added", b.keys() - a.keys())) if names]
+    parts += [f"{n}: {a[n]} → {b[n]}" for n in sorted(a.keys() & b.keys()) if a[n] != b[n]]
     return "; ".join(parts) or None
 
 
 def judge(ctx: Any, candidate: dict, champion: dict | None,
           signatures: tuple[dict | None, dict | None] = (None, None)) -> dict:
-    """The declared gate on ``candidate``'s metrics against ``champion``'s, plus the engine's
-    own rule: a changed input signature does not pass (it needs ``--force --reason``).
-
-    Args:
-        ctx: The run context.
-        candidate: The candidate's metrics.
-        champion: The champion's metrics on the same rows, or ``None`` (no champion).
-        signatures: ``(champion's, candidate's)`` input signatures, when both are known.
-    """
-    metrics_c = ctx.component("metrics")
-    gate_c = ctx.component("gate")
-    if gate_c is None:
-        result = {"passed": True, "checks": [], "summary": "no gate declared"}
-    else:
-        result = dict(gate_c.check(candidate, champion, primary=metrics_c.primary,
-                                   greater_is_better=metrics_c.greater_is_better))
+    """The declared gate on ``candidate``'s metrics against ``champion``'s (on the same rows;
+    ``None``: no champion), plus the engine's own rule: a changed input signature (``signatures``
+    is the champion's and the candidate's) does not pass (it needs ``--force --reason``)."""
+    metrics_c, gate_c = ctx.component("metrics"), ctx.component("gate")
+    result = {"passed": True, "checks": [], "summary": "no gate declared"} if gate_c is None \
+        else dict(gate_c.check(candidate, champion, primary=metrics_c.primary,
+                               greater_is_better=metrics_c.greater_is_better))
     change = signature_change(*signatures)
     if change:
         result["checks"] = [*result.get("checks", []), {
@@ -95,12 +92,9 @@ def judge(ctx: Any, candidate: dict, champion: dict | None,
 
 
 def signature_of(ctx: Any, version: dict) -> dict | None:
-    """A registered version's input signature (``None`` if it has none recorded).
-
-    Raises:
-        ArtifactError: a recorded signature is missing from the store or was changed: the
-            signature rule is never switched off by a file nobody can read.
-    """
+    """A registered version's input signature (``None`` if it has none recorded); an
+    ArtifactError if a recorded one is missing or changed: an unreadable file never switches
+    the signature rule off."""
     key = version["model_key"]
     index = (ctx.store.record(key) or {}).get("files") or {}
     if recorded_file(version, key, "signature.json") is None and "signature.json" not in index:
@@ -131,28 +125,32 @@ def move_alias(ctx: Any, alias: str, version: int, *, expect: Any, reason: str,
     return previous
 
 
+def give_alias(ctx: Any, alias: str, version: int, champion: dict | None, gate: dict,
+               reason: str) -> int | None:
+    """Move ``alias`` to a newly judged ``version``: ``champion`` only if it still is the
+    ``champion`` the gate judged (``promote``); another alias as it stands
+    (``register-<alias>``). Returns the previous holder."""
+    main = alias == "champion"
+    return move_alias(ctx, alias, version, expect=(champion or {}).get("version") if main else ...,
+                      reason=reason, gate=gate, action="promote" if main else f"register-{alias}")
+
+
 def bundle_for(ctx: Any, version: dict) -> dict:
     """What a deploy component receives (see docs/writing-plugins.md, "The deploy bundle")."""
-    rec = model_record(ctx, version["model_key"], version)
-    return {
-        "name": ctx.model_name,
-        "version": version,
-        "model": read_file(ctx, version["model_key"], MODEL_FILE, version),
-        "load_model": lambda: load_model(ctx, version["model_key"], version),
-        "model_meta": {"format": rec["format"], "trusted_types": rec.get("trusted_types") or [],
-                       "component": rec.get("component"), "key": version["model_key"]},
-        "signature": json.loads(read_file(ctx, version["model_key"], "signature.json",
-                                          version)),
-        "description": ctx.spec.project.description,
-    }
+    key = version["model_key"]
+    rec = model_record(ctx, key, version)
+    return {"name": ctx.model_name, "version": version,
+            "model": read_file(ctx, key, MODEL_FILE, version),
+            "load_model": lambda: load_model(ctx, key, version),
+            "model_meta": {"format": rec["format"], "trusted_types": rec.get("trusted_types") or [],
+                           "component": rec.get("component"), "key": key},
+            "signature": json.loads(read_file(ctx, key, "signature.json", version)),
+            "description": ctx.spec.project.description}
 
 
 def deploy_champion(ctx: Any) -> dict | None:
-    """Deploy the current champion with the spec's deploy component and record it.
-
-    Returns the component's result, or ``None`` when the spec declares no deploy stage or the
-    model has no champion. The caller holds the model lock.
-    """
+    """Deploy the champion with the spec's deploy component and record it; return the
+    component's result (``None``: no deploy stage, or no champion). Under the model lock."""
     deploy = ctx.spec.components.get("deploy")
     champion = ctx.registry.resolve(ctx.model_name, "champion")
     if deploy is None or champion is None:
@@ -162,8 +160,7 @@ def deploy_champion(ctx: Any) -> dict | None:
     except StageError as exc:
         exc.stage = exc.stage or "deploy"
         raise
-    if not isinstance(result, dict):
-        result = {"location": str(result)}
+    result = result if isinstance(result, dict) else {"location": str(result)}
     ctx.registry.record_deployment(ctx.model_name, deploy_target(deploy),
                                    champion["version"], result)
     return {**result, "version": champion["version"]}

@@ -1,118 +1,70 @@
-"""``specloop run -m`` and ``specloop loop --backtest``: real Hydra multiruns over the spec.
-
-Hydra's own ``hydra.main`` drives the sweep, so every sweeper (basic, Optuna) and launcher
-(joblib, submitit, Ray) plugin works unchanged. The default launcher is specloop's own
-(``hydra_plugins.specloop_launcher``): the shared stages once, then each member in a worker
-process on this machine; ``hydra/launcher=basic`` runs them one after another in this one.
-
-Each member builds its own plugin manager and run context from the config Hydra composed for
-it (nothing global), and writes its outcome to ``result.json`` in its own job folder
-(``<sweep dir>/<job number>/``). The parent reads those files back once the sweep ends, so
-results survive any launcher, including ones that run members on other machines of a
-cluster sharing the project folder.
-"""
+"""``specloop run -m`` and ``specloop loop --backtest``: real Hydra multiruns over the spec, so
+every sweeper and launcher plugin works unchanged. Each member builds its own context from the
+config Hydra composed for it and writes ``result.json`` in its job folder; the parent reads
+those back, so results survive any launcher, even one running members on other machines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import multiprocessing
 import os
 import sys
 import time
 from datetime import datetime
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from ._config import conf_search_dirs, hydra_overrides, searchpath_override
+from hydra_plugins import specloop_launcher
+
+from ._config import conf_search_dirs, hydra_overrides, searchpath_override, translate_hydra_error
+from ._context import make_context
 from ._manager import make_plugin_manager
-from ._redact import redact_overrides, redact_text
-from .errors import ConfigError
+from ._redact import redact, redact_overrides, redact_text, secret_fields
+from ._runner import execute, plan_run
+from .errors import ConfigError, PluginError, SpecloopError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 DEFAULT_LAUNCHER = "specloop"
-
-# the engine's own imports a member needs; plugins add theirs (specloop_add_preload_modules)
-ENGINE_PRELOAD = ["pandas", "pyarrow.parquet", "sklearn.model_selection", "omegaconf",
-                  "hydra.core.utils", "specloop._runner", "specloop._context"]
-
-
-def start_method(chosen: str | None) -> str:
-    """The start method for ``chosen`` (``auto``: forkserver on Linux, else spawn)."""
-    if chosen in (None, "", "auto"):
-        return "forkserver" if sys.platform.startswith("linux") else "spawn"
-    if chosen not in multiprocessing.get_all_start_methods():
-        raise ConfigError(f"the start method {chosen!r} does not exist on this platform",
-                          key="hydra.launcher.start_method", got=chosen,
-                          expected="one of " + ", ".join(
-                              ["auto", *multiprocessing.get_all_start_methods()]),
-                          fix="hydra.launcher.start_method=spawn works everywhere")
-    return chosen
-
-
-def start_server(modules: list[str]) -> None:
-    """Start the forkserver now, importing ``modules`` (it imports while Hydra composes)."""
-    import multiprocessing.forkserver as forkserver
-
-    forkserver.set_forkserver_preload(list(dict.fromkeys(modules)))
-    forkserver.ensure_running()
-
-
-def register_plugin() -> None:
-    """Make ``hydra/launcher=specloop`` known to Hydra in any install.
-
-    Hydra finds plugins by listing the ``hydra_plugins`` namespace with ``pkgutil``, which
-    does not see a portion that an editable install provides through an import hook.
-    Importing the plugin module registers its config; ``Plugins.register`` (Hydra's API for
-    plugins registered by hand) its class. Both are idempotent.
-    """
-    from hydra.core.plugins import Plugins
-
-    plugins = Plugins.instance()  # the scan runs first (it may execute the module again)
-    from hydra_plugins.specloop_launcher import specloop_launcher
-
-    plugins.register(specloop_launcher.SpecloopLauncher)
+# Hydra plugins a sweep may select, the module that provides each, and specloop's extra
+PLUGIN_OPTIONS = {
+    ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/launcher", "ray_aws"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
 
 
 class SweepJob:
     """The task function Hydra runs once per sweep member (picklable for launchers).
-
-    Subclasses implement :meth:`member`; this class records the outcome. A member that fails
-    (a bad value, a failing stage) is recorded as ``failed`` with its error and never stops
-    the other members.
-    """
+    Subclasses implement :meth:`member`; a member that fails is recorded ``failed`` with its
+    error and never stops the others."""
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
         self.secret_keys: frozenset[str] = frozenset()
 
     def context(self, cfg: Any, overrides: list[str]) -> Any:
-        """The member's run context; remembers which keys its schemas mark secret, so that
-        its ``result.json`` masks them too."""
-        from ._context import make_context
-        from ._redact import secret_fields
-
+        """The member's run context; keeps its schemas' secret keys for ``result.json``."""
         ctx = make_context(self.project_dir, overrides, hydra_cfg=cfg)
         self.secret_keys = secret_fields(ctx.spec)
         return ctx
 
     def member(self, cfg: Any, overrides: list[str], job_dir: Path) -> dict:
         """Run one member; return its result (``status``, ``metrics``, …)."""
-        from ._runner import execute
-
-        ctx = self.context(cfg, overrides)
-        try:
+        with contextlib.closing(self.context(cfg, overrides)) as ctx:
             mode = ctx.spec.sweep.register
             doc = execute(ctx, register=mode == "all")
             metrics_c = ctx.component("metrics")
-        finally:
-            ctx.close()
         stages = {r["stage"]: r["action"] for r in doc["rows"]}
         return {"status": "succeeded", "run_id": doc["run_id"], "metrics": doc["metrics"],
                 "primary": metrics_c.primary, "greater_is_better": metrics_c.greater_is_better,
-                "model_version": doc["model_version"], "register": mode,
-                "stages": stages,
-                "cache_hits": sum(1 for a in stages.values() if a == "cached"),
+                "model_version": doc["model_version"], "register": mode, "stages": stages,
+                "cache_hits": list(stages.values()).count("cached"),
                 "model_key": doc["stages"]["train"]["key"]}
 
     @staticmethod
@@ -123,29 +75,20 @@ class SweepJob:
     def sweeper_value(self, result: dict, sweeper: Any) -> float:
         """The value handed back to a non-basic sweeper; a failed member is the worst value
         of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
-        direction = str(sweeper.get("direction", "minimize"))
-        worst = -math.inf if "max" in direction.lower() else math.inf
-        if result.get("status") != "succeeded":
-            return worst
-        value = self.objective(result)
+        worst = -math.inf if "max" in str(sweeper.get("direction", "minimize")).lower() \
+            else math.inf
+        value = self.objective(result) if result.get("status") == "succeeded" else math.nan
         return worst if math.isnan(value) else value
 
     def warm_up(self, cfg: Any) -> None:
-        """Before the members start (``hydra/launcher=specloop``): compute the stages they
-        share, ``data`` and ``split`` of the first member (``cfg``), recorded as a run of its
-        own (``command: sweep-warm-up``), so every member finds them in the store."""
-        from hydra.core.hydra_config import HydraConfig
+        """Before the members start (``hydra/launcher=specloop``): compute ``data`` and
+        ``split`` of the first member (``cfg``) as a run of its own (``sweep-warm-up``)."""
+        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
 
-        from ._runner import execute, plan_run
-        from ._context import make_context
-
-        ctx = make_context(self.project_dir, _overrides(HydraConfig.get()), hydra_cfg=cfg)
-        try:
+        with contextlib.closing(self.context(cfg, _overrides(HydraConfig.get()))) as ctx:
             plans = {p.name: p for p in plan_run(ctx)}
             if not (plans["data"].cached and plans["split"].cached):  # else: no run to record
                 execute(ctx, command="sweep-warm-up", until="split", register=False)
-        finally:
-            ctx.close()
 
     def lost(self, cfg: Any, why: str) -> Any:
         """Record a member whose process died without a result (called by the launcher)."""
@@ -157,11 +100,8 @@ class SweepJob:
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        from .errors import SpecloopError
-
         hc = HydraConfig.get()
-        overrides = _overrides(hc)
-        job_dir = Path(hc.runtime.output_dir)
+        overrides, job_dir = _overrides(hc), Path(hc.runtime.output_dir)
         start = time.perf_counter()
         try:
             out = self.member(cfg, overrides, job_dir)
@@ -183,9 +123,8 @@ class SweepJob:
 
         job_dir = Path(hc.sweep.dir) / str(hc.sweep.subdir) \
             if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
-        for field in ("error", "detail"):
-            if field in out:
-                out[field] = redact_text(str(out[field]), self.secret_keys)
+        out.update({f: redact_text(str(out[f]), self.secret_keys) for f in ("error", "detail")
+                    if f in out})
         out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc),
                                                                     self.secret_keys),
                "seconds": round(seconds, 3), **out}
@@ -193,9 +132,8 @@ class SweepJob:
         tmp = job_dir / "result.json.tmp"
         tmp.write_text(json.dumps(out, indent=2, default=str))
         tmp.replace(job_dir / "result.json")
-        if hc.sweeper.get("_target_") != BASIC_SWEEPER:
-            return self.sweeper_value(out, hc.sweeper)
-        return out
+        return out if hc.sweeper.get("_target_") == BASIC_SWEEPER else \
+            self.sweeper_value(out, hc.sweeper)
 
 
 def _overrides(hc: Any) -> list[str]:
@@ -204,43 +142,31 @@ def _overrides(hc: Any) -> list[str]:
             for o in hc.overrides.task if not o.startswith("hydra.")]
 
 
+def _chosen(overrides: list[str], key: str) -> str | None:
+    """The value the overrides give ``key`` (a config group or a dotted key), if any."""
+    found = None
+    for ov in overrides:
+        k, _, value = ov.lstrip("+").partition("=")
+        found = value if k == key else found
+    return found
+
+
 def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
     """A fresh folder for one sweep: ``.specloop/<kind>/<timestamp>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return Path(project_dir).resolve() / ".specloop" / kind / stamp
 
 
-# Hydra plugins a sweep may select, the module that provides each, and specloop's extra
-PLUGIN_OPTIONS = {
-    ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
-    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
-    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
-    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
-    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
-    ("hydra/launcher", "ray_aws"): ("hydra_plugins.hydra_ray_launcher", "ray"),
-    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
-}
-
-
 def check_plugins(overrides: list[str]) -> None:
-    """Refuse a launcher or sweeper whose Hydra plugin is not installed, naming the extra.
-
-    Raises:
-        ConfigError: naming the override and the ``pip install`` that provides it.
-    """
-    from importlib.util import find_spec
-
+    """Refuse a launcher or sweeper whose Hydra plugin is not installed, naming the extra."""
     for ov in overrides:
         group, _, option = ov.lstrip("+").partition("=")
-        entry = PLUGIN_OPTIONS.get((group, option))
-        if entry is None:
-            continue
-        module, extra = entry
+        module, extra = PLUGIN_OPTIONS.get((group, option), (None, None))
         try:
-            found = find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
+            missing = module is not None and find_spec(module) is None
+        except ModuleNotFoundError:  # not even its parent package
+            missing = True
+        if missing:
             dist = module.split(".")[1].replace("_", "-")
             raise ConfigError(f"{group}={option} needs the Hydra plugin {dist}, which is not "
                               "installed", file=f"command line: {ov}",
@@ -249,109 +175,60 @@ def check_plugins(overrides: list[str]) -> None:
                               f"pip install {dist}")
 
 
-def chosen_launcher(overrides: list[str]) -> str:
-    """The ``hydra/launcher`` option a sweep over ``overrides`` runs with."""
-    chosen = DEFAULT_LAUNCHER
-    for ov in overrides:
-        group, _, option = ov.lstrip("+").partition("=")
-        if group == "hydra/launcher":
-            chosen = option
-    return chosen
-
-
-def launcher_overrides(overrides: list[str]) -> list[str]:
-    """The default parallel launcher, unless the overrides choose one."""
-    if any(o.lstrip("+").startswith("hydra/launcher=") for o in overrides):
-        return []
-    return [f"hydra/launcher={DEFAULT_LAUNCHER}"]
-
-
 def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = None,
              sweep_dir: Path | None = None) -> tuple[Path, list[dict]]:
-    """Run a Hydra multirun of ``job`` over ``overrides``.
-
-    With the specloop launcher's ``forkserver`` start method, the server starts here, before
-    Hydra is imported, and imports what members need while Hydra composes the sweep.
-
-    Returns:
-        The sweep folder and one result per member, in job order.
-    """
+    """Run a Hydra multirun of ``job`` over ``overrides``; return the sweep folder and one
+    result per member, in job order."""
     project_dir = Path(project_dir).resolve()
     check_plugins(overrides)
     pm = make_plugin_manager()
-    if chosen_launcher(overrides) == DEFAULT_LAUNCHER and \
-            start_method(chosen_start_method(overrides)) == "forkserver":
-        start_server([*ENGINE_PRELOAD, *pm.preload_modules()])
-    return _multirun(project_dir, overrides, job, sweep_dir, pm)
-
-
-def chosen_start_method(overrides: list[str]) -> str | None:
-    """The ``hydra.launcher.start_method`` the overrides set, if any."""
-    for ov in overrides:
-        key, _, value = ov.lstrip("+").partition("=")
-        if key == "hydra.launcher.start_method":
-            return value
-    return None
-
-
-def _multirun(project_dir: Path, overrides: list[str], job: SweepJob | None,
-              sweep_dir: Path | None, pm: Any) -> tuple[Path, list[dict]]:
+    launcher = _chosen(overrides, "hydra/launcher")
+    if launcher in (None, DEFAULT_LAUNCHER):
+        specloop_launcher.prestart(_chosen(overrides, "hydra.launcher.start_method"),
+                                   pm.preload_modules())
+    # Hydra only now, once the forkserver imports what members need alongside it
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    register_plugin()
-    search = conf_search_dirs(pm.conf_dirs())
+    specloop_launcher.register()
     job = job or SweepJob(project_dir)
-    sweep_dir = sweep_dir or new_sweep_dir(project_dir)
-    argv = ["specloop", "--multirun", *launcher_overrides(overrides), *hydra_overrides(overrides),
-            searchpath_override(search), f"hydra.sweep.dir={sweep_dir}",
-            "hydra.job.chdir=False", "hydra.output_subdir=null"]  # no copy of secrets there
+    sweep_dir = Path(sweep_dir or new_sweep_dir(project_dir))
+    argv = ["specloop", "--multirun",
+            *([f"hydra/launcher={DEFAULT_LAUNCHER}"] if launcher is None else []),
+            *hydra_overrides(overrides), searchpath_override(conf_search_dirs(pm.conf_dirs())),
+            f"hydra.sweep.dir={sweep_dir}", "hydra.job.chdir=False",
+            "hydra.output_subdir=null"]  # no copy of secrets there
     saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = argv
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # raise instead of printing and exiting
+    sys.argv, os.environ["HYDRA_FULL_ERROR"] = argv, "1"  # raise, not print and exit
     try:
         hydra.main(version_base=None, config_path=str(project_dir / "conf"),
                    config_name="config")(job)()
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise translate_hydra_error(exc, project_dir, overrides) from None
     except Exception as exc:  # the sweep could not start (members catch their own errors)
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
-
-        from ._config import translate_hydra_error
-        from .errors import PluginError
-
-        if isinstance(exc, (HydraException, OmegaConfBaseException)):
-            raise translate_hydra_error(exc, project_dir, overrides) from None
         raise PluginError(f"the sweep stopped: {type(exc).__name__}: {exc}",
                           plugin="the Hydra sweeper or launcher",
                           fix="see the messages above; SPECLOOP_FULL_ERROR=1 shows the "
                               "traceback") from exc
     finally:
         sys.argv = saved
-        if saved_env is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        if saved_env is not None:
             os.environ["HYDRA_FULL_ERROR"] = saved_env
-    _redact_sweep_record(sweep_dir)
+    record = sweep_dir / "multirun.yaml"  # Hydra's copy of the composed config: mask secrets
+    if record.is_file():
+        import yaml  # a sweep has imported it long since
+
+        record.write_text(redact_text(yaml.safe_dump(redact(yaml.safe_load(record.read_text())),
+                                                     sort_keys=False)))
     return sweep_dir, read_results(sweep_dir)
-
-
-def _redact_sweep_record(sweep_dir: Path) -> None:
-    """Hydra's sweepers save the composed config as ``multirun.yaml``: mask its secrets."""
-    import yaml  # a sweep has imported it long since
-
-    from ._redact import redact
-
-    path = Path(sweep_dir) / "multirun.yaml"
-    if path.is_file():
-        path.write_text(redact_text(yaml.safe_dump(redact(yaml.safe_load(path.read_text())),
-                                                   sort_keys=False)))
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
     """The ``result.json`` of every member of a sweep folder, in job order."""
     results = []
     for path in Path(sweep_dir).glob("*/result.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # unreadable: that member left no result
             results.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
     return sorted(results, key=lambda r: r.get("job", 0))

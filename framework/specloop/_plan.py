@@ -1,12 +1,7 @@
 """Planning ``specloop run``: every stage's cache key, whether it is cached, and why not.
-
-Stages: ``data → split → train → evaluate → register → deploy``. A stage's key is made of its
-component (kind and version), its resolved config and its inputs' keys, computed from config
-and data fingerprints alone: deciding that everything is cached reads no data and imports
-neither pandas nor scikit-learn. ``register`` is cached when the registry holds a version of
-the model key; ``deploy`` when the record says the champion is deployed to the target and the
-target's ``verify`` agrees (a tampered or missing deployment is deployed again).
-"""
+Keys come from config and data fingerprints alone, so deciding that everything is cached reads
+no data and imports neither pandas nor scikit-learn; ``deploy`` is cached only when the record
+and the target's own ``verify`` agree that the champion is deployed."""
 
 from __future__ import annotations
 
@@ -27,12 +22,10 @@ COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "regist
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:
     """``{"a.b": 1}`` from ``{"a": {"b": 1}}`` (lists are leaves)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: value}
+    if not isinstance(value, dict):
+        return {prefix: value}
+    return {flat: leaf for k, v in value.items()
+            for flat, leaf in flatten(f"{prefix}.{k}" if prefix else str(k), v).items()}
 
 
 @dataclass
@@ -53,7 +46,6 @@ class StagePlan:
         return {k[10:]: v for k, v in self.config.items() if k.startswith("data file ")}
 
     def row(self) -> dict[str, Any]:
-        """A JSON-able summary."""
         comp = self.component
         return {"stage": self.name, "component": comp.spec.name if comp else "engine",
                 "distribution": comp.spec.distribution if comp else None, "key": self.key,
@@ -61,8 +53,8 @@ class StagePlan:
 
 
 def evaluate_key(metrics: Resolved, train_key: str, split_key: str) -> str:
-    """The key of ``evaluate`` for a model key on a split (also used to find the champion's
-    metrics on the same test rows without scoring it again)."""
+    """The key of ``evaluate`` for a model key on a split (finds the champion's metrics on the
+    same test rows without scoring it again)."""
     return cache_key("evaluate", metrics.spec.kind, metrics.spec.version,
                      flatten("metrics", plain(metrics.config)),
                      {"train": train_key, "split": split_key}, None)
@@ -74,13 +66,9 @@ def deploy_target(deploy: Resolved) -> str:
 
 
 def deployment_status(ctx: Any) -> tuple[bool, str]:
-    """Whether the champion is deployed to the spec's target as recorded, and why not.
-
-    The record is the registry's (what was deployed, and the component's result); the
-    component's ``verify(result, ctx)`` then checks the target itself, so a deployment that
-    was tampered with or removed is deployed again. ``verify`` raising is a failure of the
-    component, never taken as "deploy again".
-    """
+    """Whether the champion is deployed to the spec's target as the registry recorded, and why
+    not; the component's ``verify(result, ctx)`` checks the target itself, so a tampered or
+    removed deployment is deployed again (``verify`` raising fails; it never means "deploy")."""
     deploy = ctx.spec.components.get("deploy")
     champion = ctx.registry.resolve(ctx.model_name, "champion")
     if deploy is None:
@@ -100,61 +88,47 @@ def deployment_status(ctx: Any) -> tuple[bool, str]:
 
 
 def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
-    """Compute every stage's key and whether it is cached, with the reason.
-
-    Args:
-        ctx: The run context.
-        previous: The manifest of the last successful run, to explain what changed, or a
-            function of ``ctx`` that returns it (called once the data is found).
-    """
+    """Every stage's key and whether it is cached, with the reason; ``previous`` is the
+    manifest of the last successful run (or a function of ``ctx`` returning it, called once
+    the data is found), to explain what changed."""
     secrets = secret_fields(ctx.spec)
-    spec, seed = ctx.spec, ctx.spec.project.seed
-    comps = spec.components
-    data = comps["data"]
+    comps, seed = ctx.spec.components, ctx.spec.project.seed
     source = ctx.component("data").fingerprint(ctx.node("data"))
     store = ctx.store  # opens the registry: only once the data is known to be there
     prev_stages = ((previous(ctx) if callable(previous) else previous) or {}).get("stages", {})
     plans: list[StagePlan] = []
 
-    def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str]) -> StagePlan:
+    def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str]) -> str:
         key = cache_key(name, comp.spec.kind if comp else None,
                         comp.spec.version if comp else None, config, inputs, None)
         cached = store.has(key)
         reason = "unchanged" if cached else _reason(prev_stages.get(name), key, config, inputs,
                                                     secrets)
         plans.append(StagePlan(name, comp, key, cached, reason, config, inputs))
-        return plans[-1]
+        return key
 
+    data, model, metrics = comps["data"], comps["model"], comps["metrics"]
     node_cfg = flatten("data", plain(data.config))
     data_cfg = {k: v for k, v in node_cfg.items() if not k.startswith("data.split.")}
     data_cfg.update({f"data file {p}": md5 for p, md5 in source.items()})
-    p_data = add("data", data, data_cfg, {})
-    p_split = add("split", None, {"project.seed": seed, **node_cfg}, {"data": p_data.key})
-    model = comps["model"]
-    p_train = add("train", model, {"project.seed": seed, **flatten("model", plain(model.config))},
-                  {"split": p_split.key})
-    metrics = comps["metrics"]
-    key = evaluate_key(metrics, p_train.key, p_split.key)
-    cfg = flatten("metrics", plain(metrics.config))
-    inputs = {"train": p_train.key, "split": p_split.key}
-    cached = store.has(key)
-    plans.append(StagePlan("evaluate", metrics, key, cached, "unchanged" if cached else
-                           _reason(prev_stages.get("evaluate"), key, cfg, inputs, secrets),
-                           cfg, inputs))
-    p_eval = plans[-1]
-    gate = comps.get("gate")
-    registered = ctx.registry.find_by_key(ctx.model_name, p_train.key)
+    data_key = add("data", data, data_cfg, {})
+    split_key = add("split", None, {"project.seed": seed, **node_cfg}, {"data": data_key})
+    train_key = add("train", model, {"project.seed": seed, **flatten("model", plain(model.config))},
+                    {"split": split_key})
+    # the same key as evaluate_key(metrics, train_key, split_key)
+    eval_key = add("evaluate", metrics, flatten("metrics", plain(metrics.config)),
+                   {"train": train_key, "split": split_key})
+    gate, deploy = comps.get("gate"), comps.get("deploy")
+    registered = ctx.registry.find_by_key(ctx.model_name, train_key)
     plans.append(StagePlan(
-        "register", gate, p_train.key, registered is not None,
+        "register", gate, train_key, registered is not None,
         f"already registered as version {registered['version']}" if registered
         else "new model version", flatten("gate", plain(gate.config)) if gate else {},
-        {"train": p_train.key, "evaluate": p_eval.key}))
-    deploy = comps.get("deploy")
+        {"train": train_key, "evaluate": eval_key}))
     if deploy is not None:
-        target = deploy_target(deploy)
         ok, reason = deployment_status(ctx) if registered is not None else (
             False, "deploys the champion if the new version is promoted")
-        plans.append(StagePlan("deploy", deploy, target, ok, reason,
+        plans.append(StagePlan("deploy", deploy, deploy_target(deploy), ok, reason,
                                flatten("deploy", plain(deploy.config)), {}))
     return plans
 
@@ -168,17 +142,12 @@ def _reason(prev: dict | None, key: str, config: dict, inputs: dict,
     old_cfg = prev.get("config", {})
     changed = [k for k in sorted(set(old_cfg) | set(config)) if old_cfg.get(k) != config.get(k)]
     if changed:
-        shown = []
-        for k in changed[:3]:
-            if k.startswith("data file "):
-                shown.append(f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → "
-                             f"{str(config.get(k))[:8]})")
-            elif is_secret_key(k, secrets):
-                shown.append(f"{k} changed (secret)")
-            else:
-                shown.append(f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}")
-        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
-        return "; ".join(shown) + more
+        shown = [f"{k[10:]} changed (md5 {str(old_cfg.get(k))[:8]} → {str(config.get(k))[:8]})"
+                 if k.startswith("data file ") else f"{k} changed (secret)"
+                 if is_secret_key(k, secrets) else
+                 f"{k}: {old_cfg.get(k, '(unset)')!r} → {config.get(k, '(unset)')!r}"
+                 for k in changed[:3]]
+        return "; ".join(shown) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
     changed_inputs = [k for k in inputs if prev.get("inputs", {}).get(k) != inputs[k]]
     if changed_inputs:
         return "input " + ", ".join(repr(k) for k in changed_inputs) + " changed"

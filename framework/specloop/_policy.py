@@ -1,7 +1,5 @@
-"""What a retraining policy sees for a batch, and what it answers.
-
-Kept apart from the loop so that plugins importing these types stay cheap to import.
-"""
+"""What a retraining policy sees for a batch, and what it answers. Kept apart from the loop
+so that plugins importing these types stay cheap to import."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """Running ``specloop run``: plan, then each stage that is not cached, between the lifecycle
-hooks, with a manifest written along the way.
-
-Artifact stages (``data``, ``split``, ``train``, ``evaluate``) are computed under the store's
-per-key lock and re-checked once it is held, so concurrent runs and sweep members compute a
-key once. ``register`` and ``deploy`` run under the model's lock, so alias moves and the
-deployment that follows them are serialised per model.
-"""
+hooks, with a manifest. Artifact stages are computed under the store's per-key lock (a key is
+computed once, whoever runs); ``register`` and ``deploy`` under the model's lock."""
 
 from __future__ import annotations
 
@@ -27,10 +22,8 @@ class Pipeline:
 
     def __init__(self, ctx: RunContext, plans: list[StagePlan], manifest: Any = None,
                  alias: str = "champion") -> None:
-        self.ctx = ctx
+        self.ctx, self.manifest, self.alias = ctx, manifest, alias  # alias: a passing version's
         self.plans = {p.name: p for p in plans}
-        self.manifest = manifest
-        self.alias = alias  # the alias a version that passes the gate gets
         self.loaded: dict[str, Any] = {}
 
     def load(self, stage: str) -> Any:
@@ -42,17 +35,12 @@ class Pipeline:
     def run(self) -> list[dict]:
         """Run every stage that is not cached; return the per-stage rows."""
         rows: list[dict] = []
-        registry = self.ctx.registry
-        held = contextlib.ExitStack()
-        with held:
-            for name in STAGES:
-                p = self.plans.get(name)
-                if p is None:
-                    continue
-                if name == "register" and not all(self.plans[n].cached for n in (
+        with contextlib.ExitStack() as held:
+            for p in (self.plans[n] for n in STAGES if n in self.plans):
+                if p.name == "register" and not all(self.plans[n].cached for n in (
                         "register", "deploy") if n in self.plans):
                     # read the champion, judge, promote, deploy: one holder at a time
-                    held.enter_context(registry.model_lock(self.ctx.model_name))
+                    held.enter_context(self.ctx.registry.model_lock(self.ctx.model_name))
                 rows.append(self._stage(p))
         return rows
 
@@ -60,28 +48,25 @@ class Pipeline:
         spec = p.component.spec if p.component else None
 
         def step() -> None:
-            if not p.cached and p.name in ARTIFACT_STAGES:
-                self._compute_once(p)
-            elif not p.cached:
+            if p.cached:
+                if p.name == "register":
+                    self.manifest.model_version = self.ctx.registry.find_by_key(
+                        self.ctx.model_name, p.key)["version"]
+            elif p.name not in ARTIFACT_STAGES:
                 STEPS[p.name](self, p)
-            elif p.name == "register":
-                self.manifest.model_version = self.ctx.registry.find_by_key(
-                    self.ctx.model_name, p.key)["version"]
+            else:  # under the key's lock: a concurrent run may have computed it meanwhile
+                store = self.ctx.store
+                with store.lock(p.key):
+                    if store.has(p.key):
+                        p.cached, p.reason = True, "computed by a concurrent run"
+                    else:
+                        STEPS[p.name](self, p)
 
         _, seconds = run_stage(self.ctx, p.name, spec, step, cached=p.cached, key=p.key,
                                on_error=lambda s: self.manifest.stage_done(p.name, p, s, True))
         self.manifest.stage_done(p.name, p, seconds)
         return {"stage": p.name, "action": "cached" if p.cached else "ran", "seconds": seconds,
                 "component": spec.name if spec else "engine"}
-
-    def _compute_once(self, p: StagePlan) -> None:
-        """Compute an artifact stage under the store's per-key lock; a concurrent process
-        that computed the same key meanwhile turns it into a cache hit."""
-        with self.ctx.store.lock(p.key):
-            if self.ctx.store.has(p.key):
-                p.cached, p.reason = True, "computed by a concurrent run"
-                return
-            STEPS[p.name](self, p)
 
     def preflight(self) -> None:
         """Heavy validation (e.g. estimator parameters) of every component whose stage runs."""
@@ -96,12 +81,9 @@ class Pipeline:
 def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
               cached: bool = False, key: str | None = None,
               on_error: Callable[[float], None] | None = None) -> tuple[Any, float]:
-    """Run one stage between the lifecycle hooks; return ``(result, seconds)``.
-
-    An exception that is not already a specloop error becomes a :class:`StageError` naming
-    the stage, the component and its distribution; a StageError from a component gets the
-    stage's name if it has none.
-    """
+    """Run one stage between the lifecycle hooks; return ``(result, seconds)``. An exception
+    that is no specloop error becomes a :class:`StageError` naming the stage and component;
+    a component's StageError without a stage gets this one's name."""
     start = time.perf_counter()
     try:
         call_hook(ctx.pm, "specloop_before_stage", stage=name, component=spec, run=ctx,
@@ -116,8 +98,7 @@ def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
         finally:
             if on_error is not None:
                 on_error(time.perf_counter() - start)
-        if isinstance(exc, (SpecloopError, KeyboardInterrupt, SystemExit)) or \
-                not isinstance(exc, Exception):
+        if isinstance(exc, SpecloopError) or not isinstance(exc, Exception):  # Ctrl-C too
             raise
         raise StageError(f"stage {name!r} failed", stage=name,
                          component=spec.name if spec else "engine",
@@ -129,14 +110,6 @@ def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
     return out, duration
 
 
-def data_versions(ctx: RunContext, p: StagePlan) -> dict[str, dict]:
-    """What the data component says of each file's version (DVC md5, revision, commit)."""
-    describe = getattr(ctx.component("data"), "versions", None)
-    if not callable(describe):
-        return {}
-    return describe(ctx.node("data"), p.files) or {}
-
-
 def plan_run(ctx: RunContext) -> list[StagePlan]:
     """The plan of ``specloop run`` with reasons against the last successful run."""
     return plan(ctx, latest_manifest)
@@ -145,29 +118,20 @@ def plan_run(ctx: RunContext) -> list[StagePlan]:
 def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
             register: bool = True, alias: str = "champion") -> dict:
     """Run the pipeline with a manifest and the lifecycle hooks; return the manifest.
-
-    Args:
-        ctx: The run context.
-        command: Recorded in the manifest.
-        until: The last stage to run (``specloop run --until split``).
-        register: ``False`` stops after ``evaluate`` (sweep members under
-            ``sweep.register: best|none``).
-        alias: The alias a new version that passes the gate gets; anything but ``champion``
-            also skips ``deploy`` (the winner of a sweep becomes the ``challenger``).
-    """
-    plans = plan_run(ctx)
-    if until is not None:
-        plans = [p for p in plans if STAGES.index(p.name) <= STAGES.index(until)]
-    if not register:
-        plans = [p for p in plans if p.name not in ("register", "deploy")]
-    elif alias != "champion":
-        plans = [p for p in plans if p.name != "deploy"]
+    ``command`` is recorded; ``until`` is the last stage to run; ``register=False`` stops
+    after ``evaluate``; ``alias`` is what a version that passes the gate gets (anything but
+    ``champion`` skips ``deploy``: a sweep's winner becomes the ``challenger``)."""
+    last = min(map(STAGES.index, (until or "deploy", "deploy" if register else "evaluate",
+                                  "deploy" if alias == "champion" else "register")))
+    plans = [p for p in plan_run(ctx) if STAGES.index(p.name) <= last]
     work = any(not p.cached for p in plans)
     pipe = Pipeline(ctx, plans, None, alias)
     pipe.preflight()  # a bad parameter is a user error: no run is recorded
     manifest = pipe.manifest = Manifest(ctx, command, eager=work)
-    if "data" in pipe.plans:
-        manifest.doc["data_versions"] = data_versions(ctx, pipe.plans["data"])
+    if "data" in pipe.plans:  # what the data component says of each file's version (DVC …)
+        describe = getattr(ctx.component("data"), "versions", None)
+        manifest.doc["data_versions"] = (describe(ctx.node("data"), pipe.plans["data"].files)
+                                         or {}) if callable(describe) else {}
     manifest.record_plan(plans)
     try:
         with thread_limits(ctx.spec.project.threads if work else None):

@@ -1,35 +1,25 @@
 """The stage steps of ``specloop run``: what ``data``, ``split``, ``train``, ``evaluate``,
-``register`` and ``deploy`` compute once planning said they must run.
-
-Each step reads its inputs through the pipeline (from this run, or verified from the store),
-writes its output as one artifact under its planned key, and calls components only through
-the run context (behind the error boundary). ``register`` and ``deploy`` run under the
-model's lock (see :mod:`._flow`).
-"""
+``register`` and ``deploy`` compute once planning said they must run. Each reads its inputs
+through the pipeline and writes one artifact under its planned key; ``register`` and
+``deploy`` run under the model's lock (see :mod:`._flow`)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from ._flow import (committed, ensure_deployed, judge, move_alias, register_version,
-                    signature_of)
-from ._model_artifacts import load_model, read_file, save_model
+from ._flow import (committed, ensure_deployed, fit, give_alias, judge, measure,
+                    register_version, signature_of)
+from ._model_artifacts import load_model, read_file
 from ._plan import evaluate_key
 from ._spec import check_task
-from ._tabular import columns_for, from_parquet, signature, split_frame, to_parquet
+from ._tabular import columns_for, from_parquet, split_frame, to_parquet
 from .errors import ArtifactError, ConfigError, SpecloopError
 
 
 def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
-    """Read the data once; the frame is of exactly the bytes whose fingerprint was planned.
-
-    A data component with ``snapshot(ctx)`` returns ``(frame, fingerprint)`` of the bytes it
-    parsed; one without it is read with ``load(ctx)`` (no such guarantee).
-
-    Raises:
-        ConfigError: the data changed between planning and reading.
-    """
+    """Read the data once; with the component's ``snapshot(ctx)``, exactly the bytes whose
+    fingerprint was planned (a ConfigError if they changed since); else with ``load(ctx)``."""
     source, node = ctx.component("data"), ctx.node("data")
     take = getattr(source, "snapshot", None)
     if not callable(take):
@@ -48,17 +38,15 @@ def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
 def run_data(pipe: Any, plan: Any) -> None:
     """Read the source and keep it as Parquet, keyed by its fingerprint."""
     ctx = pipe.ctx
-    frame = snapshot(ctx, plan.files)
+    frame = pipe.loaded["data"] = snapshot(ctx, plan.files)
     columns_for(frame, ctx.spec.components["data"].config, ctx.spec.provenance.where)
     ctx.store.put(plan.key, {"frame.parquet": to_parquet(frame)},
                   {"stage": "data", "rows": len(frame)})
-    pipe.loaded["data"] = frame
 
 
 def run_split(pipe: Any, plan: Any) -> None:
     """Choose the columns and split the rows (seeded)."""
-    ctx = pipe.ctx
-    frame = pipe.load("data")
+    ctx, frame = pipe.ctx, pipe.load("data")
     conf = ctx.spec.components["data"].config
     columns = columns_for(frame, conf, ctx.spec.provenance.where)
     train, test = split_frame(frame, columns, conf.split, ctx.spec.project.seed)
@@ -74,54 +62,36 @@ def run_split(pipe: Any, plan: Any) -> None:
 
 def run_train(pipe: Any, plan: Any) -> None:
     """Fit the model on the training rows and store it with its signature."""
-    ctx = pipe.ctx
     split = pipe.load("split")
-    model_c = ctx.component("model")
     cols = split["columns"]
-    check_task(ctx.spec, model_c, cols["task"], cols["target"])
-    X, y = split["train"][cols["features"]], split["train"][cols["target"]]
-    fitted = model_c.fit(X, y, categorical=cols["categorical"], task=cols["task"],
-                         seed=ctx.spec.project.seed)
-    sig = signature(split["train"], cols)
-    save_model(ctx.store, plan.key, ctx.spec.components["model"], model_c, fitted,
-               {"signature.json": json.dumps(sig).encode()}, {"stage": "train"})
+    check_task(pipe.ctx.spec, pipe.ctx.component("model"), cols["task"], cols["target"])
+    fitted, sig = fit(pipe.ctx, plan.key, split["train"], cols, {"stage": "train"})
     pipe.loaded["train"] = {"model": fitted, "signature": sig}
 
 
 def run_evaluate(pipe: Any, plan: Any) -> None:
     """Score the model on the test rows."""
-    ctx = pipe.ctx
-    split, trained = pipe.load("split"), pipe.load("train")
-    cols = split["columns"]
-    metrics = ctx.component("metrics").compute(
-        trained["model"], split["test"][cols["features"]], split["test"][cols["target"]],
-        task=cols["task"])
-    ctx.store.put(plan.key, {"metrics.json": json.dumps(metrics).encode()},
-                  {"stage": "evaluate"})
-    pipe.loaded["evaluate"] = metrics
+    split = pipe.load("split")
+    metrics = pipe.loaded["evaluate"] = measure(pipe.ctx, pipe.load("train")["model"],
+                                                split["test"], split["columns"])
+    pipe.ctx.store.put(plan.key, {"metrics.json": json.dumps(metrics).encode()},
+                       {"stage": "evaluate"})
 
 
 def champion_metrics(pipe: Any, champion: dict) -> dict:
-    """The champion's metrics on this run's test rows.
-
-    On the same split, its own ``evaluate`` artifact already holds them (same test rows, same
-    metrics config: same key), so nothing is loaded or scored. On another split it is scored
-    on the test rows it was not trained on; when that is impossible (another feature set) its
-    recorded metrics are used, and the gate result says so.
-    """
-    ctx, plans = pipe.ctx, pipe.plans
-    split_key = plans["split"].key
+    """The champion's metrics on this run's test rows: on the same split, its own
+    ``evaluate`` artifact (same key); on another, scored on the test rows it was not trained
+    on; when that is impossible (another feature set), its recorded metrics, said aloud."""
+    ctx, split_key = pipe.ctx, pipe.plans["split"].key
     if champion.get("reference_key") == split_key:
         key = evaluate_key(ctx.spec.components["metrics"], champion["model_key"], split_key)
         if ctx.store.has(key):
             return json.loads(ctx.store.get(key, "metrics.json"))
     split = pipe.load("split")
-    cols = split["columns"]
     try:
         model = load_model(ctx, champion["model_key"], champion)
-        test = unseen_by(pipe, champion, split["test"], cols, split_key)
-        return ctx.component("metrics").compute(model, test[cols["features"]],
-                                                test[cols["target"]], task=cols["task"])
+        test = unseen_by(pipe, champion, split["test"], split["columns"], split_key)
+        return measure(ctx, model, test, split["columns"])
     except (ArtifactError, KeyboardInterrupt):
         raise  # a tampered champion is never silently replaced by its record
     except Exception as exc:  # another feature set or model kind: use its record
@@ -151,29 +121,24 @@ def unseen_by(pipe: Any, champion: dict, test: Any, cols: dict, split_key: str) 
 
 
 def run_register(pipe: Any, plan: Any) -> None:
-    """Judge the new model against the champion, register it, and move the alias if it
-    passes (compare-and-set against the champion judged). Runs under the model lock."""
+    """Judge the new model against the champion, register it, and give it the pipeline's
+    alias if it passes (compare-and-set against the champion judged)."""
     ctx, plans, manifest = pipe.ctx, pipe.plans, pipe.manifest
     metrics = pipe.load("evaluate")
     champion = ctx.registry.resolve(ctx.model_name, "champion")
     against = champion_metrics(pipe, champion) if champion is not None else None
     sigs = (signature_of(ctx, champion) if champion else None, pipe.load("train")["signature"])
     gate = judge(ctx, metrics, against, sigs)
-    alias = pipe.alias
     with committed(ctx):  # the version and its alias move, or neither
         version = register_version(
             ctx, model_key=plans["train"].key, reference_key=plans["split"].key,
             metrics=metrics, gate=gate, data_fingerprint=plans["data"].key,
             source={"kind": "run", "overrides": manifest.doc["overrides"]})
-        prev = move_alias(ctx, alias, version["version"],
-                          expect=(champion or {}).get("version") if alias == "champion" else ...,
-                          reason=gate["summary"], gate=gate,
-                          action="promote" if alias == "champion" else f"register-{alias}") \
-            if gate["passed"] else None
-    manifest.model_version = version["version"]
-    manifest.gate = gate
+        prev = give_alias(ctx, pipe.alias, version["version"], champion, gate,
+                          gate["summary"]) if gate["passed"] else None
+    manifest.model_version, manifest.gate = version["version"], gate
     if gate["passed"]:
-        manifest.alias_changes.append({"alias": alias, "from": prev, "to": version["version"]})
+        manifest.alias_changes.append({"alias": pipe.alias, "from": prev, "to": version["version"]})
 
 
 def run_deploy(pipe: Any, plan: Any) -> None:
@@ -181,27 +146,24 @@ def run_deploy(pipe: Any, plan: Any) -> None:
     ctx = pipe.ctx
     if ctx.registry.resolve(ctx.model_name, "champion") is None:
         ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")
-        return
-    result = ensure_deployed(ctx)
-    if result is not None:
+    elif (result := ensure_deployed(ctx)) is not None:
         pipe.manifest.deployment = result
 
 
 def load_output(pipe: Any, stage: str) -> Any:
     """The stored output of ``stage`` (verified against specloop's record)."""
     ctx, key = pipe.ctx, pipe.plans[stage].key
-    store = ctx.store
+    get = ctx.store.get
     if stage == "data":
-        return from_parquet(store.get(key, "frame.parquet"))
+        return from_parquet(get(key, "frame.parquet"))
     if stage == "split":
-        return {"train": from_parquet(store.get(key, "train.parquet")),
-                "test": from_parquet(store.get(key, "test.parquet")),
-                "columns": json.loads(store.get(key, "columns.json"))}
+        return {"train": from_parquet(get(key, "train.parquet")),
+                "test": from_parquet(get(key, "test.parquet")),
+                "columns": json.loads(get(key, "columns.json"))}
     if stage == "train":
-        return {"model": load_model(ctx, key),
-                "signature": json.loads(store.get(key, "signature.json"))}
+        return {"model": load_model(ctx, key), "signature": json.loads(get(key, "signature.json"))}
     if stage == "evaluate":
-        return json.loads(store.get(key, "metrics.json"))
+        return json.loads(get(key, "metrics.json"))
     raise KeyError(stage)  # pragma: no cover - register/deploy are never loaded
 
 

@@ -1,6 +1,6 @@
-"""Tabular plumbing the engine owns: feature selection, splitting, signatures, frames as
-Parquet bytes. Every data component hands the engine a DataFrame; what happens next is the
-same for all of them. pandas is imported only when a stage runs."""
+"""Tabular plumbing the engine owns, the same for every data component's DataFrame: feature
+selection, checks, splitting, signatures, frames as Parquet bytes. pandas is imported inside
+the functions: planning imports this module and never needs it (~0.3 s)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,20 @@ from .errors import ConfigError, StageError
 
 
 def to_parquet(frame) -> bytes:
-    """A DataFrame as Parquet bytes."""
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
 
 
 def from_parquet(data: bytes):
-    """Parquet bytes as a DataFrame."""
     import pandas as pd
 
     return pd.read_parquet(io.BytesIO(data))
 
 
 def columns_for(frame, conf: Any, where: Any, key: str = "data") -> dict[str, Any]:
-    """Decide target, features, categorical columns and task from a data config.
-
-    Raises:
-        ConfigError: if the target or a named column is not in the data, or it is empty.
-    """
+    """Target, features, categorical columns and task from a data config (a ConfigError when
+    the data is empty or lacks a column the config names)."""
     import pandas as pd
 
     cols = list(frame.columns)
@@ -79,24 +74,19 @@ def _no_duplicates(frame, where: Any, key: str) -> None:
 def check_frame(frame, features: list[str], conf: Any, where: Any, key: str) -> None:
     """Refuse data the model would misread: duplicate column names, and numeric feature
     columns with a few text cells (unless ``coerce`` declares how to read them)."""
-    _no_duplicates(frame, where, key)
-    _coerce(frame, conf, where, key)
-    for name in features:
-        if name in frame.columns:
-            _check_cells(frame, name, conf, where, key)
-
-
-def _coerce(frame, conf: Any, where: Any, key: str) -> None:
-    """Apply the declared ``coerce`` rules in place (bad cells become missing values)."""
     import pandas as pd
 
+    _no_duplicates(frame, where, key)
     for name, kind in (getattr(conf, "coerce", None) or {}).items():
         if name not in frame.columns or kind != "numeric":
             raise ConfigError(f"cannot coerce {name!r} to {kind!r}", key=f"{key}.coerce.{name}",
                               file=where(f"{key}.coerce"), got=kind,
                               expected="a column of the data, coerced to 'numeric'",
                               fix=f"use {key}.coerce: {{<column>: numeric}}")
-        frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        frame[name] = pd.to_numeric(frame[name], errors="coerce")  # bad cells: missing values
+    for name in features:
+        if name in frame.columns:
+            _check_cells(frame, name, conf, where, key)
 
 
 def _check_cells(frame, name: str, conf: Any, where: Any, key: str) -> None:
@@ -126,11 +116,11 @@ def _check_cells(frame, name: str, conf: Any, where: Any, key: str) -> None:
 
 def split_frame(frame, columns: dict, split: Any, seed: int):
     """Split into (train, test) frames keeping features, target and the time column."""
+    import pandas as pd
     from sklearn.model_selection import train_test_split
 
     keep = [*columns["features"], columns["target"]]
-    if columns["time_column"] and columns["time_column"] not in keep:
-        keep.append(columns["time_column"])
+    keep += [columns["time_column"]] if columns["time_column"] not in (None, "", *keep) else []
     frame = frame[keep]  # a copy already; renumbering rows below never copies again
     if split.method == "time":
         if not columns["time_column"]:
@@ -140,40 +130,45 @@ def split_frame(frame, columns: dict, split: Any, seed: int):
         frame = frame.sort_values(columns["time_column"], kind="stable").reset_index(drop=True)
         cut = int(round(len(frame) * (1 - split.test_size)))
         return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
-    stratify = None
-    if split.method == "stratified" and columns["task"] == "classification":
-        counts = frame[columns["target"]].value_counts()
-        if counts.min() >= 2:
-            stratify = frame[columns["target"]]
+    y = frame[columns["target"]]
+    stratify = y if split.method == "stratified" and columns["task"] == "classification" and \
+        y.value_counts().min() >= 2 else None
     try:
         train, test = train_test_split(frame, test_size=split.test_size, random_state=seed,
                                        stratify=stratify)
     except ValueError as exc:
         raise StageError(f"cannot split the data: {exc}", stage="split") from exc
-    return _renumbered(train), _renumbered(test)
+    for part in (train, test):  # renumbered in place: reset_index would copy
+        part.index = pd.RangeIndex(len(part))
+    return train, test
 
 
-def _renumbered(frame):
-    """``frame`` with rows numbered 0..n-1, in place (``reset_index`` would copy it)."""
+def predictions(model: Any, X: Any):
+    """``model``'s predictions for the rows of ``X`` as a frame, with a ``proba_<class>``
+    column per class when the model has ``predict_proba``."""
     import pandas as pd
 
-    frame.index = pd.RangeIndex(len(frame))
-    return frame
+    scores = pd.DataFrame({"prediction": model.predict(X)})
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        for i, label in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
+            scores[f"proba_{label}"] = proba[:, i]
+    return scores
 
 
 def signature(frame, columns: dict) -> dict:
     """The model's input signature: feature names, types and (categorical) values seen."""
     import pandas as pd
 
-    fields = []
+    types, fields = pd.api.types, []
     for name in columns["features"]:
         s = frame[name]
         if name in columns["categorical"]:
-            kind = "string" if not pd.api.types.is_numeric_dtype(s) else "integer"
-            values = sorted(map(str, s.dropna().unique()))[:200]
-            fields.append({"name": name, "type": kind, "categorical": True, "values": values})
+            fields.append({"name": name, "type": "integer" if types.is_numeric_dtype(s) else
+                           "string", "categorical": True,
+                           "values": sorted(map(str, s.dropna().unique()))[:200]})
         else:
-            kind = "integer" if pd.api.types.is_integer_dtype(s) else \
-                "boolean" if pd.api.types.is_bool_dtype(s) else "number"
-            fields.append({"name": name, "type": kind, "categorical": False})
+            fields.append({"name": name, "type": "integer" if types.is_integer_dtype(s) else
+                           "boolean" if types.is_bool_dtype(s) else "number",
+                           "categorical": False})
     return {"inputs": fields, "target": columns["target"], "task": columns["task"]}

@@ -89,7 +89,7 @@ def test_n_jobs_one_still_isolates_members_and_warm_up_can_be_switched_off(proje
 @pytest.mark.slow
 def test_a_dead_forkserver_is_started_again_and_missing_preloads_are_skipped(project,
                                                                             monkeypatch):
-    from specloop import _multirun as _launcher
+    from hydra_plugins.specloop_launcher import _workers as _launcher
 
     # a plugin may name a module that is not installed: the server skips it
     monkeypatch.setattr(_launcher, "ENGINE_PRELOAD", [*_launcher.ENGINE_PRELOAD,

@@ -1,4 +1,4 @@
-"""The work of ``hydra/launcher=specloop``: sweep members in worker processes of a chosen start method.
+"""The work of ``hydra/launcher=specloop``: sweep members in worker processes.
 
 ``hydra/launcher=specloop`` (the default of ``specloop run -m``) runs a batch in three steps:
 
@@ -14,11 +14,11 @@
    that dies without answering (a crash, the OOM killer) is reported through the task
    function's ``lost`` method; the other members and the sweep go on.
 
-Processes come from ``multiprocessing`` with ``start_method``: ``forkserver`` (the default
-where it exists) forks every worker from a clean server process that imported the modules
-specloop and its plugins name (``specloop_add_preload_modules``) once, while Hydra composed
-the sweep; ``spawn`` (the default elsewhere, and always available) starts fresh
-interpreters; ``fork`` forks this process. Nothing of Hydra's private state is written:
+Processes come from ``multiprocessing`` with ``start_method`` (see ``_workers``):
+``forkserver`` (the default where it exists) forks every worker from a clean server process
+that imported the modules specloop and its plugins name (``specloop_add_preload_modules``)
+once, while Hydra composed the sweep; ``spawn`` (the default elsewhere, and always available)
+starts fresh interpreters; ``fork`` forks this process. Nothing of Hydra's private state is written:
 workers get their composed config and ``HydraConfig.set_config``, Hydra's public API.
 """
 
@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from specloop._multirun import start_method
+from specloop._redact import redact_overrides
+
+from ._workers import start_method
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +119,6 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
     n_jobs = min(worker_count(launcher.n_jobs), len(jobs))
     log.info(f"specloop launcher: {len(jobs)} member(s), {n_jobs} at a time ({method})")
     configs = [(idx, ov, _member_config(launcher, idx, ov)) for idx, ov in jobs]
-    from specloop._redact import redact_overrides
-
     for idx, ov, _ in configs:
         log.info(f"\t#{idx} : {' '.join(redact_overrides(filter_overrides(ov)))}")
     if launcher.warm_up and len(jobs) > 1 and callable(getattr(launcher.task_function,

@@ -1,8 +1,8 @@
 """The Hydra side of ``hydra/launcher=specloop``: its config and the ``Launcher`` class.
 
 Hydra imports every module of the ``hydra_plugins`` namespace when it looks for plugins, so
-this module stays light; the work is in :mod:`hydra_plugins.specloop_launcher._launch`. (No ``from __future__
-import annotations``: Hydra's scan executes the module before it is in ``sys.modules``, where
+this module stays light; the work is in :mod:`._launch`. (No ``from __future__ import
+annotations``: Hydra's scan executes the module before it is in ``sys.modules``, where
 ``dataclass`` would look up string annotations.)
 """
 
@@ -29,7 +29,7 @@ ConfigStore.instance().store(group="hydra/launcher", name="specloop",
 
 
 class SpecloopLauncher(Launcher):
-    """Warm up once, then run each member in a worker process (see :mod:`hydra_plugins.specloop_launcher._launch`)."""
+    """Warm up once, then run each member in a worker process (see :mod:`._launch`)."""
 
     def __init__(self, n_jobs: int = -1, warm_up: bool = True, start_method: str = "auto") -> None:
         self.n_jobs = n_jobs
