@@ -14,8 +14,8 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
+    from ._context import RunContext
     from .components import ComponentSpec
-    # ``RunContext`` in the annotations below is specloop.RunContext (specloop/_context.py)
 
 hookspec = pluggy.HookspecMarker("specloop")
 hookimpl = pluggy.HookimplMarker("specloop")
