@@ -25,6 +25,7 @@ from ._registry import Registry, open_registry
 from ._spec import Spec, validate
 from ._store import ArtifactStore
 from .components import ComponentTable
+from .errors import RegistryError
 
 
 def new_run_id() -> str:
@@ -199,7 +200,13 @@ def default_registry(where: tuple[bool, str], project_dir: Path) -> Path:
     """
     local, root = where
     if local and Path(root) == (project_dir / ".specloop" / "store").resolve():
-        return project_dir / ".specloop" / "registry.db"
+        path = project_dir / ".specloop" / "registry.db"
+        legacy = Path(root) / "registry.db"
+        if legacy.is_file() and not path.exists():  # specloop 0.1 kept it inside the store
+            raise RegistryError(f"the registry {legacy} lies inside the artifact store, where "
+                                "specloop 0.1 kept it", fix=f"move it out of the store: mv "
+                                f"{legacy} {path} (it is migrated when next opened)")
+        return path
     tag = hashlib.sha256(root.encode()).hexdigest()[:12]
     return project_dir / ".specloop" / f"registry-{tag}.db"
 

@@ -598,3 +598,14 @@ def test_registry_check_reports_a_registry_file_it_cannot_open(project):
     assert rows[0]["status"] == "failed" and "not a readable SQLite database" in rows[0]["detail"]
     assert "Traceback" not in res.output
     assert db.read_bytes() == b"not a database at all"  # nothing replaced it
+
+
+def test_a_registry_left_inside_the_store_by_specloop_0_1_is_named(project):
+    p = project
+    legacy = p.root / ".specloop" / "store" / "registry.db"
+    legacy.parent.mkdir(parents=True)
+    sqlite3.connect(legacy).execute("CREATE TABLE versions (x)").connection.commit()
+    res = p.cli("plan")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "lies inside the artifact store" in res.stderr and "mv " in res.stderr
+    assert not (p.root / ".specloop" / "registry.db").exists()  # nothing started beside it
