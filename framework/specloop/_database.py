@@ -106,7 +106,8 @@ def connect(path: Path) -> sqlite3.Connection:
     :class:`RegistryError` if it is empty, not a database, or gone although one was made."""
     path = Path(path)
     if not path.exists():
-        if marker(path).exists():
+        # look at the file again after the marker: another process may have just made both
+        if marker(path).exists() and not path.exists():
             raise _broken(path, "is missing although a registry was created there")
         _build(path, lambda c: c.executescript(f"{SCHEMA}PRAGMA user_version = {VERSION};"),
                _link)
