@@ -123,6 +123,8 @@ class ArtifactStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
             with self._remote():
+                if self.fs.exists(final):  # unrecorded files (planted, or a crash's) go too
+                    self.fs.rm(final, recursive=True)
                 for name, data in files.items():
                     self.fs.pipe_file(f"{final}/{name}", data)
         if self.index is not None:

@@ -190,9 +190,12 @@ def test_s3_a_planted_model_under_the_next_train_key_is_never_loaded(
     data = payload(kind, marker, ext)
     s3.pipe_file(f"{base}/model.bin", data)
     s3.pipe_file(f"{base}/signature.json", SIGNATURE)
+    s3.pipe_file(f"{base}/evil.pkl", data)  # beside the files the run will write
     assert plan_rows(p.cli("plan", "--json", *extra))["train"]["action"] == "run"
     ok(sl(p.root, "run", *extra, ext=ext))  # a real process against the real server
     assert not marker.exists()
+    s3.invalidate_cache()
+    assert not s3.exists(f"{base}/evil.pkl")  # the unrecorded key was replaced whole
     [db] = list((p.root / ".specloop").glob("registry*.db"))
     [row] = query_file(db, key)
     assert sha_bytes(s3.cat_file(f"{base}/model.bin")) == row["files"]["model.bin"]["sha256"]
