@@ -1,5 +1,6 @@
-"""``specloop runs …`` and ``specloop registry …``: thin commands over the record (the work
-is in ``_manifest``, ``_registry`` and ``_governance``)."""
+"""The record commands, ``specloop runs …``, ``registry …`` and ``reproduce``, thin over
+``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; and how every sub-command
+declares its arguments."""
 
 from __future__ import annotations
 
@@ -12,26 +13,43 @@ from ._text import table
 from .errors import RegistryError
 
 Out = Callable[[str], None]
+JSON = ("--json", {"action": "store_true", "help": "print JSON"})
 
 
-def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> None:
-    """Add ``runs`` and ``registry`` to the ``specloop`` parser (``command`` adds one)."""
-    json_flag = ("--json", {"action": "store_true", "help": "print JSON"})
+def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
+            project: bool = True, overrides: bool = True) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` with ``args`` (``(flags, kwargs)`` pairs) and ``--project``."""
+    p = sub.add_parser(name, help=help)
+    for flags, kwargs in args:
+        p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
+    if project:
+        p.add_argument("--project", default=".", metavar="DIR",
+                       help="project folder holding conf/config.yaml (default: current folder)")
+    if overrides:
+        p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                       help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
+    if handler is not None:
+        p.set_defaults(handler=handler)
+    return p
+
+
+def add_commands(sub: Any, handlers: dict[str, Callable]) -> None:
+    """Add ``runs``, ``registry`` and ``reproduce`` to the ``specloop`` parser."""
     no_deploy = ("--no-deploy", {"action": "store_true",
                                  "help": "move the alias only; do not deploy"})
     runs = sub.add_parser("runs", help="recorded runs")
     runs.set_defaults(handler=handlers["runs"])
     rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
-    command(rsub, "list", "every run, oldest first", json_flag)
-    command(rsub, "show", "one run's manifest", ("run_id", {}), json_flag)
+    command(rsub, "list", "every run, oldest first", JSON)
+    command(rsub, "show", "one run's manifest", ("run_id", {}), JSON)
     reg = sub.add_parser("registry", help="model versions, aliases and the record's health")
     reg.set_defaults(handler=handlers["registry"])
     gsub = reg.add_subparsers(dest="registry_cmd", required=True,
                               metavar="list|show|promote|rollback|history|check|backup")
-    command(gsub, "list", "every version", json_flag)
+    command(gsub, "list", "every version", JSON)
     command(gsub, "show", "one version's model card (default: the champion)",
             ("version", {"nargs": "?", "type": int}),
-            ("--alias", {"help": "show the version this alias points at"}), json_flag)
+            ("--alias", {"help": "show the version this alias points at"}), JSON)
     command(gsub, "promote", "point an alias (default champion) at a version; champion only "
             "if the declared gate passes", ("version", {"type": int}),
             ("--alias", {"default": "champion"}),
@@ -41,11 +59,15 @@ def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> 
             no_deploy)
     command(gsub, "rollback", "move an alias back to its previous holder (and deploy it, for "
             "champion)", ("--alias", {"default": "champion"}), ("--reason", {}), no_deploy)
-    command(gsub, "history", "alias history and the audit log", json_flag)
+    command(gsub, "history", "alias history and the audit log", JSON)
     command(gsub, "check", "the registry file, every version's artifacts and the champion's "
-            "deployment, against the record", json_flag)
+            "deployment, against the record", JSON)
     command(gsub, "backup", "a consistent copy of the registry (SQLite's online backup)",
             ("file", {"help": "where the copy goes"}))
+    command(sub, "reproduce", "re-run a recorded run and compare its metrics",
+            ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
+                         "largest absolute metric difference accepted (default: exact)"}),
+            JSON, handler=handlers["reproduce"], overrides=False)
 
 
 def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
@@ -126,6 +148,35 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     elif sub == "backup":
         out(f"wrote {reg.backup(Path(args.file))} (a consistent copy of {reg.path})")
     return 0
+
+
+def reproduce(args: argparse.Namespace, out: Out) -> int:
+    """``specloop reproduce RUN_ID``: exit code 1 if the metrics did not come back."""
+    from ._reproduce import reproduce  # the whole engine: `specloop --help` imports this module
+
+    report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=out)
+    code = 0 if report["reproduced"] else 1
+    if args.json:
+        _emit(out, report)
+        return code
+    out(f"reproduction {report['run_id']} of run {report['reproduces']} "
+        f"(tolerance {report['tolerance']:g})")
+    for note in report["notes"]:
+        out(f"note: {note}")
+    out(table([{**r, "ok": "yes" if r["ok"] else "NO",
+                **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
+                   if isinstance(r[k], (int, float))}} for r in report["metrics"]],
+              ["metric", "recorded", "reproduced", "difference", "ok"]))
+    if report["stage_keys"]:
+        out("stage keys that differ (component versions or pinned data):")
+        out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
+    if report["environment"]:
+        out("environment differences:")
+        out(table(report["environment"], ["what", "recorded", "now"]))
+    else:
+        out("environment: same python and package versions")
+    out("reproduced" if code == 0 else "NOT reproduced: the metrics differ")
+    return code
 
 
 def _emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from . import __version__
 from . import _cli_records as records
+from ._cli_records import JSON, command
 from ._manager import make_plugin_manager
 from ._redact import redact, secret_fields
 from ._text import table
@@ -77,35 +78,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         _out(f"deployed v{doc['deployment'].get('version', '?')}" + (f" to {where}" if where
                                                                      else ""))
     return 0
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """``specloop reproduce RUN_ID``: re-run a recorded run and compare its metrics."""
-    from ._reproduce import reproduce
-
-    report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=_out)
-    code = 0 if report["reproduced"] else 1
-    if args.json:
-        _out(json.dumps(report, indent=2, default=str))
-        return code
-    _out(f"reproduction {report['run_id']} of run {report['reproduces']} "
-         f"(tolerance {report['tolerance']:g})")
-    for note in report["notes"]:
-        _out(f"note: {note}")
-    _out(table([{**r, "ok": "yes" if r["ok"] else "NO",
-                 **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
-                    if isinstance(r[k], (int, float))}} for r in report["metrics"]],
-               ["metric", "recorded", "reproduced", "difference", "ok"]))
-    if report["stage_keys"]:
-        _out("stage keys that differ (component versions or pinned data):")
-        _out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
-    if report["environment"]:
-        _out("environment differences:")
-        _out(table(report["environment"], ["what", "recorded", "now"]))
-    else:
-        _out("environment: same python and package versions")
-    _out("reproduced" if code == 0 else "NOT reproduced: the metrics differ")
-    return code
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -219,25 +191,7 @@ def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------
-JSON = ("--json", {"action": "store_true", "help": "print JSON"})
 BUILTIN = ("run", "plan", "validate", "loop", "plugins", "runs", "registry", "reproduce")
-
-
-def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
-            project: bool = True, overrides: bool = True) -> argparse.ArgumentParser:
-    """Add sub-command ``name`` with ``args`` (``(flags, kwargs)`` pairs) and ``--project``."""
-    p = sub.add_parser(name, help=help)
-    for flags, kwargs in args:
-        p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
-    if project:
-        p.add_argument("--project", default=".", metavar="DIR",
-                       help="project folder holding conf/config.yaml (default: current folder)")
-    if overrides:
-        p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
-                       help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
-    if handler is not None:
-        p.set_defaults(handler=handler)
-    return p
 
 
 def build_parser(pm: Any = None) -> argparse.ArgumentParser:
@@ -265,12 +219,9 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
             handler=cmd_loop)
     command(sub, "plugins", "installed plugins and their components", JSON,
             handler=cmd_plugins, project=False, overrides=False)
-    records.add_commands(sub, command, {"runs": partial(cmd_records, records.runs),
-                                        "registry": partial(cmd_records, records.registry)})
-    command(sub, "reproduce", "re-run a recorded run and compare its metrics",
-            ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
-                         "largest absolute metric difference accepted (default: exact)"}),
-            JSON, handler=cmd_reproduce, overrides=False)
+    records.add_commands(sub, {"runs": partial(cmd_records, records.runs),
+                               "registry": partial(cmd_records, records.registry),
+                               "reproduce": partial(records.reproduce, out=_out)})
     if pm is not None:
         pm.hook.specloop_add_cli_commands(subparsers=sub)
     return parser
