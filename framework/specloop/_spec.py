@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._boundary import Guarded, guarded_call
 from ._config import ROOT_KEYS, Composed, Provenance, typed, unknown_root_key
+from ._manager import Guarded, guarded_call
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
