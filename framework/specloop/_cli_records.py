@@ -77,7 +77,7 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     if args.runs_cmd == "show":
         m = read_manifest(ctx, args.run_id)
         if args.json:
-            return _emit(out, m)
+            return emit(out, m)
         out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
         out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
         git = m.get("git") or {}
@@ -93,8 +93,8 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     rows = [{"run": r["run_id"], "command": r["command"], "status": r["status"],
              "started": r["started"], "version": r["model_version"],
              "overrides": " ".join(r["overrides"])} for r in ctx.registry.runs()]
-    return _emit(out, rows, None if args.json else
-                 ["run", "command", "status", "started", "version", "overrides"])
+    return emit(out, rows, None if args.json else
+                ["run", "command", "status", "started", "version", "overrides"])
 
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
@@ -104,13 +104,13 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
         rows = gov.check_registry(ctx)
-        _emit(out, rows, None if args.json else ["what", "status", "detail"])
+        emit(out, rows, None if args.json else ["what", "status", "detail"])
         return 0 if all(r["status"] == "ok" for r in rows) else 1
     reg, name, sub = ctx.registry, ctx.model_name, args.registry_cmd
     if sub == "list":
         versions = reg.versions(name)
         if args.json:
-            return _emit(out, versions)
+            return emit(out, versions)
         metric_cols = list(versions[0]["metrics"])[:3] if versions else []
         out(table([{"version": v["version"], "aliases": ",".join(v["aliases"]),
                     "created": v["created_at"], "run": v["run_id"],
@@ -139,7 +139,7 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
-            return _emit(out, {"aliases": hist, "audit": audit})
+            return emit(out, {"aliases": hist, "audit": audit})
         out("alias history:")
         out(table([{**h, "from": h["previous"], "to": h["version"]} for h in hist],
                   ["at", "alias", "from", "to", "action", "reason"]))
@@ -157,7 +157,7 @@ def reproduce(args: argparse.Namespace, out: Out) -> int:
     report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=out)
     code = 0 if report["reproduced"] else 1
     if args.json:
-        _emit(out, report)
+        emit(out, report)
         return code
     out(f"reproduction {report['run_id']} of run {report['reproduces']} "
         f"(tolerance {report['tolerance']:g})")
@@ -179,7 +179,7 @@ def reproduce(args: argparse.Namespace, out: Out) -> int:
     return code
 
 
-def _emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
+def emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
     """Print ``doc`` as JSON, or as a table of ``columns``."""
     out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0

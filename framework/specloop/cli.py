@@ -15,14 +15,14 @@ import os
 import sys
 import traceback
 import warnings
-from contextlib import contextmanager
+from contextlib import closing
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import __version__
 from . import _cli_records as records
-from ._cli_records import JSON, command
+from ._cli_records import JSON, command, emit
 from ._manager import make_plugin_manager
 from ._redact import redact, secret_fields
 from ._text import table
@@ -32,24 +32,18 @@ from .errors import ConfigError, SpecloopError
 # pandas and the store more) to `specloop plugins` and `--help`, which stay well under 0.5 s.
 
 
-def _out(text: str = "") -> None:
-    print(text, flush=True)
+_out = partial(print, flush=True)
 
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _project(args: argparse.Namespace) -> Iterator[Any]:
+def _project(args: argparse.Namespace) -> closing:
     """The run context of ``--project`` and the overrides, closed when the command is done."""
     from ._context import make_context
 
-    ctx = make_context(args.project, args.overrides, echo=_out)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
+    return closing(make_context(args.project, args.overrides, echo=_out))
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -87,8 +81,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with _project(args) as ctx:
         rows = [p.row() for p in plan_run(ctx)]
     if args.json:
-        _out(json.dumps(rows, indent=2))
-        return 0
+        return emit(_out, rows)
     _out(table(rows, ["stage", "component", "action", "reason"]))
     todo = [r["stage"] for r in rows if r["action"] == "run"]
     _out(f"{len(todo)} stage(s) would run" + (f": {', '.join(todo)}" if todo else
@@ -154,8 +147,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
     with _project(args) as ctx:
         if args.status:
-            _out(json.dumps(loop_status(ctx), indent=2, default=str))
-            return 0
+            return emit(_out, loop_status(ctx))
         done = Loop(ctx).run(limit=args.limit)
     retrains = sum(1 for r in done if r["retrain"])
     promoted = sum(1 for r in done if r.get("outcome") == "promoted")
@@ -170,11 +162,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for spec in pm.component_table().specs.values():
         by_plugin.setdefault(spec.plugin, []).append(spec)
     if args.json:
-        _out(json.dumps([{**row, "components": [
+        return emit(_out, [{**row, "components": [
             {"stage": str(s.stage), "kind": s.kind, "version": s.version,
              "description": s.description, "missing": s.missing_requirements()}
-            for s in by_plugin.get(row["name"], [])]} for row in pm.plugin_rows()], indent=2))
-        return 0
+            for s in by_plugin.get(row["name"], [])]} for row in pm.plugin_rows()])
     for row in pm.plugin_rows():
         _out(f"{row['name']}  ({row['distribution']})  {row['status']}")
         for s in sorted(by_plugin.get(row["name"], []), key=lambda s: (str(s.stage), s.kind)):
