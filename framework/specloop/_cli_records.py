@@ -1,6 +1,6 @@
 """The record commands, ``specloop runs …``, ``registry …`` and ``reproduce``, thin over
-``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; and how every sub-command
-declares its arguments."""
+``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; how every sub-command declares
+its arguments, and the plain-text tables commands, sweeps and backtests print."""
 
 from __future__ import annotations
 
@@ -9,11 +9,22 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ._text import table
 from .errors import RegistryError
 
 Out = Callable[[str], None]
 JSON = ("--json", {"action": "store_true", "help": "print JSON"})
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as aligned columns with a header rule; ``-`` for missing values."""
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
 
 
 def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,

@@ -22,10 +22,9 @@ from typing import Any, Callable
 
 from . import __version__
 from . import _cli_records as records
-from ._cli_records import JSON, command, emit
+from ._cli_records import JSON, command, emit, table
 from ._manager import make_plugin_manager
 from ._redact import redact, secret_fields
-from ._text import table
 from .errors import ConfigError, SpecloopError
 
 # Each command imports the engine modules it needs when it runs: they add ~0.07 s (Hydra,
