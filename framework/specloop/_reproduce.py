@@ -30,11 +30,10 @@ def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
     overrides = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
     pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides))
     table = pm.component_table()
-    search = conf_search_dirs(pm.conf_dirs())
-    choices = dict(manifest.get("choices") or {})
-    prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices, overrides)
+    search = [project_dir / "conf", *map(Path, conf_search_dirs(pm.conf_dirs()))]
+    prov = Provenance(project_dir, search, dict(manifest.get("choices") or {}), overrides)
     config = json.loads(json.dumps(manifest["config"]))  # a private copy
-    ctx = validated(Composed(config, prov, choices, overrides), pm, table, echo)
+    ctx = validated(Composed(config, prov), pm, table, echo)
     ctx.spec.store = dataclasses.replace(ctx.spec.store, url=str(store_dir),
                                          registry=f"sqlite:///{store_dir.parent / 'registry.db'}",
                                          storage_options={})

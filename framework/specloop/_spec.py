@@ -270,8 +270,8 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
         incoming = resolve_node(Stage.DATA, {**merged, **own}, "loop.incoming", table, prov,
                                 vctx, optional=False)
     spec = Spec(project_dir=prov.project_dir, raw=raw, **confs, components=components,
-                incoming=incoming, provenance=prov, overrides=composed.overrides,
-                choices=composed.choices, settings=settings)
+                incoming=incoming, provenance=prov, overrides=prov.overrides,
+                choices=prov.choices, settings=settings)
     check_stages(spec)
     return spec
 
