@@ -85,8 +85,7 @@ class Manifest:
         """``eager`` writes it at once and after planning, so a run that dies leaves a
         ``running`` manifest; a run whose stages are all cached changes nothing and passes
         ``False`` (its manifest is written once, at the end)."""
-        self.ctx = ctx
-        self.eager = eager
+        self.ctx, self.eager = ctx, eager
         spec = ctx.spec
         secrets = secret_fields(spec)
         self._git = git_state(spec.project_dir)  # runs while the stages do

@@ -1,9 +1,6 @@
-"""The ``specloop`` command line: thin wrappers over the engine.
-
-Exit codes: 0 success; 2 a user error (bad spec, bad override, missing file, unknown kind),
-printed without a traceback unless ``SPECLOOP_FULL_ERROR=1``; 1 a stage or plugin failure,
-naming the stage, the component and its distribution.
-"""
+"""The ``specloop`` command line: thin wrappers over the engine. Errors print without a
+traceback (unless ``SPECLOOP_FULL_ERROR=1``) and exit with their class's code (errors.py):
+2 a user error, 1 a stage or plugin failure naming stage, component and distribution."""
 
 from __future__ import annotations
 
