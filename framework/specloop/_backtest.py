@@ -10,12 +10,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ._cli_records import table
 from ._loop import Loop
 from ._multirun import SweepJob, multirun, new_sweep_dir
 from ._registry import Registry
 from ._store import ArtifactStore
 from ._sweep import leaderboard, save, show
-from ._text import table
 
 # the backtest's leaderboard column <- result field, after the metrics
 BACKTEST_COLUMNS = {c: c for c in ("seconds", "error", "policy", "worst_batch", "retrains",

@@ -1,5 +1,6 @@
-"""``specloop runs …`` and ``specloop registry …``: thin commands over the record (the work
-is in ``_manifest``, ``_registry`` and ``_governance``)."""
+"""The record commands, ``specloop runs …``, ``registry …`` and ``reproduce``, thin over
+``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; how every sub-command declares
+its arguments, and the plain-text tables commands, sweeps and backtests print."""
 
 from __future__ import annotations
 
@@ -8,30 +9,58 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ._text import table
 from .errors import RegistryError
 
 Out = Callable[[str], None]
+JSON = ("--json", {"action": "store_true", "help": "print JSON"})
 
 
-def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> None:
-    """Add ``runs`` and ``registry`` to the ``specloop`` parser (``command`` adds one)."""
-    json_flag = ("--json", {"action": "store_true", "help": "print JSON"})
+def table(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as aligned columns with a header rule; ``-`` for missing values."""
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
+            project: bool = True, overrides: bool = True) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` with ``args`` (``(flags, kwargs)`` pairs) and ``--project``."""
+    p = sub.add_parser(name, help=help)
+    for flags, kwargs in args:
+        p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
+    if project:
+        p.add_argument("--project", default=".", metavar="DIR",
+                       help="project folder holding conf/config.yaml (default: current folder)")
+    if overrides:
+        p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                       help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
+    if handler is not None:
+        p.set_defaults(handler=handler)
+    return p
+
+
+def add_commands(sub: Any, handlers: dict[str, Callable]) -> None:
+    """Add ``runs``, ``registry`` and ``reproduce`` to the ``specloop`` parser."""
     no_deploy = ("--no-deploy", {"action": "store_true",
                                  "help": "move the alias only; do not deploy"})
     runs = sub.add_parser("runs", help="recorded runs")
     runs.set_defaults(handler=handlers["runs"])
     rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
-    command(rsub, "list", "every run, oldest first", json_flag)
-    command(rsub, "show", "one run's manifest", ("run_id", {}), json_flag)
+    command(rsub, "list", "every run, oldest first", JSON)
+    command(rsub, "show", "one run's manifest", ("run_id", {}), JSON)
     reg = sub.add_parser("registry", help="model versions, aliases and the record's health")
     reg.set_defaults(handler=handlers["registry"])
     gsub = reg.add_subparsers(dest="registry_cmd", required=True,
                               metavar="list|show|promote|rollback|history|check|backup")
-    command(gsub, "list", "every version", json_flag)
+    command(gsub, "list", "every version", JSON)
     command(gsub, "show", "one version's model card (default: the champion)",
             ("version", {"nargs": "?", "type": int}),
-            ("--alias", {"help": "show the version this alias points at"}), json_flag)
+            ("--alias", {"help": "show the version this alias points at"}), JSON)
     command(gsub, "promote", "point an alias (default champion) at a version; champion only "
             "if the declared gate passes", ("version", {"type": int}),
             ("--alias", {"default": "champion"}),
@@ -41,11 +70,15 @@ def add_commands(sub: Any, command: Callable, handlers: dict[str, Callable]) -> 
             no_deploy)
     command(gsub, "rollback", "move an alias back to its previous holder (and deploy it, for "
             "champion)", ("--alias", {"default": "champion"}), ("--reason", {}), no_deploy)
-    command(gsub, "history", "alias history and the audit log", json_flag)
+    command(gsub, "history", "alias history and the audit log", JSON)
     command(gsub, "check", "the registry file, every version's artifacts and the champion's "
-            "deployment, against the record", json_flag)
+            "deployment, against the record", JSON)
     command(gsub, "backup", "a consistent copy of the registry (SQLite's online backup)",
             ("file", {"help": "where the copy goes"}))
+    command(sub, "reproduce", "re-run a recorded run and compare its metrics",
+            ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
+                         "largest absolute metric difference accepted (default: exact)"}),
+            JSON, handler=handlers["reproduce"], overrides=False)
 
 
 def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
@@ -55,7 +88,7 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     if args.runs_cmd == "show":
         m = read_manifest(ctx, args.run_id)
         if args.json:
-            return _emit(out, m)
+            return emit(out, m)
         out(f"run {m['run_id']}  {m['command']}  {m['status']}  {m['started']} → {m['ended']}")
         out(f"overrides: {' '.join(m['overrides']) or '(none)'}")
         git = m.get("git") or {}
@@ -71,8 +104,8 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     rows = [{"run": r["run_id"], "command": r["command"], "status": r["status"],
              "started": r["started"], "version": r["model_version"],
              "overrides": " ".join(r["overrides"])} for r in ctx.registry.runs()]
-    return _emit(out, rows, None if args.json else
-                 ["run", "command", "status", "started", "version", "overrides"])
+    return emit(out, rows, None if args.json else
+                ["run", "command", "status", "started", "version", "overrides"])
 
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
@@ -82,13 +115,13 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
         rows = gov.check_registry(ctx)
-        _emit(out, rows, None if args.json else ["what", "status", "detail"])
+        emit(out, rows, None if args.json else ["what", "status", "detail"])
         return 0 if all(r["status"] == "ok" for r in rows) else 1
     reg, name, sub = ctx.registry, ctx.model_name, args.registry_cmd
     if sub == "list":
         versions = reg.versions(name)
         if args.json:
-            return _emit(out, versions)
+            return emit(out, versions)
         metric_cols = list(versions[0]["metrics"])[:3] if versions else []
         out(table([{"version": v["version"], "aliases": ",".join(v["aliases"]),
                     "created": v["created_at"], "run": v["run_id"],
@@ -117,7 +150,7 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
-            return _emit(out, {"aliases": hist, "audit": audit})
+            return emit(out, {"aliases": hist, "audit": audit})
         out("alias history:")
         out(table([{**h, "from": h["previous"], "to": h["version"]} for h in hist],
                   ["at", "alias", "from", "to", "action", "reason"]))
@@ -128,7 +161,36 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-def _emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
+def reproduce(args: argparse.Namespace, out: Out) -> int:
+    """``specloop reproduce RUN_ID``: exit code 1 if the metrics did not come back."""
+    from ._reproduce import reproduce  # the whole engine: `specloop --help` imports this module
+
+    report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=out)
+    code = 0 if report["reproduced"] else 1
+    if args.json:
+        emit(out, report)
+        return code
+    out(f"reproduction {report['run_id']} of run {report['reproduces']} "
+        f"(tolerance {report['tolerance']:g})")
+    for note in report["notes"]:
+        out(f"note: {note}")
+    out(table([{**r, "ok": "yes" if r["ok"] else "NO",
+                **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
+                   if isinstance(r[k], (int, float))}} for r in report["metrics"]],
+              ["metric", "recorded", "reproduced", "difference", "ok"]))
+    if report["stage_keys"]:
+        out("stage keys that differ (component versions or pinned data):")
+        out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
+    if report["environment"]:
+        out("environment differences:")
+        out(table(report["environment"], ["what", "recorded", "now"]))
+    else:
+        out("environment: same python and package versions")
+    out("reproduced" if code == 0 else "NOT reproduced: the metrics differ")
+    return code
+
+
+def emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
     """Print ``doc`` as JSON, or as a table of ``columns``."""
     out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0

@@ -163,12 +163,11 @@ def _fields(schema: Any, parts: list[str]) -> dict[str, Any]:
 
 @dataclass
 class Composed:
-    """A composed spec (plain containers, interpolations resolved) and its provenance."""
+    """A composed spec (plain containers, interpolations resolved) and its provenance (which
+    holds the options chosen and the overrides)."""
 
     config: dict
     provenance: Provenance
-    choices: dict[str, str | None]
-    overrides: list[str]
 
 
 def compose(project_dir: Path, overrides: list[str], plugin_dirs: list[str]) -> Composed:
@@ -224,7 +223,7 @@ def from_hydra_config(cfg: Any, project_dir: Path, search: list[str], hydra: Any
             "cannot resolve an interpolation", key=key, file=prov.where(key) if key else None,
             expected="an interpolation that points at an existing key",
             fix="check the ${...} reference", extra=[("detail", _first_line(exc))]) from None
-    return Composed(plain, prov, choices, overrides)
+    return Composed(plain, prov)
 
 
 def _first_line(exc: BaseException) -> str:

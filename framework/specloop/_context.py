@@ -6,21 +6,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import yaml
 
-from ._config import compose, conf_search_dirs, from_hydra_config
+from ._config import Composed, compose, conf_search_dirs, from_hydra_config
 from ._manager import PluginManager, make_plugin_manager
-from ._redact import redact_env
 from ._registry import Registry, open_registry
 from ._spec import Spec, validate
 from ._store import ArtifactStore
@@ -184,6 +180,13 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
         hc = HydraConfig.get()
         composed = from_hydra_config(hydra_cfg, project_dir, conf_search_dirs(pm.conf_dirs()),
                                      hc, list(hc.overrides.task))
+    return validated(composed, pm, table, echo)
+
+
+def validated(composed: Composed, pm: PluginManager, table: ComponentTable,
+              echo: Any = None) -> RunContext:
+    """The run context of ``composed``, validated against the plugins of ``pm`` (settings of
+    disabled or broken plugins are left unchecked)."""
     inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
     spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
                     inactive | {b.name for b in pm.broken})
@@ -218,54 +221,3 @@ def thread_limits(threads: int | None) -> Any:
     from threadpoolctl import threadpool_limits  # imports numpy's BLAS probe; only when set
 
     return threadpool_limits(limits=threads)
-
-
-PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
-            "pyarrow", "scipy", "fsspec", "skops", "dvc")
-
-
-def _version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def environment() -> dict[str, Any]:
-    """Python and package versions recorded in every manifest."""
-    return {"python": sys.version.split()[0], "platform": sys.platform,
-            "packages": {name: _version(name) for name in PACKAGES},
-            "env": redact_env({k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")})}
-
-
-def _output(proc: subprocess.Popen) -> str | None:
-    """What ``proc`` printed, or ``None`` if it failed or took over 10 s."""
-    try:
-        out = proc.communicate(timeout=10)[0]
-    except subprocess.SubprocessError:
-        proc.kill()
-        proc.communicate()
-        return None
-    return out if proc.returncode == 0 else None
-
-
-def git_state(path: Path) -> Callable[[], dict[str, Any]]:
-    """Start finding the git commit of ``path`` and whether the work tree is dirty.
-
-    Both ``git`` commands start at once and run while the caller goes on; the returned
-    function waits for them and gives ``{"commit", "dirty"}`` (``None`` values outside git).
-    """
-    cmds = (["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])
-    try:
-        procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  stdin=subprocess.DEVNULL, text=True) for c in cmds]
-    except OSError:  # no git
-        procs = []
-
-    @cache
-    def wait() -> dict[str, Any]:
-        commit, status = map(_output, procs) if procs else (None, None)
-        return {"commit": commit.strip() if commit else None,
-                "dirty": bool(status and status.strip()) if commit else None}
-
-    return wait

@@ -9,7 +9,7 @@ import json
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ._boundary import call_hook
+from ._manager import call_hook
 from ._model_artifacts import (MODEL_FILE, load_model, model_record, read_file, recorded_file,
                               save_model, version_artifacts)
 from ._plan import deploy_target, deployment_status

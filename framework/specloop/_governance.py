@@ -47,10 +47,8 @@ def _check_text(check: dict) -> str:
 
 def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = False,
             reason: str | None = None, deploy: bool = True) -> dict:
-    """Point ``alias`` at ``version`` and, for ``champion``, deploy it under the model's lock;
-    for ``champion`` only if the gate passes (else :class:`GateRefused`, exit 1) or ``force``
-    comes with a ``reason``. A :class:`RegistryError` (exit 2) for an unknown version, or an
-    alias that moved meanwhile. Returns ``{"alias", "from", "to", "gate", "forced", …}``."""
+    """:func:`specloop.promote`; a refusing gate raises :class:`GateRefused` (exit 1), the other
+    refusals a :class:`RegistryError` (exit 2)."""
     if force and not (reason and reason.strip()):
         raise RegistryError("--force needs --reason TEXT",
                             fix="say why the gate is overridden, e.g. --force --reason "
@@ -85,10 +83,8 @@ def promote(ctx: Any, version: int, *, alias: str = CHAMPION, force: bool = Fals
 
 def rollback(ctx: Any, alias: str = CHAMPION, *, reason: str | None = None,
              deploy: bool = True) -> dict:
-    """Move ``alias`` back to the holder before its current one, deploy it, and return
-    ``{"alias", "from", "to", "deployment"}``. The holder seen at the start must still hold the
-    alias under the model's lock (compare-and-set): of two concurrent rollbacks, the second is
-    refused (a :class:`RegistryError`, as when there is no earlier holder)."""
+    """:func:`specloop.rollback`. The holder seen at the start must still hold the alias under
+    the model's lock (compare-and-set): of two concurrent rollbacks, the second is refused."""
     reg, name = ctx.registry, ctx.model_name
     seen = reg.aliases(name).get(alias)
     with reg.model_lock(name):
@@ -121,11 +117,10 @@ def model_card(ctx: Any, version: int) -> dict:
     """Everything known about one version, for ``registry show``."""
     reg, name = ctx.registry, ctx.model_name
     v = reg.get(name, version)
-    manifest = None
     try:
         manifest = read_manifest(ctx, v["run_id"]) if v.get("run_id") else None
     except SpecloopError:
-        pass
+        manifest = None
     return {
         "name": name, **{k: v[k] for k in ("version", "aliases", "created_at", "metrics",
                                            "data_fingerprint", "source", "run_id")},

@@ -14,11 +14,11 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ._batch import as_batch, settled
-from ._boundary import call_hook, guarded_call
 from ._context import RunContext, new_run_id, thread_limits
 from ._flow import (committed, deploy_champion, ensure_deployed, fit, give_alias, judge,
                     measure, register_version)
 from ._hashing import cache_key
+from ._manager import call_hook, guarded_call
 from ._manifest import Manifest, iso
 from ._model_artifacts import load_model, read_file
 from ._policy import Decision, Observation

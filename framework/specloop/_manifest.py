@@ -6,22 +6,76 @@ manifest is believed only while it has it: whoever writes the store cannot forge
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from . import __version__
-from ._context import environment, git_state
-from ._redact import redact, redact_overrides, secret_fields
+from ._redact import redact, redact_env, redact_overrides, secret_fields
 from ._store import sha256
 from .errors import ConfigError, RegistryError
 
 MANIFEST_VERSION = 1
+PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "numpy", "pandas",
+            "pyarrow", "scipy", "fsspec", "skops", "dvc")
 
 
 def iso(ts: float) -> str:
     """A UNIX time as ISO 8601 (UTC, seconds)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Python and package versions recorded in every manifest."""
+    return {"python": sys.version.split()[0], "platform": sys.platform,
+            "packages": {name: _version(name) for name in PACKAGES},
+            "env": redact_env({k: v for k, v in os.environ.items() if k.startswith("SPECLOOP_")})}
+
+
+def _output(proc: subprocess.Popen) -> str | None:
+    """What ``proc`` printed, or ``None`` if it failed or took over 10 s."""
+    try:
+        out = proc.communicate(timeout=10)[0]
+    except subprocess.SubprocessError:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
+
+
+def git_state(path: Path) -> Callable[[], dict[str, Any]]:
+    """Start finding the git commit of ``path`` and whether the work tree is dirty.
+
+    Both ``git`` commands start at once and run while the caller goes on; the returned
+    function waits for them and gives ``{"commit", "dirty"}`` (``None`` values outside git).
+    """
+    cmds = (["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])
+    try:
+        procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  stdin=subprocess.DEVNULL, text=True) for c in cmds]
+    except OSError:  # no git
+        procs = []
+
+    @cache
+    def wait() -> dict[str, Any]:
+        commit, status = map(_output, procs) if procs else (None, None)
+        return {"commit": commit.strip() if commit else None,
+                "dirty": bool(status and status.strip()) if commit else None}
+
+    return wait
 
 
 class Manifest:
@@ -31,8 +85,7 @@ class Manifest:
         """``eager`` writes it at once and after planning, so a run that dies leaves a
         ``running`` manifest; a run whose stages are all cached changes nothing and passes
         ``False`` (its manifest is written once, at the end)."""
-        self.ctx = ctx
-        self.eager = eager
+        self.ctx, self.eager = ctx, eager
         spec = ctx.spec
         secrets = secret_fields(spec)
         self._git = git_state(spec.project_dir)  # runs while the stages do

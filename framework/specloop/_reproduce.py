@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._config import Composed, Provenance, conf_search_dirs
-from ._context import RunContext, _disabled_in_yaml, environment, make_context, thread_limits
+from ._context import RunContext, _disabled_in_yaml, make_context, thread_limits, validated
 from ._manager import make_plugin_manager
-from ._manifest import Manifest, read_manifest, save
+from ._manifest import Manifest, environment, read_manifest, save
 from ._plan import STAGES, plan
 from ._redact import MASK
 from ._runner import Pipeline
-from ._spec import validate
 from .errors import ReproduceError, SpecloopError
 
 REPRODUCED_STAGES = STAGES[:STAGES.index("evaluate") + 1]
@@ -31,16 +30,14 @@ def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
     overrides = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
     pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides))
     table = pm.component_table()
-    search = conf_search_dirs(pm.conf_dirs())
-    choices = dict(manifest.get("choices") or {})
-    prov = Provenance(project_dir, [project_dir / "conf", *map(Path, search)], choices, overrides)
+    search = [project_dir / "conf", *map(Path, conf_search_dirs(pm.conf_dirs()))]
+    prov = Provenance(project_dir, search, dict(manifest.get("choices") or {}), overrides)
     config = json.loads(json.dumps(manifest["config"]))  # a private copy
-    spec = validate(Composed(config, prov, choices, overrides), table, pm.allowed_targets(),
-                    pm.settings_schemas())
-    spec.store = dataclasses.replace(spec.store, url=str(store_dir),
-                                     registry=f"sqlite:///{store_dir.parent / 'registry.db'}",
-                                     storage_options={})
-    return RunContext(spec=spec, pm=pm, table=table, echo=echo)
+    ctx = validated(Composed(config, prov), pm, table, echo)
+    ctx.spec.store = dataclasses.replace(ctx.spec.store, url=str(store_dir),
+                                         registry=f"sqlite:///{store_dir.parent / 'registry.db'}",
+                                         storage_options={})
+    return ctx
 
 
 def _pin_data(ctx: RunContext, manifest: dict, recorded: dict, current: dict) -> str | None:

@@ -9,8 +9,8 @@ import json
 import time
 from typing import Any, Callable
 
-from ._boundary import call_hook
 from ._context import RunContext, thread_limits
+from ._manager import call_hook
 from ._manifest import Manifest, latest_manifest
 from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, plan
 from ._steps import STEPS, load_output

@@ -1,15 +1,7 @@
-"""Validate a composed spec against the engine's schemas and every component's, before any
-stage runs: ``kind`` picks the component, the rest of the node is merged into its dataclass
-with OmegaConf (unknown keys, types), then its declared constraints are checked (values).
-``plugins.<name>`` settings are checked against the plugin's schema. Errors name key, file or
-override, expectation and fix.
-
-Checks across stages hold the nodes to each other through small optional contracts: a metrics
-schema's ``metric_names()`` and another stage's ``metrics_used()`` (``{key: metric}``), so a
-gate on a metric never computed fails here instead of blocking every promotion; a model
-component's ``task()`` (``classification``, ``regression`` or ``None``), checked against the
-target's by ``specloop validate`` and before ``train`` fits anything.
-"""
+"""Validate a composed spec before any stage runs: the engine's own nodes, every component
+node (``kind`` picks the component; OmegaConf types the rest, then its constraints are checked),
+``plugins.<name>`` settings, and the cross-stage contracts (metrics read vs computed, the model's
+task vs the target's). Errors name key, file or override, expectation and fix."""
 
 from __future__ import annotations
 
@@ -19,15 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._boundary import Guarded, guarded_call
 from ._config import ROOT_KEYS, Composed, Provenance, typed, unknown_root_key
+from ._manager import Guarded, guarded_call
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
 from .schema import Interval, Options, check_constraints, param
 
-STAGES = {name: Stage(name) for name in ("data", "model", "metrics", "gate", "deploy",
-                                         "monitor", "retrain")}
+STAGES = {str(stage): stage for stage in Stage}  # in the order they are validated
 REQUIRED = ("data", "model", "metrics")
 METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
 
@@ -279,8 +270,8 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
         incoming = resolve_node(Stage.DATA, {**merged, **own}, "loop.incoming", table, prov,
                                 vctx, optional=False)
     spec = Spec(project_dir=prov.project_dir, raw=raw, **confs, components=components,
-                incoming=incoming, provenance=prov, overrides=composed.overrides,
-                choices=composed.choices, settings=settings)
+                incoming=incoming, provenance=prov, overrides=prov.overrides,
+                choices=prov.choices, settings=settings)
     check_stages(spec)
     return spec
 

@@ -12,11 +12,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ._cli_records import table
 from ._context import make_context
 from ._multirun import multirun
 from ._redact import MASK
 from ._runner import execute
-from ._text import table
 
 # leaderboard column <- result field, after the metrics
 RUN_COLUMNS = {"seconds": "seconds", "cache_hits": "cache_hits", "version": "model_version",

@@ -1,9 +1,6 @@
-"""The ``specloop`` command line: thin wrappers over the engine.
-
-Exit codes: 0 success; 2 a user error (bad spec, bad override, missing file, unknown kind),
-printed without a traceback unless ``SPECLOOP_FULL_ERROR=1``; 1 a stage or plugin failure,
-naming the stage, the component and its distribution.
-"""
+"""The ``specloop`` command line: thin wrappers over the engine. Errors print without a
+traceback (unless ``SPECLOOP_FULL_ERROR=1``) and exit with their class's code (errors.py):
+2 a user error, 1 a stage or plugin failure naming stage, component and distribution."""
 
 from __future__ import annotations
 
@@ -15,40 +12,34 @@ import os
 import sys
 import traceback
 import warnings
-from contextlib import contextmanager
+from contextlib import closing
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import __version__
 from . import _cli_records as records
+from ._cli_records import JSON, command, emit, table
 from ._manager import make_plugin_manager
 from ._redact import redact, secret_fields
-from ._text import table
 from .errors import ConfigError, SpecloopError
 
 # Each command imports the engine modules it needs when it runs: they add ~0.07 s (Hydra,
 # pandas and the store more) to `specloop plugins` and `--help`, which stay well under 0.5 s.
 
 
-def _out(text: str = "") -> None:
-    print(text, flush=True)
+_out = partial(print, flush=True)
 
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _project(args: argparse.Namespace) -> Iterator[Any]:
+def _project(args: argparse.Namespace) -> closing:
     """The run context of ``--project`` and the overrides, closed when the command is done."""
     from ._context import make_context
 
-    ctx = make_context(args.project, args.overrides, echo=_out)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
+    return closing(make_context(args.project, args.overrides, echo=_out))
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -79,35 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """``specloop reproduce RUN_ID``: re-run a recorded run and compare its metrics."""
-    from ._reproduce import reproduce
-
-    report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=_out)
-    code = 0 if report["reproduced"] else 1
-    if args.json:
-        _out(json.dumps(report, indent=2, default=str))
-        return code
-    _out(f"reproduction {report['run_id']} of run {report['reproduces']} "
-         f"(tolerance {report['tolerance']:g})")
-    for note in report["notes"]:
-        _out(f"note: {note}")
-    _out(table([{**r, "ok": "yes" if r["ok"] else "NO",
-                 **{k: f"{r[k]:.6g}" for k in ("recorded", "reproduced", "difference")
-                    if isinstance(r[k], (int, float))}} for r in report["metrics"]],
-               ["metric", "recorded", "reproduced", "difference", "ok"]))
-    if report["stage_keys"]:
-        _out("stage keys that differ (component versions or pinned data):")
-        _out(table(report["stage_keys"], ["stage", "recorded", "reproduced"]))
-    if report["environment"]:
-        _out("environment differences:")
-        _out(table(report["environment"], ["what", "recorded", "now"]))
-    else:
-        _out("environment: same python and package versions")
-    _out("reproduced" if code == 0 else "NOT reproduced: the metrics differ")
-    return code
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     """``specloop plan``: what ``run`` would do, and why; nothing executes."""
     from ._runner import plan_run
@@ -115,8 +77,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with _project(args) as ctx:
         rows = [p.row() for p in plan_run(ctx)]
     if args.json:
-        _out(json.dumps(rows, indent=2))
-        return 0
+        return emit(_out, rows)
     _out(table(rows, ["stage", "component", "action", "reason"]))
     todo = [r["stage"] for r in rows if r["action"] == "run"]
     _out(f"{len(todo)} stage(s) would run" + (f": {', '.join(todo)}" if todo else
@@ -182,8 +143,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
     with _project(args) as ctx:
         if args.status:
-            _out(json.dumps(loop_status(ctx), indent=2, default=str))
-            return 0
+            return emit(_out, loop_status(ctx))
         done = Loop(ctx).run(limit=args.limit)
     retrains = sum(1 for r in done if r["retrain"])
     promoted = sum(1 for r in done if r.get("outcome") == "promoted")
@@ -198,11 +158,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for spec in pm.component_table().specs.values():
         by_plugin.setdefault(spec.plugin, []).append(spec)
     if args.json:
-        _out(json.dumps([{**row, "components": [
+        return emit(_out, [{**row, "components": [
             {"stage": str(s.stage), "kind": s.kind, "version": s.version,
              "description": s.description, "missing": s.missing_requirements()}
-            for s in by_plugin.get(row["name"], [])]} for row in pm.plugin_rows()], indent=2))
-        return 0
+            for s in by_plugin.get(row["name"], [])]} for row in pm.plugin_rows()])
     for row in pm.plugin_rows():
         _out(f"{row['name']}  ({row['distribution']})  {row['status']}")
         for s in sorted(by_plugin.get(row["name"], []), key=lambda s: (str(s.stage), s.kind)):
@@ -219,25 +178,7 @@ def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------
-JSON = ("--json", {"action": "store_true", "help": "print JSON"})
 BUILTIN = ("run", "plan", "validate", "loop", "plugins", "runs", "registry", "reproduce")
-
-
-def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
-            project: bool = True, overrides: bool = True) -> argparse.ArgumentParser:
-    """Add sub-command ``name`` with ``args`` (``(flags, kwargs)`` pairs) and ``--project``."""
-    p = sub.add_parser(name, help=help)
-    for flags, kwargs in args:
-        p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
-    if project:
-        p.add_argument("--project", default=".", metavar="DIR",
-                       help="project folder holding conf/config.yaml (default: current folder)")
-    if overrides:
-        p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
-                       help="Hydra overrides, e.g. model=random_forest model.params.max_depth=8")
-    if handler is not None:
-        p.set_defaults(handler=handler)
-    return p
 
 
 def build_parser(pm: Any = None) -> argparse.ArgumentParser:
@@ -265,12 +206,9 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
             handler=cmd_loop)
     command(sub, "plugins", "installed plugins and their components", JSON,
             handler=cmd_plugins, project=False, overrides=False)
-    records.add_commands(sub, command, {"runs": partial(cmd_records, records.runs),
-                                        "registry": partial(cmd_records, records.registry)})
-    command(sub, "reproduce", "re-run a recorded run and compare its metrics",
-            ("run_id", {}), ("--tolerance", {"type": float, "default": 0.0, "help":
-                         "largest absolute metric difference accepted (default: exact)"}),
-            JSON, handler=cmd_reproduce, overrides=False)
+    records.add_commands(sub, {"runs": partial(cmd_records, records.runs),
+                               "registry": partial(cmd_records, records.registry),
+                               "reproduce": partial(records.reproduce, out=_out)})
     if pm is not None:
         pm.hook.specloop_add_cli_commands(subparsers=sub)
     return parser

@@ -32,10 +32,11 @@ class SpecloopError(Exception):
     """
 
     exit_code = 1
+    _shown: tuple[tuple[str, str], ...] = ()  # (label, attribute) of each detail line
 
     def details(self) -> list[tuple[str, object]]:
         """Return the ``(label, text)`` detail lines shown under the message."""
-        return []
+        return [(label, getattr(self, name)) for label, name in self._shown]
 
     def render(self) -> str:
         """Return the compact, traceback-free text the CLI prints."""
@@ -157,14 +158,12 @@ class ReproduceError(SpecloopError):
         fix: How to fix it.
     """
 
+    _shown = (("file", "file"), ("recorded", "recorded"), ("now", "current"), ("fix", "fix"))
+
     def __init__(self, message: str, *, file: str | None = None, recorded: str | None = None,
                  current: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.file, self.recorded, self.current, self.fix = file, recorded, current, fix
-
-    def details(self) -> list[tuple[str, object]]:
-        return [("file", self.file), ("recorded", self.recorded), ("now", self.current),
-                ("fix", self.fix)]
 
 
 class ArtifactError(SpecloopError):
@@ -179,16 +178,15 @@ class ArtifactError(SpecloopError):
         fix: How to recover.
     """
 
+    _shown = (("file", "path"), ("recorded sha256", "expected"), ("actual sha256", "actual"),
+              ("fix", "fix"))
+
     def __init__(self, message: str, *, path: str | None = None, expected: str | None = None,
                  actual: str | None = None, missing: bool = False,
                  fix: str | None = None) -> None:
         super().__init__(message)
         self.path, self.expected, self.actual = path, expected, actual
         self.missing, self.fix = missing, fix
-
-    def details(self) -> list[tuple[str, object]]:
-        return [("file", self.path), ("recorded sha256", self.expected),
-                ("actual sha256", self.actual), ("fix", self.fix)]
 
 
 class BusyError(SpecloopError):
@@ -200,14 +198,11 @@ class BusyError(SpecloopError):
     """
 
     exit_code = 3
+    _shown = (("held by", "holder"), ("fix", "fix"))
 
-    def __init__(self, message: str, *, holder: str | None = None,
-                 fix: str | None = None) -> None:
+    def __init__(self, message: str, *, holder: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.holder, self.fix = holder, fix
-
-    def details(self) -> list[tuple[str, object]]:
-        return [("held by", self.holder), ("fix", self.fix)]
 
 
 class BatchNotReady(SpecloopError):
