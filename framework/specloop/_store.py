@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._proc import pid_alive
 from ._remote import open_url, remote_errors
 from .errors import ArtifactError
 
@@ -26,6 +25,20 @@ LEFTOVER_AGE = 3600.0  # seconds after which a temporary folder is surely a dead
 def sha256(data: bytes) -> str:
     """The hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists on this host (a pid we may not signal counts as alive):
+    temporary folders, runs and the loop's lock holder name their writer's pid."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ArtifactStore:
