@@ -151,8 +151,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _data_task(ctx: Any) -> tuple[str, str]:
     """``(task, target)`` of the project's data, reading the data only when it must."""
-    from ._runner import plan_run
-    from ._steps import snapshot
+    from ._runner import plan_run, snapshot
     from ._tabular import columns_for
 
     conf = ctx.spec.components["data"].config
