@@ -168,7 +168,7 @@ def _data_task(ctx: Any) -> tuple[str, str]:
 def cmd_loop(args: argparse.Namespace) -> int:
     """``specloop loop``: process the incoming batches (``--backtest``: compare policies)."""
     if args.backtest:
-        from ._backtest import run_backtest
+        from ._sweep import run_backtest
 
         return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
     if args.multirun:
