@@ -241,18 +241,17 @@ class Loop:
             "labelled": n_labelled, "champion": champion["version"],
             "drift_share": d["drift_share"], "drift_status": d.get("status"),
             "drifted_columns": [c["column"] for c in d["columns"] if c["drifted"]],
-            "drift_columns": d["columns"], "metric": primary,
-            "value": (metrics or {}).get(primary), "retrain": decision.retrain,
-            "reason": decision.reason, "outcome": "kept", "new_version": None}
+            "drift_columns": d["columns"], "metric": primary, "value": (metrics or {}).get(primary),
+            "retrain": decision.retrain, "reason": decision.reason, "outcome": "kept",
+            "new_version": None}
         if not decision.retrain:
             ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
         else:
             with ctx.registry.model_lock(ctx.model_name):
                 self._stage("retrain", self.spec.components["retrain"],
                             lambda: self._retrain(batch_id, batch_key, done, columns, record))
-        call_hook(ctx.pm, "specloop_after_run", run=ctx,
-                  manifest={"command": "loop", "batch": record, "run_id": ctx.run_id,
-                            "status": "succeeded"})
+        call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest={
+            "command": "loop", "batch": record, "run_id": ctx.run_id, "status": "succeeded"})
         return record
 
     def _window(self, batch_id: str, batch_key: str, done: dict, columns: dict) -> tuple:
@@ -310,9 +309,8 @@ class Loop:
         with committed(ctx):  # version, aliases and the batch record: all or none
             version = ctx.registry.find_by_key(ctx.model_name, model_key) or register_version(
                 ctx, model_key=model_key, reference_key=ref_key, metrics=cand, gate=gate,
-                data_fingerprint=cache_key(keys),
-                source={"kind": "loop", "batch": batch_id, "window": window,
-                        "include_base": base})
+                data_fingerprint=cache_key(keys), source={"kind": "loop", "batch": batch_id,
+                                                          "window": window, "include_base": base})
             new = record["new_version"] = version["version"]
             give_alias(ctx, "challenger", new, champion, gate,
                        f"retrained on batch {batch_id}: {summary}")
@@ -334,8 +332,8 @@ def format_record(r: dict) -> str:
             f"(champion v{r['champion']})  ")
     if not r.get("retrain"):
         return line + f"keep: {r['reason']}"
-    return line + (f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} vs "
-                   f"v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: "
+    return line + (f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} "
+                   f"vs v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: "
                    f"{r['outcome']}")
 
 

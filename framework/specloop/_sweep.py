@@ -1,11 +1,9 @@
-"""Sweeps' results: the leaderboard of ``specloop run -m`` and of ``specloop loop --backtest -m``
-(one row per member, best first, failed last; printed and saved as CSV and JSON in the sweep
-folder), and ``sweep.register``: ``best`` (default) registers the winner once as ``challenger``,
-never champion; ``all`` registers and promotes every member as ``specloop run`` does; ``none``
-registers nothing. A backtest member replays every incoming batch with its policy as ``specloop
-loop`` would, in a fresh registry (starting from a copy of the project's champion) over a
-copy-on-write store, and never deploys: the project is never written. Backtest members are
-ranked by the mean monthly metric of the model serving each month."""
+"""What sweeps report: the leaderboards of ``specloop run -m`` and ``loop --backtest -m`` (best
+first, failed last; printed, and saved as CSV and JSON in the sweep folder), and
+``sweep.register``: ``best`` (default) registers the winner once as ``challenger`` (never
+champion), ``all`` every member as ``specloop run`` does, ``none`` nothing. A backtest member
+replays the batches with its policy as ``specloop loop`` would, in a fresh registry over a
+copy-on-write store, never deploying; it ranks by the mean metric of each month's model."""
 
 from __future__ import annotations
 
@@ -100,16 +98,6 @@ def unmasked(recorded: list[str], given: list[str]) -> list[str]:
             for o in recorded]
 
 
-def register_winner(project_dir: Path, winner: dict, echo: Any = None,
-                    overrides: list[str] = ()) -> dict:
-    """Register the winner of a ``sweep.register: best`` sweep as ``challenger``: its spec is
-    composed again, every stage up to ``evaluate`` is a cache hit, and ``register`` judges it
-    against the champion on the same test rows. Returns that run's manifest."""
-    with closing(make_context(project_dir, unmasked(winner["overrides"], overrides),
-                              echo=echo)) as ctx:
-        return execute(ctx, command="sweep-register", alias="challenger")
-
-
 def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     """``specloop run -m``: the sweep, its leaderboard and the winner's registration; exit
     code 0 when every member succeeded, else 1."""
@@ -122,13 +110,16 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     best = next((r for r in results if rows[0]["rank"] and r.get("job") == rows[0]["job"]),
                 None)
     if best is not None and best.get("register") == "best":
-        doc = register_winner(Path(project_dir), best, echo=out, overrides=overrides)
+        # the winner's spec composed again: every stage up to evaluate is a cache hit, and
+        # register judges it against the champion on the same test rows
+        with closing(make_context(Path(project_dir), unmasked(best["overrides"], overrides),
+                                  echo=out)) as ctx:
+            doc = execute(ctx, command="sweep-register", alias="challenger")
         version, job, gate = doc["model_version"], best["job"], doc.get("gate")
         registered = {"job": job, "version": version, "gate": (gate or {}).get("summary"),
                       "alias_changes": doc.get("alias_changes", []), "run_id": doc["run_id"]}
         rows[0]["version"] = version
-        save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1],
-                                              "registered": registered})
+        save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1], "registered": registered})
         if registered["alias_changes"]:
             out(f"winner (job {job}) registered as v{version}: challenger → v{version} "
                 f"({registered['gate']}); promote it with 'specloop registry promote {version}'")
