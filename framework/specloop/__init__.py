@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._batch import Batch
-from ._hashing import file_md5
-from ._policy import Decision, Observation
+from ._plugin_types import Batch, Decision, Observation, file_md5
 from ._remote import open_url, remote_errors
 from .components import ComponentSpec, Stage
 from .errors import (ArtifactError, BatchNotReady, BusyError, ConfigError, PluginError,

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -67,30 +67,19 @@ def _broken(path: Path, what: str) -> RegistryError:
             f"remove {path.name}, {path.name}.id and the store folder together")
 
 
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """The file behind a ``sqlite:///path`` URL (relative paths from ``base_dir``)."""
-    if not url.startswith("sqlite:///"):
-        raise RegistryError(f"unsupported registry URL {url!r}",
-                            fix="use sqlite:///path/to/registry.db")
-    path = Path(url.removeprefix("sqlite:///"))
-    return path if path.is_absolute() else (base_dir / path)
-
-
 def marker(path: Path) -> Path:
     """The file that says a registry was created at ``path``."""
     return path.with_name(path.name + ".id")
 
 
-def _build(dest: Path, fill: Callable[[sqlite3.Connection], Any],
-           place: Callable[[Path, Path], Any]) -> None:
+def build(dest: Path, fill: Callable[[sqlite3.Connection], Any],
+          place: Callable[[Path, Path], Any]) -> None:
     """Fill a new database under a temporary name beside ``dest``, then ``place`` it there."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        conn = sqlite3.connect(str(tmp))
-        with conn:
+        with closing(sqlite3.connect(str(tmp))) as conn, conn:  # committed, then closed
             fill(conn)
-        conn.close()
         place(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -109,8 +98,8 @@ def connect(path: Path) -> sqlite3.Connection:
         # look at the file again after the marker: another process may have just made both
         if marker(path).exists() and not path.exists():
             raise _broken(path, "is missing although a registry was created there")
-        _build(path, lambda c: c.executescript(f"{SCHEMA}PRAGMA user_version = {VERSION};"),
-               _link)
+        build(path, lambda c: c.executescript(f"{SCHEMA}PRAGMA user_version = {VERSION};"),
+              _link)
     elif path.stat().st_size == 0:
         raise _broken(path, "is an empty file")
     conn = sqlite3.connect(str(path), timeout=60, isolation_level=None,
@@ -166,16 +155,3 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def integrity(conn: sqlite3.Connection) -> list[str]:
-    """SQLite's own integrity check: ``[]`` when the file is sound, else its messages."""
-    rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-    return [] if rows == ["ok"] else rows
-
-
-def backup(conn: sqlite3.Connection, dest: Path) -> Path:
-    """Copy the registry to ``dest`` with SQLite's online backup (consistent while others
-    write), under a temporary name renamed into place."""
-    _build(Path(dest), conn.backup, os.replace)
-    return Path(dest)

@@ -9,21 +9,20 @@ import json
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
-from ._batch import as_batch, settled
+from ._manager import call_hook, guarded_call
 from ._context import RunContext, new_run_id, thread_limits
 from ._flow import (committed, deploy_champion, ensure_deployed, fit, give_alias, judge,
                     measure, register_version)
-from ._hashing import cache_key
-from ._manager import call_hook, guarded_call
 from ._manifest import Manifest, iso
 from ._model_artifacts import load_model, read_file
-from ._policy import Decision, Observation
-from ._proc import pid_alive
+from ._plan import cache_key
+from ._plugin_types import Batch, Decision, Observation, as_batch
 from ._runner import Pipeline, execute, plan_run, run_stage
+from ._store import pid_alive
 from ._tabular import check_frame, from_parquet, predictions, split_frame, to_parquet
 from .errors import BatchNotReady, BusyError, ConfigError, RegistryError, StageError
 from .schema import SplitConf
@@ -150,10 +149,7 @@ class Loop:
         listed = [as_batch(b) for b in incoming.batches(node)]
         if not listed:
             ctx.say("no incoming batches found")
-        for batch in settled(listed, lambda: incoming.batches(node),
-                             self.spec.loop.settle_seconds, done, ctx.say):
-            if batch is None:
-                continue
+        for batch in self._settled(listed, lambda: incoming.batches(node), done):
             if batch.id in done:
                 recorded = done[batch.id].get("fingerprint")
                 if recorded not in (None, batch.fingerprint) and \
@@ -175,14 +171,40 @@ class Loop:
                 continue
             yield batch, frame, read
 
-    def _process(self, batch_id: str, fingerprint: str, frame: Any, done: dict) -> dict:
-        ctx, store, inc = self.ctx, self.ctx.store, self.spec.incoming
-        batch_key = cache_key("batch", batch_id, fingerprint)
-        if store.has(batch_key):  # kept by a step a crash interrupted: still the bytes recorded
-            store.get(batch_key, "frame.parquet")
+    def _settled(self, listed: list[Batch], relist: Callable[[], Iterable[Any]],
+                 done: Any) -> Iterator[Batch]:
+        """The settle rule: a batch not in ``done`` that changed less than
+        ``loop.settle_seconds`` ago is taken only if it is unchanged once that time has passed
+        (``relist`` after a wait); one still changing is left for a later pass."""
+        settle, now = self.spec.loop.settle_seconds, time.time()
+        fresh = {b.id: now - b.modified for b in listed
+                 if b.id not in done and b.modified is not None and now - b.modified < settle}
+        again: dict[str, Batch] = {}
+        if fresh:
+            time.sleep(settle - min(fresh.values()))
+            again = {b.id: b for b in map(as_batch, relist())}
+        for b in listed:
+            new = again.get(b.id)
+            if b.id in fresh and (new is None or (new.fingerprint, new.modified) !=
+                                  (b.fingerprint, b.modified)):
+                self.ctx.say(f"{b.id}  still being written: left for a later pass "
+                             f"(loop.settle_seconds: {settle:g})")
+            else:
+                yield new or b
+
+    def _keep(self, key: str, name: str, data: Callable[[], bytes], meta: dict) -> None:
+        """Store ``data()`` as file ``name`` of ``key``, unless a step a crash interrupted
+        kept it: then it is read, so it must still be the bytes recorded."""
+        if self.ctx.store.has(key):
+            self.ctx.store.get(key, name)
         else:
-            store.put(batch_key, {"frame.parquet": to_parquet(frame)},
-                      {"stage": "batch", "batch": batch_id})
+            self.ctx.store.put(key, {name: data()}, meta)
+
+    def _process(self, batch_id: str, fingerprint: str, frame: Any, done: dict) -> dict:
+        ctx, inc = self.ctx, self.spec.incoming
+        batch_key = cache_key("batch", batch_id, fingerprint)
+        self._keep(batch_key, "frame.parquet", lambda: to_parquet(frame),
+                   {"stage": "batch", "batch": batch_id})
         champion = self._champion()
         ref = champion["reference_key"]
         reference = from_parquet(read_file(ctx, ref, "train.parquet", champion))
@@ -195,7 +217,10 @@ class Loop:
                              run_id=ctx.run_id)
         check_frame(frame, features, inc.config, self.spec.provenance.where, "loop.incoming")
         model, X = self._model(champion), frame[features]
-        self._stage("score", None, lambda: self._score(model, X, batch_key, champion))
+        self._stage("score", None, lambda: self._keep(  # the champion's predictions
+            cache_key("scores", batch_key, champion["model_key"]), "scores.parquet",
+            lambda: to_parquet(predictions(model, X)),
+            {"stage": "score", "model_version": champion["version"]}))
         drift = None if self.monitor_c is None else self._stage(
             "monitor", self.spec.components["monitor"], lambda: self.monitor_c.check(
                 reference[features], X, columns=features, categorical=columns["categorical"]))
@@ -216,28 +241,18 @@ class Loop:
             "labelled": n_labelled, "champion": champion["version"],
             "drift_share": d["drift_share"], "drift_status": d.get("status"),
             "drifted_columns": [c["column"] for c in d["columns"] if c["drifted"]],
-            "drift_columns": d["columns"], "metric": primary,
-            "value": (metrics or {}).get(primary), "retrain": decision.retrain,
-            "reason": decision.reason, "outcome": "kept", "new_version": None}
+            "drift_columns": d["columns"], "metric": primary, "value": (metrics or {}).get(primary),
+            "retrain": decision.retrain, "reason": decision.reason, "outcome": "kept",
+            "new_version": None}
         if not decision.retrain:
             ctx.registry.record_batch(ctx.model_name, batch_id, champion["version"], record)
         else:
             with ctx.registry.model_lock(ctx.model_name):
                 self._stage("retrain", self.spec.components["retrain"],
                             lambda: self._retrain(batch_id, batch_key, done, columns, record))
-        call_hook(ctx.pm, "specloop_after_run", run=ctx,
-                  manifest={"command": "loop", "batch": record, "run_id": ctx.run_id,
-                            "status": "succeeded"})
+        call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest={
+            "command": "loop", "batch": record, "run_id": ctx.run_id, "status": "succeeded"})
         return record
-
-    def _score(self, model: Any, X: Any, batch_key: str, champion: dict) -> None:
-        """Score the batch with the champion and keep the predictions as an artifact."""
-        key = cache_key("scores", batch_key, champion["model_key"])
-        if self.ctx.store.has(key):  # an interrupted step's scores: checked, not trusted
-            self.ctx.store.get(key, "scores.parquet")
-        else:
-            self.ctx.store.put(key, {"scores.parquet": to_parquet(predictions(model, X))},
-                               {"stage": "score", "model_version": champion["version"]})
 
     def _window(self, batch_id: str, batch_key: str, done: dict, columns: dict) -> tuple:
         """The training and holdout rows of the retraining window, and what identifies it."""
@@ -294,9 +309,8 @@ class Loop:
         with committed(ctx):  # version, aliases and the batch record: all or none
             version = ctx.registry.find_by_key(ctx.model_name, model_key) or register_version(
                 ctx, model_key=model_key, reference_key=ref_key, metrics=cand, gate=gate,
-                data_fingerprint=cache_key(keys),
-                source={"kind": "loop", "batch": batch_id, "window": window,
-                        "include_base": base})
+                data_fingerprint=cache_key(keys), source={"kind": "loop", "batch": batch_id,
+                                                          "window": window, "include_base": base})
             new = record["new_version"] = version["version"]
             give_alias(ctx, "challenger", new, champion, gate,
                        f"retrained on batch {batch_id}: {summary}")
@@ -318,8 +332,8 @@ def format_record(r: dict) -> str:
             f"(champion v{r['champion']})  ")
     if not r.get("retrain"):
         return line + f"keep: {r['reason']}"
-    return line + (f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} vs "
-                   f"v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: "
+    return line + (f"retrain: {r['reason']} → v{r['new_version']} {r['challenger_value']:.3f} "
+                   f"vs v{r['champion']} {r['champion_value']:.3f} on {r['judged_on']}: "
                    f"{r['outcome']}")
 
 

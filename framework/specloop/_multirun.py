@@ -16,6 +16,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra_plugins import specloop_launcher
 
 from ._config import conf_search_dirs, hydra_overrides, searchpath_override, translate_hydra_error
@@ -75,10 +76,9 @@ class SweepJob:
     def sweeper_value(self, result: dict, sweeper: Any) -> float:
         """The value handed back to a non-basic sweeper; a failed member is the worst value
         of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
-        worst = -math.inf if "max" in str(sweeper.get("direction", "minimize")).lower() \
-            else math.inf
+        maximize = "max" in str(sweeper.get("direction", "minimize")).lower()
         value = self.objective(result) if result.get("status") == "succeeded" else math.nan
-        return worst if math.isnan(value) else value
+        return (-math.inf if maximize else math.inf) if math.isnan(value) else value
 
     def warm_up(self, cfg: Any) -> None:
         """Before the members start (``hydra/launcher=specloop``): compute ``data`` and
@@ -125,9 +125,8 @@ class SweepJob:
             if OmegaConf.is_missing(hc.runtime, "output_dir") else Path(hc.runtime.output_dir)
         out.update({f: redact_text(str(out[f]), self.secret_keys) for f in ("error", "detail")
                     if f in out})
-        out = {"job": int(hc.job.num), "overrides": redact_overrides(_overrides(hc),
-                                                                    self.secret_keys),
-               "seconds": round(seconds, 3), **out}
+        overrides = redact_overrides(_overrides(hc), self.secret_keys)
+        out = {"job": int(hc.job.num), "overrides": overrides, "seconds": round(seconds, 3), **out}
         job_dir.mkdir(parents=True, exist_ok=True)
         tmp = job_dir / "result.json.tmp"
         tmp.write_text(json.dumps(out, indent=2, default=str))
@@ -144,11 +143,8 @@ def _overrides(hc: Any) -> list[str]:
 
 def _chosen(overrides: list[str], key: str) -> str | None:
     """The value the overrides give ``key`` (a config group or a dotted key), if any."""
-    found = None
-    for ov in overrides:
-        k, _, value = ov.lstrip("+").partition("=")
-        found = value if k == key else found
-    return found
+    values = [v for k, _, v in (ov.lstrip("+").partition("=") for ov in overrides) if k == key]
+    return values[-1] if values else None
 
 
 def new_sweep_dir(project_dir: Path, kind: str = "sweeps") -> Path:
@@ -169,8 +165,7 @@ def check_plugins(overrides: list[str]) -> None:
         if missing:
             dist = module.split(".")[1].replace("_", "-")
             raise ConfigError(f"{group}={option} needs the Hydra plugin {dist}, which is not "
-                              "installed", file=f"command line: {ov}",
-                              expected=f"{dist} installed",
+                              "installed", file=f"command line: {ov}", expected=f"{dist} installed",
                               fix=f"pip install 'specloop[{extra}]'" if extra else
                               f"pip install {dist}")
 
@@ -218,17 +213,10 @@ def multirun(project_dir: Path, overrides: list[str], job: SweepJob | None = Non
             os.environ["HYDRA_FULL_ERROR"] = saved_env
     record = sweep_dir / "multirun.yaml"  # Hydra's copy of the composed config: mask secrets
     if record.is_file():
-        import yaml  # a sweep has imported it long since
-
         record.write_text(redact_text(yaml.safe_dump(redact(yaml.safe_load(record.read_text())),
                                                      sort_keys=False)))
-    return sweep_dir, read_results(sweep_dir)
-
-
-def read_results(sweep_dir: Path) -> list[dict]:
-    """The ``result.json`` of every member of a sweep folder, in job order."""
-    results = []
-    for path in Path(sweep_dir).glob("*/result.json"):
+    results = []  # each member's result.json
+    for path in sweep_dir.glob("*/result.json"):
         with contextlib.suppress(OSError, ValueError):  # unreadable: that member left no result
             results.append(json.loads(path.read_text()))
-    return sorted(results, key=lambda r: r.get("job", 0))
+    return sweep_dir, sorted(results, key=lambda r: r.get("job", 0))

@@ -5,10 +5,11 @@ and the target's own ``verify`` agree that the champion is deployed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._hashing import cache_key
 from ._redact import is_secret_key, secret_fields
 from ._spec import Resolved, plain
 
@@ -18,6 +19,13 @@ ARTIFACT_STAGES = ("data", "split", "train", "evaluate")
 # which spec node provides the component of each stage
 COMPONENT_OF = {"data": "data", "train": "model", "evaluate": "metrics", "register": "gate",
                 "deploy": "deploy"}
+
+
+def cache_key(*parts: Any) -> str:
+    """SHA-256 (hex, first 32 characters) of the canonical JSON of ``parts`` (sorted keys, no
+    whitespace: equal values give equal keys)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:

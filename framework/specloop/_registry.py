@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import _database
-from ._proc import pid_alive
+from ._store import pid_alive
 from .errors import RegistryError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -287,22 +287,29 @@ class Registry:
                           detail="null")
 
     def backup(self, dest: Path) -> Path:
-        """Write a consistent copy of the registry to ``dest`` (SQLite's online backup)."""
+        """Write a consistent copy of the registry to ``dest`` with SQLite's online backup
+        (consistent while others write), under a temporary name renamed into place."""
         with self._mutex:
-            return _database.backup(self._conn, dest)
+            _database.build(Path(dest), self._conn.backup, os.replace)
+        return Path(dest)
 
     def integrity(self) -> list[str]:
-        """SQLite's integrity check of the file: ``[]`` when sound."""
+        """SQLite's integrity check of the file: ``[]`` when sound, else its messages."""
         with self._mutex:
-            return _database.integrity(self._conn)
+            rows = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows
 
 
 def open_registry(url: str | None, default: Path, base_dir: Path, *,
                   store_root: str | None = None) -> Registry:
     """Open the registry ``store.registry`` names (``default`` when unset); refuse an
     unsupported URL, a broken file (see ``_database``) or one inside the local store folder
-    (whoever writes the store could rewrite it)."""
-    path = _database.sqlite_path(url, base_dir) if url else default
+    (whoever writes the store could rewrite it). A relative ``sqlite:///path`` is under
+    ``base_dir``."""
+    if url and not url.startswith("sqlite:///"):
+        raise RegistryError(f"unsupported registry URL {url!r}",
+                            fix="use sqlite:///path/to/registry.db")
+    path = base_dir / url.removeprefix("sqlite:///") if url else default
     if store_root is not None and os.path.isabs(store_root):
         try:
             inside = Path(path).resolve().is_relative_to(Path(store_root).resolve())

@@ -1,6 +1,8 @@
-"""Running ``specloop run``: plan, then each stage that is not cached, between the lifecycle
-hooks, with a manifest. Artifact stages are computed under the store's per-key lock (a key is
-computed once, whoever runs); ``register`` and ``deploy`` under the model's lock."""
+"""Running ``specloop run``: plan, then compute each stage that is not cached, between the
+lifecycle hooks, with a manifest. ``data``, ``split``, ``train`` and ``evaluate`` read their inputs
+through the pipeline and write one artifact under their planned key, under the store's per-key
+lock (a key is computed once, whoever runs); ``register`` and ``deploy`` go through
+:mod:`._flow` under the model's lock."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import time
 from typing import Any, Callable
 
 from ._context import RunContext, thread_limits
+from ._flow import (committed, ensure_deployed, fit, give_alias, judge, measure,
+                    register_version, signature_of)
 from ._manager import call_hook
 from ._manifest import Manifest, latest_manifest
-from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, plan
-from ._steps import STEPS, load_output
-from .errors import SpecloopError, StageError
+from ._model_artifacts import load_model, read_file
+from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, evaluate_key, plan
+from ._spec import check_task
+from ._tabular import columns_for, from_parquet, split_frame, to_parquet
+from .errors import ArtifactError, ConfigError, SpecloopError, StageError
 
 
 class Pipeline:
@@ -28,9 +34,22 @@ class Pipeline:
 
     def load(self, stage: str) -> Any:
         """The output of ``stage``: from this run, or read (and verified) from the store."""
-        if stage not in self.loaded:
-            self.loaded[stage] = load_output(self, stage)
-        return self.loaded[stage]
+        if stage in self.loaded:
+            return self.loaded[stage]
+        key, get = self.plans[stage].key, self.ctx.store.get
+        if stage == "data":
+            out = from_parquet(get(key, "frame.parquet"))
+        elif stage == "split":
+            out = {"train": from_parquet(get(key, "train.parquet")),
+                   "test": from_parquet(get(key, "test.parquet")),
+                   "columns": json.loads(get(key, "columns.json"))}
+        elif stage == "train":
+            out = {"model": load_model(self.ctx, key),
+                   "signature": json.loads(get(key, "signature.json"))}
+        else:  # evaluate: register and deploy have no output to load
+            out = json.loads(get(key, "metrics.json"))
+        self.loaded[stage] = out
+        return out
 
     def run(self) -> list[dict]:
         """Run every stage that is not cached; return the per-stage rows."""
@@ -146,3 +165,140 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
     doc["rows"] = rows
     call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest=doc)
     return doc
+
+
+def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
+    """Read the data once; with the component's ``snapshot(ctx)``, exactly the bytes whose
+    fingerprint was planned (a ConfigError if they changed since); else with ``load(ctx)``."""
+    source, node = ctx.component("data"), ctx.node("data")
+    take = getattr(source, "snapshot", None)
+    if not callable(take):
+        return source.load(node)
+    frame, read = take(node)
+    changed = sorted(p for p in set(planned) | set(read) if planned.get(p) != read.get(p))
+    if changed:
+        path = changed[0]
+        raise ConfigError(f"the data changed while the run was starting: {path} (md5 "
+                          f"{str(planned.get(path))[:8]} → {str(read.get(path))[:8]})",
+                          key="data", file=ctx.spec.provenance.where("data"),
+                          fix="run again once the file is no longer being written")
+    return frame
+
+
+def run_data(pipe: Pipeline, stage: StagePlan) -> None:
+    """Read the source and keep it as Parquet, keyed by its fingerprint."""
+    ctx = pipe.ctx
+    frame = pipe.loaded["data"] = snapshot(ctx, stage.files)
+    columns_for(frame, ctx.spec.components["data"].config, ctx.spec.provenance.where)
+    ctx.store.put(stage.key, {"frame.parquet": to_parquet(frame)},
+                  {"stage": "data", "rows": len(frame)})
+
+
+def run_split(pipe: Pipeline, stage: StagePlan) -> None:
+    """Choose the columns and split the rows (seeded)."""
+    ctx, frame = pipe.ctx, pipe.load("data")
+    conf = ctx.spec.components["data"].config
+    columns = columns_for(frame, conf, ctx.spec.provenance.where)
+    train, test = split_frame(frame, columns, conf.split, ctx.spec.project.seed)
+    if len(train) == 0 or len(test) == 0:
+        raise ConfigError("the split leaves no training or no test rows", key="data.split",
+                          expected="enough rows for both sides",
+                          fix="change data.split.test_size or add data")
+    ctx.store.put(stage.key, {"train.parquet": to_parquet(train), "test.parquet": to_parquet(test),
+                             "columns.json": json.dumps(columns).encode()},
+                  {"stage": "split", "train_rows": len(train), "test_rows": len(test)})
+    pipe.loaded["split"] = {"train": train, "test": test, "columns": columns}
+
+
+def run_train(pipe: Pipeline, stage: StagePlan) -> None:
+    """Fit the model on the training rows and store it with its signature."""
+    split = pipe.load("split")
+    cols = split["columns"]
+    check_task(pipe.ctx.spec, pipe.ctx.component("model"), cols["task"], cols["target"])
+    fitted, sig = fit(pipe.ctx, stage.key, split["train"], cols, {"stage": "train"})
+    pipe.loaded["train"] = {"model": fitted, "signature": sig}
+
+
+def run_evaluate(pipe: Pipeline, stage: StagePlan) -> None:
+    """Score the model on the test rows."""
+    split = pipe.load("split")
+    metrics = pipe.loaded["evaluate"] = measure(pipe.ctx, pipe.load("train")["model"],
+                                                split["test"], split["columns"])
+    pipe.ctx.store.put(stage.key, {"metrics.json": json.dumps(metrics).encode()},
+                       {"stage": "evaluate"})
+
+
+def champion_metrics(pipe: Pipeline, champion: dict) -> dict:
+    """The champion's metrics on this run's test rows: on the same split, its own
+    ``evaluate`` artifact (same key); on another, scored on the test rows it was not trained
+    on; when that is impossible (another feature set), its recorded metrics, said aloud."""
+    ctx, split_key = pipe.ctx, pipe.plans["split"].key
+    if champion.get("reference_key") == split_key:
+        key = evaluate_key(ctx.spec.components["metrics"], champion["model_key"], split_key)
+        if ctx.store.has(key):
+            return json.loads(ctx.store.get(key, "metrics.json"))
+    split = pipe.load("split")
+    try:
+        model = load_model(ctx, champion["model_key"], champion)
+        test = unseen_by(pipe, champion, split["test"], split["columns"], split_key)
+        return measure(ctx, model, test, split["columns"])
+    except (ArtifactError, KeyboardInterrupt):
+        raise  # a tampered champion is never silently replaced by its record
+    except Exception as exc:  # another feature set or model kind: use its record
+        why = exc.args[0] if isinstance(exc, SpecloopError) and exc.args else type(exc).__name__
+        ctx.say(f"note: champion v{champion['version']} could not be re-scored on this test "
+                f"set ({why}); comparing recorded metrics")
+        return champion["metrics"]
+
+
+def unseen_by(pipe: Pipeline, champion: dict, test: Any, cols: dict, split_key: str) -> Any:
+    """The rows of ``test`` the champion was not trained on (all of them on the same split);
+    scoring it on rows it trained on would flatter it."""
+    if champion.get("reference_key") in (None, split_key):
+        return test
+    import pandas as pd  # the split's frames are already loaded: no import cost here
+
+    seen = from_parquet(read_file(pipe.ctx, champion["reference_key"], "train.parquet",
+                                  champion))
+    on = [c for c in [*cols["features"], cols["target"]] if c in seen.columns]
+    trained = set(pd.util.hash_pandas_object(seen[on], index=False))
+    unseen = test[(~pd.util.hash_pandas_object(test[on], index=False).isin(trained)).to_numpy()]
+    pipe.ctx.say(f"champion v{champion['version']} re-scored on the {len(unseen)} of "
+                 f"{len(test)} test rows it was not trained on")
+    if len(unseen) == 0:
+        raise ValueError("every test row was in the champion's training data")
+    return unseen
+
+
+def run_register(pipe: Pipeline, stage: StagePlan) -> None:
+    """Judge the new model against the champion, register it, and give it the pipeline's
+    alias if it passes (compare-and-set against the champion judged)."""
+    ctx, plans, manifest = pipe.ctx, pipe.plans, pipe.manifest
+    metrics = pipe.load("evaluate")
+    champion = ctx.registry.resolve(ctx.model_name, "champion")
+    against = champion_metrics(pipe, champion) if champion is not None else None
+    sigs = (signature_of(ctx, champion) if champion else None, pipe.load("train")["signature"])
+    gate = judge(ctx, metrics, against, sigs)
+    with committed(ctx):  # the version and its alias move, or neither
+        version = register_version(
+            ctx, model_key=plans["train"].key, reference_key=plans["split"].key,
+            metrics=metrics, gate=gate, data_fingerprint=plans["data"].key,
+            source={"kind": "run", "overrides": manifest.doc["overrides"]})
+        prev = give_alias(ctx, pipe.alias, version["version"], champion, gate,
+                          gate["summary"]) if gate["passed"] else None
+    manifest.model_version, manifest.gate = version["version"], gate
+    if gate["passed"]:
+        manifest.alias_changes.append({"alias": pipe.alias, "from": prev, "to": version["version"]})
+
+
+def run_deploy(pipe: Pipeline, stage: StagePlan) -> None:
+    """Deploy the champion unless the record and the target agree it is deployed."""
+    ctx = pipe.ctx
+    if ctx.registry.resolve(ctx.model_name, "champion") is None:
+        ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")
+    elif (result := ensure_deployed(ctx)) is not None:
+        pipe.manifest.deployment = result
+
+
+STEPS = {"data": run_data, "split": run_split, "train": run_train, "evaluate": run_evaluate,
+         "register": run_register, "deploy": run_deploy}

@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._proc import pid_alive
 from ._remote import open_url, remote_errors
 from .errors import ArtifactError
 
@@ -28,16 +27,32 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists on this host (a pid we may not signal counts as alive):
+    temporary folders, runs and the loop's lock holder name their writer's pid."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ArtifactStore:
     """Artifacts and manifests under ``url`` (a folder, relative to the project's
-    ``base_dir``, or an fsspec URL), trusted through ``index`` (the registry's)."""
+    ``base_dir``, or an fsspec URL), trusted through ``index`` (the registry's). With ``base``,
+    copy-on-write over that store: an artifact not written here is read there, trusted by its
+    own index (a backtest reads the project's store and never writes it)."""
 
     def __init__(self, url: str, base_dir: Path, storage_options: dict | None = None, *,
-                 index: Any = None) -> None:
+                 index: Any = None, base: ArtifactStore | None = None) -> None:
         self.url = url
         self.storage_options = dict(storage_options or {})
         self.local, self.root = self.locate(url, base_dir)
-        self.index = index
+        self.index, self.base = index, base
         self._swept = False
 
     @staticmethod
@@ -61,12 +76,19 @@ class ArtifactStore:
         return "/".join([self.root, *parts])
 
     # -- artifacts ---------------------------------------------------------------------------
+    def _below(self, key: str) -> ArtifactStore | None:
+        """``base``, if ``key`` is read there (this store has not written it)."""
+        return None if self.base is None or self.index.get(key) is not None else self.base
+
     def record(self, key: str) -> dict | None:
         """specloop's record of artifact ``key`` (files, hashes, metadata), or ``None``."""
-        return self.index.get(key) if self.index is not None else None
+        rec = self.index.get(key) if self.index is not None else None
+        return rec if rec is not None or self.base is None else self.base.record(key)
 
     def has(self, key: str) -> bool:
         """Whether a recorded artifact exists for ``key`` with all its files present."""
+        if (below := self._below(key)) is not None:
+            return below.has(key)
         rec = self.record(key)
         if rec is None:
             return False
@@ -154,6 +176,8 @@ class ArtifactStore:
         """Read one file of an artifact, verified against the SHA-256 the model registry
         recorded (``registered``) or else specloop's index; an :class:`ArtifactError` if it
         is unrecorded, missing (``missing``: computed again) or does not match."""
+        if (below := self._below(key)) is not None:
+            return below.get(key, name, registered=registered)
         path = self.path("artifacts", key, name)
         recorded = ((self.record(key) or {}).get("files", {}).get(name) or {}).get("sha256")
         expected = registered or recorded

@@ -112,8 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _data_task(ctx: Any) -> tuple[str, str]:
     """``(task, target)`` of the project's data, reading the data only when it must."""
-    from ._runner import plan_run
-    from ._steps import snapshot
+    from ._runner import plan_run, snapshot
     from ._tabular import columns_for
 
     conf = ctx.spec.components["data"].config
@@ -130,7 +129,7 @@ def _data_task(ctx: Any) -> tuple[str, str]:
 def cmd_loop(args: argparse.Namespace) -> int:
     """``specloop loop``: process the incoming batches (``--backtest``: compare policies)."""
     if args.backtest:
-        from ._backtest import run_backtest
+        from ._sweep import run_backtest
 
         return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
     if args.multirun:

@@ -38,7 +38,7 @@ def events(p) -> list[dict]:
 
 
 def stored_frame_rows(p, fingerprint: str, batch: str) -> int:
-    from specloop._hashing import cache_key
+    from specloop._plan import cache_key
 
     import pandas as pd
 

@@ -6,8 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from specloop._backtest import month_table, summarize
-from specloop._sweep import leaderboard, save
+from specloop._sweep import leaderboard, month_table, save, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -70,8 +70,7 @@ class DataSourceSuite(ComponentSuite):
         as the loop reads it)."""
         import pandas as pd
 
-        from .._batch import Batch
-        from .._loop import as_batch
+        from .._plugin_types import Batch, as_batch
 
         comp, ctx = self.component(), self.context(project_dir, key="loop.incoming")
         if not callable(getattr(comp, "batches", None)):
