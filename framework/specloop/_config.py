@@ -101,8 +101,25 @@ class Provenance:
         group = key.split(".", 1)[0]
         path = self.group_file(group) if node is _MISSING else None
         if path is None:
-            return _shown(primary)
-        return f"{_shown(path)} (group {group!r}, option {self.choices[group]!r})"
+            return _at(primary, key.split("."))
+        return f"{_at(path, key.split('.')[1:])} (group {group!r}, option {self.choices[group]!r})"
+
+
+def _at(path: Path, keys: list[str]) -> str:
+    """``path:line`` of the deepest of ``keys`` (a path into the file's mappings) that the
+    file sets; just ``path`` when it sets none of them."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        node = None
+    line = None
+    for part in keys:
+        found = next((pair for pair in node.value if getattr(pair[0], "value", None) == part),
+                     None) if isinstance(node, yaml.MappingNode) else None
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1, found[1]
+    return f"{_shown(path)}:{line}" if line else _shown(path)
 
 
 def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
@@ -226,6 +243,24 @@ def from_hydra_config(cfg: Any, project_dir: Path, search: list[str], hydra: Any
     return Composed(plain, prov)
 
 
+def _bad_interpolation(exc: Any, project_dir: Path, overrides: list[str]) -> ConfigError:
+    """A ``${...}`` that does not parse, with the file and line (or override) that wrote it."""
+    value, key = str(getattr(exc, "value", "")), str(getattr(exc, "full_key", ""))
+    where = next((f"command line: {o}" for o in overrides if value and value in o), None)
+    for path in sorted((project_dir / "conf").rglob("*.yaml")) if where is None else ():
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        line = next((n for n, text in enumerate(lines, 1) if value and value in text), None)
+        if line is not None:
+            group = path.parent.relative_to(project_dir / "conf").as_posix()
+            key = key if group == "." else f"{group.replace('/', '.')}.{key}"
+            where = f"{_shown(path)}:{line}"
+            break
+    return ConfigError(f"malformed interpolation in {key}: {value}", key=key, file=where,
+                       expected="${...} closed by '}', e.g. ${oc.env:DATA_DIR}/train.csv",
+                       fix="close the interpolation with '}', or write a literal $ as \\${",
+                       extra=[("detail", _first_line(exc))])
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -267,8 +302,19 @@ def translate_hydra_error(exc: BaseException, project_dir: Path,
             expected=f"an option of group {group!r}" if group else "an existing config file",
             fix=f"pick one of the available options, or add conf/{missing}.yaml",
             extra=extra + [("did you mean", c) for c in close])
+    from omegaconf.errors import GrammarParseError
+
     first, _, rest = text.partition("\n")
     key = getattr(exc.__cause__, "full_key", None)
+    if isinstance(exc.__cause__, GrammarParseError):
+        return _bad_interpolation(exc.__cause__, project_dir, overrides)
+    if first.startswith("Ambiguous value for argument"):
+        bad = next((o for o in overrides if o.lstrip("+") in first), first.split("'")[1])
+        return ConfigError(
+            f"{bad!r} gives one key several values", file=f"command line: {bad}",
+            expected="one value per key; a comma list sweeps only with -m",
+            fix=f"sweep them: specloop run -m {bad}; a list value: key=[a,b]; "
+                "a string: key='a,b'")
     bad = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in first), None)
     fix = rest.strip() or "check the override against the spec (specloop validate)"
     if "Could not override" in first and bad and not bad.startswith("+"):

@@ -176,15 +176,16 @@ def read_manifest(ctx: Any, run_id: str) -> dict:
     return check_readable(json.loads(body), where)
 
 
-def latest_manifest(ctx: Any, command: str = "run") -> dict | None:
-    """The newest manifest of a successful ``command`` run, if any (and intact)."""
+def recent_manifests(ctx: Any, command: str = "run", limit: int = 50) -> list[dict]:
+    """The intact manifests of the last ``limit`` successful ``command`` runs, newest first."""
+    found: list[dict] = []
     for run in reversed(ctx.registry.runs()):  # run ids sort by time
-        if run["command"] == command and run["status"] == "succeeded":
+        if run["command"] == command and run["status"] == "succeeded" and len(found) < limit:
             try:
-                return read_manifest(ctx, run["run_id"])
+                found.append(read_manifest(ctx, run["run_id"]))
             except (RegistryError, ConfigError, ValueError):
                 continue
-    return None
+    return found
 
 
 def _version_tuple(text: str) -> tuple:

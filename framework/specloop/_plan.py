@@ -96,22 +96,28 @@ def deployment_status(ctx: Any) -> tuple[bool, str]:
 
 
 def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
-    """Every stage's key and whether it is cached, with the reason; ``previous`` is the
-    manifest of the last successful run (or a function of ``ctx`` returning it, called once
-    the data is found), to explain what changed."""
+    """Every stage's key and whether it is cached, with the reason; ``previous`` lists the
+    manifests of earlier runs, newest first (or is a function of ``ctx`` returning them,
+    called once the data is found): a stage to run is explained against the nearest output
+    of theirs that is still cached."""
     secrets = secret_fields(ctx.spec)
     comps, seed = ctx.spec.components, ctx.spec.project.seed
     source = ctx.component("data").fingerprint(ctx.node("data"))
     store = ctx.store  # opens the registry: only once the data is known to be there
-    prev_stages = ((previous(ctx) if callable(previous) else previous) or {}).get("stages", {})
+    earlier: list[list[dict]] = []  # read on the first stage that is not cached
+
+    def nearest(name: str, config: dict) -> dict | None:
+        if not earlier:
+            earlier.append((previous(ctx) if callable(previous) else previous) or [])
+        return _nearest(earlier[0], name, config, store)
     plans: list[StagePlan] = []
 
     def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str]) -> str:
         key = cache_key(name, comp.spec.kind if comp else None,
                         comp.spec.version if comp else None, config, inputs, None)
         cached = store.has(key)
-        reason = "unchanged" if cached else _reason(prev_stages.get(name), key, config, inputs,
-                                                    secrets)
+        reason = "unchanged" if cached else _reason(nearest(name, config), key, config,
+                                                    inputs, secrets)
         plans.append(StagePlan(name, comp, key, cached, reason, config, inputs))
         return key
 
@@ -139,6 +145,19 @@ def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
         plans.append(StagePlan("deploy", deploy, deploy_target(deploy), ok, reason,
                                flatten("deploy", plain(deploy.config)), {}))
     return plans
+
+
+def _nearest(earlier: list[dict], name: str, config: dict, store: Any) -> dict | None:
+    """Of the earlier runs' records of stage ``name``, the one whose output is cached and whose
+    config differs in the fewest keys (the newest on a tie); else the newest record."""
+    records = [m["stages"][name] for m in earlier if name in m.get("stages", {})]
+
+    def distance(rec: dict) -> int:
+        old = rec.get("config", {})
+        return sum(old.get(k) != config.get(k) for k in set(old) | set(config))
+
+    cached = [r for r in records if r.get("key") and store.has(r["key"])]
+    return min(cached, key=distance) if cached else next(iter(records), None)
 
 
 def _reason(prev: dict | None, key: str, config: dict, inputs: dict,

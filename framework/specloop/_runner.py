@@ -15,7 +15,7 @@ from ._context import RunContext, thread_limits
 from ._flow import (committed, ensure_deployed, fit, give_alias, judge, measure,
                     register_version, signature_of)
 from ._manager import call_hook
-from ._manifest import Manifest, latest_manifest
+from ._manifest import Manifest, recent_manifests
 from ._model_artifacts import load_model, read_file
 from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, evaluate_key, plan
 from ._spec import check_task
@@ -130,8 +130,9 @@ def run_stage(ctx: RunContext, name: str, spec: Any, fn: Callable[[], Any], *,
 
 
 def plan_run(ctx: RunContext) -> list[StagePlan]:
-    """The plan of ``specloop run`` with reasons against the last successful run."""
-    return plan(ctx, latest_manifest)
+    """The plan of ``specloop run``, each stage to run explained against its nearest
+    cached output from the recent successful runs."""
+    return plan(ctx, recent_manifests)
 
 
 def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
