@@ -50,9 +50,12 @@ def add_commands(sub: Any, handlers: dict[str, Callable]) -> None:
                                  "help": "move the alias only; do not deploy"})
     runs = sub.add_parser("runs", help="recorded runs")
     runs.set_defaults(handler=handlers["runs"])
-    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show", required=True)
+    rsub = runs.add_subparsers(dest="runs_cmd", metavar="list|show|diff", required=True)
     command(rsub, "list", "every run, oldest first", JSON)
     command(rsub, "show", "one run's manifest", ("run_id", {}), JSON)
+    command(rsub, "diff", "two runs side by side: config, overrides, data, stage keys, metrics "
+            "and model versions", ("run_a", {}), ("run_b", {}),
+            ("--all", {"action": "store_true", "help": "also what is the same"}), JSON)
     reg = sub.add_parser("registry", help="model versions, aliases and the record's health")
     reg.set_defaults(handler=handlers["registry"])
     gsub = reg.add_subparsers(dest="registry_cmd", required=True,
@@ -85,6 +88,16 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     """``specloop runs list|show``."""
     from ._manifest import read_manifest  # ~60 ms: `specloop --help` imports this module
 
+    if args.runs_cmd == "diff":
+        doc = diff_runs(read_manifest(ctx, args.run_a), read_manifest(ctx, args.run_b),
+                        args.all)
+        if args.json:
+            return emit(out, doc)
+        for section, rows in doc.items():
+            if section not in ("a", "b"):
+                out(f"{section}:")
+                out(table(rows, ["what", "a", "b", "b - a"]) if rows else "(no difference)")
+        return 0
     if args.runs_cmd == "show":
         m = read_manifest(ctx, args.run_id)
         if args.json:
@@ -106,6 +119,36 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
              "overrides": " ".join(r["overrides"])} for r in ctx.registry.runs()]
     return emit(out, rows, None if args.json else
                 ["run", "command", "status", "started", "version", "overrides"])
+
+
+def diff_runs(a: dict, b: dict, everything: bool = False) -> dict:
+    """Two manifests side by side, section by section: rows of ``{what, a, b}`` that differ
+    (all rows with ``everything``). Secrets were masked when the manifests were written."""
+    from ._plan import flatten
+
+    def rows(left: dict, right: dict) -> list[dict]:
+        out = [{"what": k, "a": left.get(k), "b": right.get(k)}
+               for k in sorted(set(left) | set(right), key=str)
+               if everything or left.get(k) != right.get(k)]
+        for r in out:  # numbers (metrics, parameters) also say by how much
+            if all(isinstance(r[s], (int, float)) and not isinstance(r[s], bool) for s in "ab"):
+                r["b - a"] = round(r["b"] - r["a"], 6)
+        return out
+
+    def stage_keys(m: dict) -> dict:
+        return {name: st.get("key") for name, st in m.get("stages", {}).items()}
+
+    return {"a": a["run_id"], "b": b["run_id"],
+            "run": rows(*({k: m.get(k) for k in ("run_id", "command", "status", "started",
+                                                  "specloop_version")} for m in (a, b))),
+            "overrides": rows(*({"overrides": " ".join(m.get("overrides", []))} for m in (a, b))),
+            "choices": rows(a.get("choices", {}), b.get("choices", {})),
+            "config": rows(flatten("", a.get("config", {})), flatten("", b.get("config", {}))),
+            "data": rows(a.get("data_fingerprint") or {}, b.get("data_fingerprint") or {}),
+            "stage keys": rows(stage_keys(a), stage_keys(b)),
+            "metrics": rows(a.get("metrics") or {}, b.get("metrics") or {}),
+            "model version": rows({"model_version": a.get("model_version")},
+                                  {"model_version": b.get("model_version")})}
 
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
