@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._plugin_types import Batch, Decision, Observation, file_md5
+from ._plugin_types import Batch, Decision, Observation, file_md5, progress
 from ._remote import open_url, remote_errors
 from .components import ComponentSpec, Stage
 from .errors import (ArtifactError, BatchNotReady, BusyError, ConfigError, PluginError,
@@ -157,6 +157,6 @@ __all__ = [
     "DataConf", "Decision", "Interval", "NodeContext", "Observation", "Options", "PluginError",
     "RegistryError", "RetrainConf", "RunContext", "SpecloopError", "SplitConf", "Stage",
     "StageError", "UnknownKindError", "__version__", "file_md5", "hookimpl", "hookspec",
-    "load_model", "make_context", "open_url", "param", "promote", "remote_errors", "rollback",
-    "run",
+    "load_model", "make_context", "open_url", "param", "progress", "promote", "remote_errors",
+    "rollback", "run",
 ]

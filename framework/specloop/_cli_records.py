@@ -33,6 +33,7 @@ def command(sub: Any, name: str, help: str, *args: tuple, handler: Any = None,
     p = sub.add_parser(name, help=help)
     for flags, kwargs in args:
         p.add_argument(*((flags,) if isinstance(flags, str) else flags), **kwargs)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     if project:
         p.add_argument("--project", default=".", metavar="DIR",
                        help="project folder holding conf/config.yaml (default: current folder)")

@@ -20,7 +20,7 @@ from ._flow import (committed, deploy_champion, ensure_deployed, fit, give_alias
 from ._manifest import Manifest, iso
 from ._model_artifacts import load_model, read_file
 from ._plan import cache_key
-from ._plugin_types import Batch, Decision, Observation, as_batch
+from ._plugin_types import Batch, Decision, Observation, as_batch, progress
 from ._runner import Pipeline, execute, plan_run, run_stage
 from ._store import pid_alive
 from ._tabular import check_frame, from_parquet, predictions, split_frame, to_parquet
@@ -120,7 +120,8 @@ class Loop:
             manifest.doc["batches"] = records = []  # the manifest lists them as they come
             try:
                 done = ctx.registry.processed_batches(ctx.model_name)
-                for batch, frame, fingerprint in self.ready_batches():
+                for batch, frame, fingerprint in progress(self.ready_batches(), desc="loop",
+                                                          unit="batch"):
                     record = done[batch.id] = self._process(batch.id, fingerprint, frame, done)
                     records.append(record)
                     ctx.say(format_record(record))

@@ -1,13 +1,15 @@
 """What data sources and retraining policies exchange with the loop (:class:`Batch`,
-:class:`Observation`, :class:`Decision`) and the files' fingerprint they give (:func:`file_md5`).
-Kept apart from the engine so that plugin modules importing them stay cheap to import."""
+:class:`Observation`, :class:`Decision`), the files' fingerprint they give (:func:`file_md5`)
+and the progress bar of long work (:func:`progress`). Kept apart from the engine so that plugin
+modules importing them stay cheap to import."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,15 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def progress(items: Iterable | None = None, *, total: int | None = None, desc: str = "",
+             unit: str = "it", disable: bool = False) -> Any:
+    """``items`` with a progress bar (tqdm) on standard error when that is a terminal; none
+    with ``--quiet`` or ``--json`` (``SPECLOOP_QUIET=1``) or in a sweep's worker processes.
+    Without ``items``, call ``update(n)`` on what it returns."""
+    from tqdm import tqdm  # ~15 ms, only for work that shows progress
+
+    quiet = disable or os.environ.get("SPECLOOP_QUIET", "") not in ("", "0")
+    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                dynamic_ncols=True, disable=True if quiet else None)

@@ -17,6 +17,7 @@ from ._flow import (committed, ensure_deployed, fit, give_alias, judge, measure,
 from ._manager import call_hook
 from ._manifest import Manifest, recent_manifests
 from ._model_artifacts import load_model, read_file
+from ._plugin_types import progress
 from ._plan import ARTIFACT_STAGES, COMPONENT_OF, STAGES, StagePlan, evaluate_key, plan
 from ._spec import check_task
 from ._tabular import columns_for, from_parquet, split_frame, to_parquet
@@ -55,7 +56,10 @@ class Pipeline:
         """Run every stage that is not cached; return the per-stage rows."""
         rows: list[dict] = []
         with contextlib.ExitStack() as held:
-            for p in (self.plans[n] for n in STAGES if n in self.plans):
+            bar = progress([self.plans[n] for n in STAGES if n in self.plans], desc="run",
+                           unit="stage")
+            for p in bar:
+                bar.set_postfix_str(p.name)
                 if p.name == "register" and not all(self.plans[n].cached for n in (
                         "register", "deploy") if n in self.plans):
                     # read the champion, judge, promote, deploy: one holder at a time

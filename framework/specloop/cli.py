@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     warnings.showwarning = lambda message, *_args, **_kw: _err(f"specloop: warning: {message}")
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet = os.environ.get("SPECLOOP_QUIET")  # as the caller had it, restored at the end
     try:
         # a built-in command loads the plugins once, with the project's plugins.disable; other
         # commands and --help need the plugins' sub-commands to parse the line
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if handler is None:
             parser.print_help()
             return 2
+        if getattr(args, "quiet", False) or getattr(args, "json", False):
+            os.environ["SPECLOOP_QUIET"] = "1"  # progress bars off, here and in workers
         return handler(args)
     except SpecloopError as exc:
         if os.environ.get("SPECLOOP_FULL_ERROR"):
@@ -241,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (specloop … | head): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        if quiet is None:
+            os.environ.pop("SPECLOOP_QUIET", None)
+        else:
+            os.environ["SPECLOOP_QUIET"] = quiet
 
 
 def console_main() -> None:

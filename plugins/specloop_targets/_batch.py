@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from specloop import ConfigError, open_url, remote_errors
+from specloop import ConfigError, open_url, progress, remote_errors
 
 
 class BatchScorer:
@@ -48,7 +47,7 @@ class BatchScorer:
         classifier = bundle["signature"].get("task") == "classification" and \
             hasattr(model, "predict_proba")
         total = _count(source, src_ctx)
-        progress = Progress(total, enabled=self.config.progress)
+        bar = progress(total=total, desc="score", unit="row", disable=not self.config.progress)
         rows = 0
         if self._remote():
             fs, path = open_url(self.config.output, self.config.storage_options,
@@ -58,7 +57,7 @@ class BatchScorer:
                 fh = fs.open(path, "wb")
                 try:
                     rows = self._write(fh, source, src_ctx, model, features, classifier,
-                                       progress)
+                                       bar)
                 except BaseException:
                     _discard(fh)  # closing would upload a partial file
                     raise
@@ -73,14 +72,14 @@ class BatchScorer:
             try:
                 with open(tmp, "wb") as fh:
                     rows = self._write(fh, source, src_ctx, model, features, classifier,
-                                       progress)
+                                       bar)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
             sha = _sha_file(open(target, "rb"))
-        progress.done()
+        bar.close()
         ctx.say(f"deploy: scored {rows} rows with version {bundle['version']['version']} "
                 f"into {self.location(ctx)}")
         return {"location": self.location(ctx), "version": bundle["version"]["version"],
@@ -88,7 +87,7 @@ class BatchScorer:
                 "output_sha256": sha, "input": fingerprint}
 
     def _write(self, fh: Any, source: Any, ctx: Any, model: Any, features: list[str],
-               classifier: bool, progress: "Progress") -> int:
+               classifier: bool, bar: Any) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -106,7 +105,7 @@ class BatchScorer:
                     table = table.cast(schema)
                 writer.write_table(table)
                 rows += len(chunk)
-                progress.update(rows)
+                bar.update(len(chunk))
             if writer is None:  # an empty input still gives a readable (empty) file
                 writer = pq.ParquetWriter(fh, pa.schema([("prediction", pa.float64())]))
         finally:
@@ -196,47 +195,3 @@ def _sha_file(fh: Any) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-class Progress:
-    """A plain-text progress bar on stderr: redrawn in place on a terminal, and a line per
-    tenth of the work otherwise (logs stay short)."""
-
-    width = 30
-
-    def __init__(self, total: int | None, *, enabled: bool = True, stream: Any = None) -> None:
-        self.total, self.enabled = total, enabled
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_tenth = -1
-        self._drawn = False
-
-    def line(self, rows: int) -> str:
-        """The text of the bar after ``rows`` rows."""
-        if not self.total:
-            return f"batch: {rows:,} rows scored"
-        frac = min(rows / self.total, 1.0)
-        filled = int(frac * self.width)
-        return (f"batch: [{'#' * filled}{'.' * (self.width - filled)}] {frac:4.0%} "
-                f"{rows:,}/{self.total:,} rows")
-
-    def update(self, rows: int) -> None:
-        """Show progress after ``rows`` rows."""
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + self.line(rows))
-            self.stream.flush()
-            self._drawn = True
-            return
-        tenth = int(10 * rows / self.total) if self.total else rows // 100_000
-        if tenth != self._last_tenth:
-            self._last_tenth = tenth
-            self.stream.write(self.line(rows) + "\n")
-            self.stream.flush()
-
-    def done(self) -> None:
-        """End the bar's line."""
-        if self.enabled and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()

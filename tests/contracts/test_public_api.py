@@ -46,6 +46,7 @@ PUBLIC = [
     "make_context",
     "open_url",
     "param",
+    "progress",
     "promote",
     "remote_errors",
     "rollback",

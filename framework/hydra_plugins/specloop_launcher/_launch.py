@@ -56,6 +56,7 @@ def _in_worker(conn: Any, task_function: Any, config: Any, warm: bool, callbacks
     from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
     from hydra.types import HydraContext
 
+    os.environ["SPECLOOP_QUIET"] = "1"  # the sweep's own bar is the parent's
     setup_globals()
     HydraConfig.instance().set_config(config)
     try:
@@ -134,9 +135,12 @@ def _run(mp: Any, configs: list[tuple], n_jobs: int, launcher: Any,
          warm: bool = False) -> list[Any]:
     from multiprocessing.connection import wait
 
+    from specloop import progress
+
     results: dict[Any, Any] = {}
     todo = list(configs)
     running: dict[Any, tuple] = {}
+    bar = progress(total=len(configs), desc="sweep", unit="member", disable=warm)
     while todo or running:
         while todo and len(running) < n_jobs:
             idx, ov, cfg = todo.pop(0)
@@ -161,6 +165,8 @@ def _run(mp: Any, configs: list[tuple], n_jobs: int, launcher: Any,
                 log.error(f"specloop launcher: member #{idx}: {why}")
                 ret = lost(launcher, cfg, ov, why)
             results[idx] = ret
+            bar.update(1)
+    bar.close()
     return [results[idx] for idx, _, _ in configs]
 
 
