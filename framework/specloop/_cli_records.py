@@ -97,6 +97,8 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
         for section, rows in doc.items():
             if section not in ("a", "b"):
                 out(f"{section}:")
+                rows = [{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
+                        for r in rows]
                 out(table(rows, ["what", "a", "b", "b - a"]) if rows else "(no difference)")
         return 0
     if args.runs_cmd == "show":
