@@ -98,9 +98,9 @@ def unmasked(recorded: list[str], given: list[str]) -> list[str]:
             for o in recorded]
 
 
-def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
+def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> tuple[int, Path]:
     """``specloop run -m``: the sweep, its leaderboard and the winner's registration; exit
-    code 0 when every member succeeded, else 1."""
+    code 0 when every member succeeded, else 1, and the sweep's folder."""
     sweep_dir, results = multirun(Path(project_dir), overrides)
     rows, metric_cols = leaderboard(results)
     paths = save(sweep_dir, "leaderboard", rows, {"primary": metric_cols[:1], "registered": None})
@@ -128,7 +128,7 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
                 f"challenger: {registered['gate']}")
         else:
             out(f"winner (job {job}) is already registered as v{version}; no alias changed")
-    return 0 if not failed and results else 1
+    return (0 if not failed and results else 1), sweep_dir
 
 
 class BacktestJob(SweepJob):
@@ -211,9 +211,9 @@ def month_table(results: list[dict], labels: dict[int, str]) -> list[dict]:
 
 
 def run_backtest(project_dir: Path, overrides: list[str], out: Any,
-                 limit: int | None = None) -> int:
+                 limit: int | None = None) -> tuple[int, Path]:
     """``specloop loop --backtest``: replay, then the policy leaderboard; exit code 0 when
-    every member succeeded, else 1."""
+    every member succeeded, else 1, and the backtest's folder."""
     project_dir = Path(project_dir).resolve()
     sweep_dir, results = multirun(project_dir, overrides, BacktestJob(project_dir, limit),
                                   new_sweep_dir(project_dir, "backtests"))
@@ -232,4 +232,4 @@ def run_backtest(project_dir: Path, overrides: list[str], out: Any,
     if start := next((r.get("start") for r in results if r.get("start")), None):
         out(f"every policy started from: {start}")
     out(f"{len(rows) - failed} of {len(rows)} policies replayed; leaderboard: {paths[0]}")
-    return 0 if not failed and results else 1
+    return (0 if not failed and results else 1), sweep_dir

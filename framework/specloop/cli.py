@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 import warnings
-from contextlib import closing
+from contextlib import closing, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from . import __version__
 from . import _cli_records as records
 from ._cli_records import JSON, command, emit, table
-from ._manager import make_plugin_manager
+from ._manager import call_hook, make_plugin_manager
 from ._redact import redact, secret_fields
 from .errors import ConfigError, SpecloopError
 
@@ -48,11 +48,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.multirun:
         from ._sweep import run_sweep
 
-        return run_sweep(Path(args.project), args.overrides, _out)
+        code, folder = run_sweep(Path(args.project), args.overrides, _out)
+        _report(args, None, "sweep", folder)
+        return code
     from ._runner import execute
 
     with _project(args) as ctx:
         doc = execute(ctx, until=args.until)
+        _report(args, ctx, "run")
     _out(f"run {doc['run_id']}")
     _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
                ["stage", "action", "seconds", "component"]))
@@ -131,7 +134,9 @@ def cmd_loop(args: argparse.Namespace) -> int:
     if args.backtest:
         from ._sweep import run_backtest
 
-        return run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
+        code, folder = run_backtest(Path(args.project), args.overrides, _out, limit=args.limit)
+        _report(args, None, "sweep", folder)
+        return code
     if args.multirun:
         raise ConfigError("'specloop loop -m' sweeps only in a backtest", file="command line",
                           expected="--backtest with -m",
@@ -144,10 +149,26 @@ def cmd_loop(args: argparse.Namespace) -> int:
         if args.status:
             return emit(_out, loop_status(ctx))
         done = Loop(ctx).run(limit=args.limit)
+        _report(args, ctx, "loop")
     retrains = sum(1 for r in done if r["retrain"])
     promoted = sum(1 for r in done if r.get("outcome") == "promoted")
     _out(f"processed {len(done)} batch(es): {retrains} retrain(s), {promoted} promotion(s)")
     return 0
+
+
+def _report(args: argparse.Namespace, ctx: Any, what: str, source: Path | None = None) -> None:
+    """``--report [FILE]``: the report of what the command did, by the plugin that writes it."""
+    if args.report is None:
+        return
+    with nullcontext(ctx) if ctx is not None else _project(args) as ctx:
+        path = call_hook(ctx.pm, "specloop_write_report", run=ctx, what=what, path=args.report
+                         or None, source=None if source is None else str(source))
+    if path is None:
+        raise ConfigError("--report: no installed plugin writes reports", file="command line",
+                          expected="a plugin implementing specloop_write_report (built in: "
+                                   "report)", fix="enable the report plugin (plugins.disable, "
+                                                  "SPECLOOP_DISABLE_PLUGINS) or install one")
+    _out(f"report: {path}")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -177,6 +198,8 @@ def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------
+REPORT = ("--report", {"nargs": "?", "const": "", "metavar": "FILE", "help": "write an HTML "
+           "report at the end (a plugin's; default file: the plugin's choice)"})
 BUILTIN = ("run", "plan", "validate", "loop", "plugins", "runs", "registry", "reproduce")
 
 
@@ -190,7 +213,8 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     flag = {"action": "store_true"}
     command(sub, "run", "run the pipeline up to deploy",
             (("-m", "--multirun"), {**flag, "help": "Hydra multirun (sweep)"}),
-            ("--until", {"choices": stages, "help": "the last stage to run"}), handler=cmd_run)
+            ("--until", {"choices": stages, "help": "the last stage to run"}), REPORT,
+            handler=cmd_run)
     command(sub, "plan", "show what run would do, and why", JSON, handler=cmd_plan)
     command(sub, "validate", "compose and validate the spec",
             ("--show", {**flag, "help": "print the composed spec"}), handler=cmd_validate)
@@ -202,7 +226,7 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
             (("-m", "--multirun"), {**flag, "help": "sweep (with --backtest), e.g. "
                                     "-m retrain=never,on_drift,on_decay"}),
             ("--status", {**flag, "help": "who runs the loop now, and what it processed last"}),
-            handler=cmd_loop)
+            REPORT, handler=cmd_loop)
     command(sub, "plugins", "installed plugins and their components", JSON,
             handler=cmd_plugins, project=False, overrides=False)
     records.add_commands(sub, {"runs": partial(cmd_records, records.runs),

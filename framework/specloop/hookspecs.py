@@ -168,6 +168,24 @@ def specloop_after_alias_change(run: RunContext, name: str, alias: str, version:
     """
 
 
+@hookspec(firstresult=True)
+def specloop_write_report(run: RunContext, what: str, source: str | None,
+                          path: str | None) -> str | None:
+    """Write the report of what a command just did, for ``--report`` of ``run`` and ``loop``.
+
+    Args:
+        run: The run context of the project.
+        what: ``run`` (the run ``run.run_id`` names), ``loop``, or ``sweep`` (a sweep's or a
+            backtest's folder, ``source``).
+        source: The sweep folder, for ``sweep``; else ``None``.
+        path: The file asked for (``None``: the plugin's default place).
+
+    Returns:
+        The file written, or ``None`` when this plugin writes no such report (the next
+        plugin is asked; none at all is a user error naming the missing plugin).
+    """
+
+
 @hookspec
 def specloop_add_cli_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add sub-commands to the ``specloop`` command line.
