@@ -11,9 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
-from ._config import Composed, Provenance, conf_search_dirs
-from ._context import RunContext, _disabled_in_yaml, make_context, thread_limits, validated
-from ._manager import make_plugin_manager
+from ._context import RunContext, make_context, thread_limits
 from ._manifest import Manifest, environment, read_manifest, save
 from ._plan import STAGES, plan
 from ._redact import MASK
@@ -21,34 +19,6 @@ from ._runner import Pipeline
 from .errors import ReproduceError, SpecloopError
 
 REPRODUCED_STAGES = STAGES[:STAGES.index("evaluate") + 1]
-
-
-def _context_from_manifest(project_dir: Path, manifest: dict, store_dir: Path,
-                           echo: Callable[[str], None] | None) -> RunContext:
-    """A run context holding the manifest's resolved config, with a throwaway store and
-    registry (recorded secrets were never recorded: they come from the environment)."""
-    overrides = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
-    pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides))
-    table = pm.component_table()
-    search = [project_dir / "conf", *map(Path, conf_search_dirs(pm.conf_dirs()))]
-    prov = Provenance(project_dir, search, dict(manifest.get("choices") or {}), overrides)
-    config = json.loads(json.dumps(manifest["config"]))  # a private copy
-    ctx = validated(Composed(config, prov), pm, table, echo)
-    ctx.spec.store = dataclasses.replace(ctx.spec.store, url=str(store_dir),
-                                         registry=f"sqlite:///{store_dir.parent / 'registry.db'}",
-                                         storage_options={})
-    return ctx
-
-
-def _pin_data(ctx: RunContext, manifest: dict, recorded: dict, current: dict) -> str | None:
-    """Point the data node at the commit the manifest recorded for the changed file."""
-    changed = [p for p in recorded if current.get(p) != recorded[p]]
-    commits = {(manifest.get("data_versions") or {}).get(p, {}).get("commit") for p in changed}
-    data = ctx.spec.components["data"].config
-    if not changed or None in commits or len(commits) != 1 or not hasattr(data, "rev"):
-        return None
-    data.rev = commits.pop()
-    return data.rev
 
 
 def _compare_metrics(recorded: dict, reproduced: dict, tolerance: float) -> list[dict]:
@@ -90,8 +60,14 @@ def reproduce(project_dir: str | Path, run_id: str, *, tolerance: float = 0.0,
                                      "(specloop runs list)")
         scratch = tempfile.TemporaryDirectory(prefix="specloop-reproduce-",
                                               ignore_cleanup_errors=True)
-        with scratch, closing(_context_from_manifest(project_dir, manifest,
-                                                     Path(scratch.name) / "store", echo)) as ctx:
+        # the recorded config (secrets were never recorded: they come from the environment),
+        # with a throwaway store and registry
+        masked = [o for o in manifest.get("overrides") or [] if not o.endswith("=" + MASK)]
+        with scratch, closing(make_context(project_dir, masked, recorded=manifest,
+                                           echo=echo)) as ctx:
+            ctx.spec.store = dataclasses.replace(
+                ctx.spec.store, url=str(Path(scratch.name) / "store"), storage_options={},
+                registry=f"sqlite:///{Path(scratch.name) / 'registry.db'}")
             plans = _check_data(ctx, manifest, run_id, notes)
             plans = [p for p in plans if p.name in REPRODUCED_STAGES]
             for p in plans:
@@ -130,8 +106,11 @@ def _check_data(ctx: RunContext, manifest: dict, run_id: str, notes: list[str]) 
         return plans
     if current == recorded:
         return plans
-    commit, why = _pin_data(ctx, manifest, recorded, current), None
-    if commit is not None:
+    changed = [p for p in recorded if current.get(p) != recorded[p]]
+    commits = {(manifest.get("data_versions") or {}).get(p, {}).get("commit") for p in changed}
+    data, commit, why = ctx.spec.components["data"].config, None, None
+    if len(commits) == 1 and None not in commits and hasattr(data, "rev"):
+        commit = data.rev = commits.pop()  # read the changed file at the recorded commit
         try:
             plans = plan(ctx, None)
             current = plans[0].files
