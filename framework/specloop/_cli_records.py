@@ -137,16 +137,18 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
                                 fix="give a version: specloop registry show VERSION")
         card = gov.model_card(ctx, version)
         out(json.dumps(card, indent=2, default=str) if args.json else gov.render_card(card))
-    elif sub == "promote":
-        res = gov.promote(ctx, args.version, alias=args.alias, force=args.force,
-                          reason=args.reason, deploy=not args.no_deploy)
+    elif sub in ("promote", "rollback"):  # the move itself was said as it committed
+        if sub == "promote":
+            res = gov.promote(ctx, args.version, alias=args.alias, force=args.force,
+                              reason=args.reason, deploy=not args.no_deploy)
+        else:
+            res = gov.rollback(ctx, args.alias, reason=args.reason, deploy=not args.no_deploy)
+        deployed = res.get("deployment") or {}
         if res.get("unchanged"):
             out(f"{args.alias}: already v{args.version} (nothing changed)")
-            return 0
-        _deployed(res, out)  # the move itself was said as it committed
-    elif sub == "rollback":
-        _deployed(gov.rollback(ctx, args.alias, reason=args.reason, deploy=not args.no_deploy),
-                  out)
+        elif deployed:
+            where = deployed.get("location")
+            out(f"deployed v{deployed.get('version', '?')}" + (f" → {where}" if where else ""))
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
@@ -195,9 +197,3 @@ def emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
     out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0
 
-
-def _deployed(res: dict, out: Out) -> None:
-    result = res.get("deployment")
-    if result:
-        where = result.get("location")
-        out(f"deployed v{result.get('version', '?')}" + (f" → {where}" if where else ""))
