@@ -1,6 +1,6 @@
 """The record commands, ``specloop runs …``, ``registry …`` and ``reproduce``, thin over
-``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; how every sub-command declares
-its arguments, and the plain-text tables commands, sweeps and backtests print."""
+``_manifest``, ``_registry`` and ``_governance``; how every sub-command declares its arguments,
+and the plain-text tables commands, sweeps and backtests print."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def runs(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     """``specloop registry list|show|promote|rollback|history|check|backup``."""
-    from . import _governance as gov  # ~85 ms: `specloop --help` imports this module
+    from . import _governance as gov  # the engine: `specloop --help` imports this module
     from ._registry import check_name  # sqlite3 ~10 ms, likewise
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
@@ -165,7 +165,7 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
 def reproduce(args: argparse.Namespace, out: Out) -> int:
     """``specloop reproduce RUN_ID``: exit code 1 if the metrics did not come back."""
-    from ._reproduce import reproduce  # the whole engine: `specloop --help` imports this module
+    from ._governance import reproduce  # likewise
 
     report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=out)
     code = 0 if report["reproduced"] else 1

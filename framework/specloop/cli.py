@@ -29,7 +29,10 @@ from .errors import ConfigError, SpecloopError
 
 
 _out = partial(print, flush=True)
-_err = partial(print, file=sys.stderr, flush=True)
+
+
+def _err(text: str) -> None:  # sys.stderr looked up at each call: callers may redirect it
+    print(text, file=sys.stderr, flush=True)
 
 
 def _project(args: argparse.Namespace) -> closing:
