@@ -137,7 +137,6 @@ def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
 
 
 def _lookup(body: Any, parts: list[str]) -> Any:
-    """The value at ``parts`` in ``body`` (``None`` if there is none)."""
     for p in parts:
         if isinstance(body, dict) and p in body:
             body = body[p]

@@ -146,7 +146,6 @@ def model_card(ctx: Any, version: int) -> dict:
 
 
 def render_card(card: dict) -> str:
-    """The model card as text."""
     lines = [f"{card['name']} v{card['version']}  aliases: {', '.join(card['aliases']) or '-'}",
              f"created:  {card['created_at']}"]
     run, src = card.get("run"), card.get("source") or {}

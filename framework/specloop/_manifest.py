@@ -27,7 +27,6 @@ PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "nu
 
 
 def iso(ts: float) -> str:
-    """A UNIX time as ISO 8601 (UTC, seconds)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 

@@ -170,7 +170,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
-    """``specloop runs …`` and ``specloop registry …``: ``fn`` of ``_cli_records``."""
     with _project(args) as ctx:
         return fn(ctx, args, _out)
 
