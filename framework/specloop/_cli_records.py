@@ -1,6 +1,6 @@
 """The record commands, ``specloop runs …``, ``registry …`` and ``reproduce``, thin over
-``_manifest``, ``_registry``, ``_governance`` and ``_reproduce``; how every sub-command declares
-its arguments, and the plain-text tables commands, sweeps and backtests print."""
+``_manifest``, ``_registry`` and ``_governance``; how every sub-command declares its arguments,
+and the plain-text tables commands, sweeps and backtests print."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def diff_runs(a: dict, b: dict, everything: bool = False) -> dict:
 
 def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
     """``specloop registry list|show|promote|rollback|history|check|backup``."""
-    from . import _governance as gov  # ~85 ms: `specloop --help` imports this module
+    from . import _governance as gov  # the engine: `specloop --help` imports this module
     from ._registry import check_name  # sqlite3 ~10 ms, likewise
 
     if args.registry_cmd == "check":  # before opening it: a broken file is a finding here
@@ -183,16 +183,18 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
                                 fix="give a version: specloop registry show VERSION")
         card = gov.model_card(ctx, version)
         out(json.dumps(card, indent=2, default=str) if args.json else gov.render_card(card))
-    elif sub == "promote":
-        res = gov.promote(ctx, args.version, alias=args.alias, force=args.force,
-                          reason=args.reason, deploy=not args.no_deploy)
+    elif sub in ("promote", "rollback"):  # the move itself was said as it committed
+        if sub == "promote":
+            res = gov.promote(ctx, args.version, alias=args.alias, force=args.force,
+                              reason=args.reason, deploy=not args.no_deploy)
+        else:
+            res = gov.rollback(ctx, args.alias, reason=args.reason, deploy=not args.no_deploy)
+        deployed = res.get("deployment") or {}
         if res.get("unchanged"):
             out(f"{args.alias}: already v{args.version} (nothing changed)")
-            return 0
-        _deployed(res, out)  # the move itself was said as it committed
-    elif sub == "rollback":
-        _deployed(gov.rollback(ctx, args.alias, reason=args.reason, deploy=not args.no_deploy),
-                  out)
+        elif deployed:
+            where = deployed.get("location")
+            out(f"deployed v{deployed.get('version', '?')}" + (f" → {where}" if where else ""))
     elif sub == "history":
         hist, audit = reg.alias_history(name), reg.audit(name)
         if args.json:
@@ -209,7 +211,7 @@ def registry(ctx: Any, args: argparse.Namespace, out: Out) -> int:
 
 def reproduce(args: argparse.Namespace, out: Out) -> int:
     """``specloop reproduce RUN_ID``: exit code 1 if the metrics did not come back."""
-    from ._reproduce import reproduce  # the whole engine: `specloop --help` imports this module
+    from ._governance import reproduce  # likewise
 
     report = reproduce(args.project, args.run_id, tolerance=args.tolerance, echo=out)
     code = 0 if report["reproduced"] else 1
@@ -241,9 +243,3 @@ def emit(out: Out, doc: Any, columns: list[str] | None = None) -> int:
     out(json.dumps(doc, indent=2, default=str) if columns is None else table(doc, columns))
     return 0
 
-
-def _deployed(res: dict, out: Out) -> None:
-    result = res.get("deployment")
-    if result:
-        where = result.get("location")
-        out(f"deployed v{result.get('version', '?')}" + (f" → {where}" if where else ""))

@@ -1,9 +1,6 @@
-"""Compose a project's spec with Hydra, type its nodes with OmegaConf, and say where every
-key came from; Hydra's, YAML's and OmegaConf's errors become ConfigErrors naming key and file.
-
-Search path: the project's ``conf/``, the framework's ``conf/``, then the plugins' directories,
-handed to Hydra as one ``hydra.searchpath`` override (Compose API and ``hydra.main`` alike).
-"""
+"""Compose a project's spec with Hydra (search path: the project's ``conf/``, the framework's,
+then the plugins', as one ``hydra.searchpath`` override), type its nodes with OmegaConf, and say
+where every key came from; Hydra's, YAML's and OmegaConf's errors become ConfigErrors."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ import yaml
 
 from ._redact import MASK, is_secret_key
 from .errors import ConfigError
+from .schema import check_constraints
 
 ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
              "retrain", "loop", "sweep", "plugins", "allow_python_targets")
@@ -75,12 +73,6 @@ class Provenance:
     overrides: list[str] = field(default_factory=list)
     _primary: Any = None
 
-    def group_file(self, group: str) -> Path | None:
-        """The option file selected for ``group`` (``conf/model/rf.yaml``), if any."""
-        choice = self.choices.get(group)
-        files = (d / group / f"{choice}.yaml" for d in self.conf_dirs) if choice else ()
-        return next((f for f in files if f.is_file()), None)
-
     def where(self, key: str) -> str:
         """Name where ``key`` (dotted) was set, most specific source first."""
         for ov in self.overrides:
@@ -98,8 +90,10 @@ class Provenance:
         node = self._primary
         for part in key.split("."):
             node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-        group = key.split(".", 1)[0]
-        path = self.group_file(group) if node is _MISSING else None
+        group = key.split(".", 1)[0]  # else the option file chosen for its group, if any
+        choice = self.choices.get(group) if node is _MISSING else None
+        files = (d / group / f"{choice}.yaml" for d in self.conf_dirs) if choice else ()
+        path = next((f for f in files if f.is_file()), None)
         if path is None:
             return _at(primary, key.split("."))
         return f"{_at(path, key.split('.')[1:])} (group {group!r}, option {self.choices[group]!r})"
@@ -123,14 +117,14 @@ def _at(path: Path, keys: list[str]) -> str:
 
 
 def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
-    """Merge ``body`` into ``schema`` with OmegaConf: unknown keys and wrong types are
-    :class:`ConfigError`s naming the key."""
+    """Merge ``body`` into ``schema`` with OmegaConf, then check the declared constraints:
+    unknown keys, wrong types and invalid values are :class:`ConfigError`s naming the key."""
     from omegaconf import OmegaConf  # ~0.1 s, on the cold path of `specloop validate`
     from omegaconf.errors import (ConfigKeyError, MissingMandatoryValue,
                                   OmegaConfBaseException, ValidationError)
 
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
+        conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), body))
     except OmegaConfBaseException as exc:
         sub = getattr(exc, "full_key", "") or ""
         full, parts = f"{key}.{sub}" if sub else key, sub.split(".")
@@ -155,10 +149,11 @@ def typed(schema: type, body: dict, key: str, prov: Provenance) -> Any:
                               expected=expected, fix=f"set {full} to {expected}") from None
         raise ConfigError(f"invalid value at {full}", key=full, file=prov.where(full),
                           extra=[("detail", str(exc).splitlines()[0])]) from None
+    check_constraints(conf, key, prov.where)
+    return conf
 
 
 def _lookup(body: Any, parts: list[str]) -> Any:
-    """The value at ``parts`` in ``body`` (``None`` if there is none)."""
     for p in parts:
         if isinstance(body, dict) and p in body:
             body = body[p]
@@ -180,8 +175,7 @@ def _fields(schema: Any, parts: list[str]) -> dict[str, Any]:
 
 @dataclass
 class Composed:
-    """A composed spec (plain containers, interpolations resolved) and its provenance (which
-    holds the options chosen and the overrides)."""
+    """A composed spec (plain containers, interpolations resolved) and its provenance."""
 
     config: dict
     provenance: Provenance

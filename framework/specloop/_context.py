@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from ._config import Composed, compose, conf_search_dirs, from_hydra_config
+from ._config import Composed, Provenance, compose, conf_search_dirs, from_hydra_config
 from ._manager import PluginManager, make_plugin_manager
 from ._registry import Registry, open_registry
 from ._spec import Spec, validate
@@ -161,18 +162,24 @@ def _disabled_in_yaml(project_dir: Path, overrides: list[str]) -> list[str]:
 
 def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
                  pm: PluginManager | None = None, plugins: Iterable[object] = (),
-                 hydra_cfg: Any = None, echo: Any = None) -> RunContext:
-    """Compose and validate a project's spec and return a fresh run context: the one path
-    every command, multirun member and the testing kit takes. ``pm`` defaults to a fresh
-    manager loading the entry points and ``plugins``; ``hydra_cfg`` is the config Hydra
-    composed for a multirun member. Raises a ConfigError for any problem with the spec."""
+                 hydra_cfg: Any = None, recorded: dict | None = None,
+                 echo: Any = None) -> RunContext:
+    """Compose and validate a project's spec (a ConfigError for any problem) into a fresh run
+    context: the one path every command, multirun member, reproduction and the testing kit
+    takes. ``pm``: by default a fresh manager with the entry points and ``plugins``;
+    ``hydra_cfg``: what Hydra composed for a multirun member; ``recorded``: a run manifest
+    whose resolved config and choices stand for the composition."""
     project_dir = Path(project_dir).resolve()
     overrides = list(overrides)
     if pm is None:
         pm = make_plugin_manager(disable=_disabled_in_yaml(project_dir, overrides),
                                  plugins=plugins)
     table = pm.component_table()
-    if hydra_cfg is None:
+    if recorded is not None:
+        search = [project_dir / "conf", *map(Path, conf_search_dirs(pm.conf_dirs()))]
+        prov = Provenance(project_dir, search, dict(recorded.get("choices") or {}), overrides)
+        composed = Composed(json.loads(json.dumps(recorded["config"])), prov)  # a private copy
+    elif hydra_cfg is None:
         composed = compose(project_dir, overrides, pm.conf_dirs())
     else:
         from hydra.core.hydra_config import HydraConfig  # ~0.2 s; only a multirun member
@@ -180,13 +187,6 @@ def make_context(project_dir: str | Path, overrides: Iterable[str] = (), *,
         hc = HydraConfig.get()
         composed = from_hydra_config(hydra_cfg, project_dir, conf_search_dirs(pm.conf_dirs()),
                                      hc, list(hc.overrides.task))
-    return validated(composed, pm, table, echo)
-
-
-def validated(composed: Composed, pm: PluginManager, table: ComponentTable,
-              echo: Any = None) -> RunContext:
-    """The run context of ``composed``, validated against the plugins of ``pm`` (settings of
-    disabled or broken plugins are left unchecked)."""
     inactive = {name for name, plugin in pm.list_name_plugin() if plugin is None}
     spec = validate(composed, table, pm.allowed_targets(), pm.settings_schemas(),
                     inactive | {b.name for b in pm.broken})
@@ -194,13 +194,10 @@ def validated(composed: Composed, pm: PluginManager, table: ComponentTable,
 
 
 def default_registry(where: tuple[bool, str], project_dir: Path) -> Path:
-    """The registry file of a store when ``store.registry`` is not set.
-
-    Always in the project's ``.specloop/`` folder, never inside the store: whoever can write
-    the store cannot rewrite the record of what it should contain. The default store has
-    ``registry.db``; any other store its own file, named from its location, so two stores
-    never share model versions.
-    """
+    """The registry file of a store when ``store.registry`` is not set: in the project's
+    ``.specloop/``, never inside the store (whoever can write the store must not rewrite the
+    record of what it should hold); ``registry.db`` for the default store, else a file named
+    from the store's location, so two stores never share model versions."""
     local, root = where
     if local and Path(root) == (project_dir / ".specloop" / "store").resolve():
         path = project_dir / ".specloop" / "registry.db"

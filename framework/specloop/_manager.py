@@ -40,8 +40,7 @@ class PluginManager(pluggy.PluginManager):
         return self.distributions.get(name, "(registered in-process)")
 
     def _collect(self, hook: str) -> list[tuple[str, list]]:
-        """``(plugin name, returned list)`` per implementation of a ``specloop_add_*`` hook, in
-        registration order; a plugin that raises is a :class:`PluginError` naming it."""
+        """``(plugin, returned list)`` per implementation of ``hook``; a raise names the plugin."""
         out = []
         for impl in getattr(self.hook, hook).get_hookimpls():
             try:
@@ -148,24 +147,17 @@ def _passes(exc: BaseException) -> bool:  # ours, or not an Exception (KeyboardI
     return isinstance(exc, SpecloopError) or not isinstance(exc, Exception)
 
 
-def failure(exc: BaseException, spec: Any, what: str, run_id: str | None) -> BaseException:
-    """The error to raise for ``exc`` raised inside component ``spec`` while doing ``what``."""
-    if _passes(exc):
-        return exc
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        return PluginError(f"component {spec.name} needs the module {exc.name!r}, which is not "
-                           f"installed ({what})", plugin=spec.plugin,
-                           distribution=spec.distribution,
-                           fix=spec.install_hint or f"pip install {exc.name.split('.')[0]}")
-    return StageError(f"{spec.name} failed in {what}", component=spec.name,
-                      distribution=spec.distribution, version=spec.version, run_id=run_id)
-
-
 def _reraise(exc: BaseException, spec: Any, what: str, run_id: str | None) -> NoReturn:
-    err = failure(exc, spec, what, run_id)
-    if err is exc:
+    """Raise what the boundary makes of ``exc``, raised by component ``spec`` in ``what``."""
+    if _passes(exc):
         raise exc
-    raise err from exc
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        raise PluginError(f"component {spec.name} needs the module {exc.name!r}, which is not "
+                          f"installed ({what})", plugin=spec.plugin,
+                          distribution=spec.distribution,
+                          fix=spec.install_hint or f"pip install {exc.name.split('.')[0]}") from exc
+    raise StageError(f"{spec.name} failed in {what}", component=spec.name,
+                     distribution=spec.distribution, version=spec.version, run_id=run_id) from exc
 
 
 def guarded_call(spec: Any, what: str, fn: Callable[..., Any], *args: Any,
@@ -178,11 +170,8 @@ def guarded_call(spec: Any, what: str, fn: Callable[..., Any], *args: Any,
 
 
 class Guarded:
-    """A built component whose every method call goes through the boundary.
-
-    Attribute reads pass through (``component.primary``); calling a method wraps it. The
-    wrapped object is :attr:`inner`, for code that must hand the plain object on.
-    """
+    """A built component whose every method call goes through the boundary; attribute reads
+    pass through, and :attr:`inner` is the plain object, for code that must hand it on."""
 
     __slots__ = ("inner", "spec", "run_id")
 

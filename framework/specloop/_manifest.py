@@ -27,7 +27,6 @@ PACKAGES = ("specloop", "hydra-core", "omegaconf", "pluggy", "scikit-learn", "nu
 
 
 def iso(ts: float) -> str:
-    """A UNIX time as ISO 8601 (UTC, seconds)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
@@ -57,11 +56,9 @@ def _output(proc: subprocess.Popen) -> str | None:
 
 
 def git_state(path: Path) -> Callable[[], dict[str, Any]]:
-    """Start finding the git commit of ``path`` and whether the work tree is dirty.
-
-    Both ``git`` commands start at once and run while the caller goes on; the returned
-    function waits for them and gives ``{"commit", "dirty"}`` (``None`` values outside git).
-    """
+    """Start both ``git`` commands that find the commit of ``path`` and whether the work tree
+    is dirty; they run while the caller goes on, and the returned function waits for them and
+    gives ``{"commit", "dirty"}`` (``None`` values outside git)."""
     cmds = (["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])
     try:
         procs = [subprocess.Popen(c, cwd=path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -123,7 +120,6 @@ class Manifest:
             self.write()
 
     def stage_done(self, name: str, plan: Any, seconds: float, failed: bool = False) -> None:
-        """Record a stage's outcome."""
         self.doc["stages"].setdefault(name, {}).update(
             status="failed" if failed else ("cached" if plan.cached else "ran"),
             seconds=round(seconds, 4))
@@ -132,7 +128,6 @@ class Manifest:
 
     def finish(self, status: str, error: BaseException | None = None,
                metrics: dict | None = None) -> dict:
-        """Write the final manifest and return it."""
         self.doc.update(status=status, ended=iso(time.time()), model_version=self.model_version,
                         gate=self.gate, deployment=self.deployment,
                         error=None if error is None else f"{type(error).__name__}: {error}")
@@ -154,9 +149,14 @@ def save(ctx: Any, doc: dict) -> None:
     ctx.registry.record_run(doc, sha256(body))
 
 
+def _version_tuple(text: str) -> tuple:
+    return tuple(int("".join(filter(str.isdigit, part)) or 0) for part in str(text).split("."))
+
+
 def read_manifest(ctx: Any, run_id: str) -> dict:
     """The manifest of ``run_id``, verified against its recorded hash (else a
-    :class:`RegistryError`) and readable by this specloop (else a :class:`ConfigError`)."""
+    :class:`RegistryError`) and not written by a newer specloop, whose fields may mean something
+    else (else a :class:`ConfigError`)."""
     runs = {r["run_id"]: r for r in ctx.registry.runs()}
     if run_id not in runs:
         raise RegistryError(f"no run {run_id!r} is recorded for this store",
@@ -173,7 +173,18 @@ def read_manifest(ctx: Any, run_id: str) -> dict:
         raise RegistryError(f"the manifest of run {run_id} does not match the SHA-256 "
                             "recorded when it was written (altered); refusing to use it",
                             extra=[("file", where)], fix="restore the store from a backup")
-    return check_readable(json.loads(body), where)
+    doc = json.loads(body)
+    fmt, written_by = doc.get("manifest_version", 1), doc.get("specloop_version")
+    if not isinstance(fmt, int) or fmt > MANIFEST_VERSION or (
+            written_by is not None and _version_tuple(written_by) > _version_tuple(__version__)):
+        raise ConfigError(
+            "the manifest was written by a newer specloop", file=where,
+            got=f"manifest_version {fmt!r}, written by specloop {written_by or '?'}",
+            expected=f"manifest_version <= {MANIFEST_VERSION}, written by specloop <= "
+                     f"{__version__}",
+            fix=f"upgrade specloop to {written_by or 'the version that wrote it'} or later "
+                "(pip install -U specloop)")
+    return doc
 
 
 def recent_manifests(ctx: Any, command: str = "run", limit: int = 50) -> list[dict]:
@@ -187,22 +198,3 @@ def recent_manifests(ctx: Any, command: str = "run", limit: int = 50) -> list[di
                 continue
     return found
 
-
-def _version_tuple(text: str) -> tuple:
-    return tuple(int("".join(filter(str.isdigit, part)) or 0) for part in str(text).split("."))
-
-
-def check_readable(doc: dict, where: str) -> dict:
-    """Refuse (a :class:`ConfigError`) a manifest written by a newer specloop: its fields
-    may mean something else."""
-    fmt, written_by = doc.get("manifest_version", 1), doc.get("specloop_version")
-    if not isinstance(fmt, int) or fmt > MANIFEST_VERSION or (
-            written_by is not None and _version_tuple(written_by) > _version_tuple(__version__)):
-        raise ConfigError(
-            "the manifest was written by a newer specloop", file=where,
-            got=f"manifest_version {fmt!r}, written by specloop {written_by or '?'}",
-            expected=f"manifest_version <= {MANIFEST_VERSION}, written by specloop <= "
-                     f"{__version__}",
-            fix=f"upgrade specloop to {written_by or 'the version that wrote it'} or later "
-                "(pip install -U specloop)")
-    return doc

@@ -16,7 +16,7 @@ from ._manager import Guarded, guarded_call
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
-from .schema import Interval, Options, check_constraints, param
+from .schema import Interval, Options, param
 
 STAGES = {str(stage): stage for stage in Stage}  # in the order they are validated
 REQUIRED = ("data", "model", "metrics")
@@ -162,7 +162,6 @@ def resolve_node(stage: Stage, node: Any, key: str, table: ComponentTable, prov:
     body = {k: v for k, v in node.items() if k != "kind"}
     nested = {name: body.pop(name) for name in spec.nested if name in body}
     config = _in_schema(spec, lambda: typed(spec.schema, body, key, prov))
-    check_constraints(config, key, prov.where)
     for name, sub_stage in spec.nested.items():
         value, sub = nested.get(name), f"{key}.{name}"
         if isinstance(value, list):
@@ -214,7 +213,6 @@ def _settings(raw: dict, schemas: dict[str, type], prov: Provenance,
                               fix=f"rename it to plugins.{close[0]}" if close else "remove it",
                               extra=[("did you mean", close[0])] if close else [])
         out[name] = typed(schemas[name], node or {}, key, prov)
-        check_constraints(out[name], key, prov.where)
     for name, schema in schemas.items():
         out.setdefault(name, typed(schema, {}, f"plugins.{name}", prov))
     return out
@@ -244,8 +242,6 @@ def validate(composed: Composed, table: ComponentTable, allowed_targets: list[st
     incoming_node = loop_raw.pop("incoming", None)
     confs = {key: typed(schema, (loop_raw if key == "loop" else raw.get(key)) or {}, key, prov)
              for key, schema in ENGINE_NODES.items()}
-    for key, conf in confs.items():
-        check_constraints(conf, key, prov.where)
     name = confs["project"].name
     if not valid_name(name):  # it names the model in the registry and in paths
         raise ConfigError(f"invalid model name {name!r}", key="project.name",

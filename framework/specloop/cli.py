@@ -31,7 +31,7 @@ from .errors import ConfigError, SpecloopError
 _out = partial(print, flush=True)
 
 
-def _err(text: str) -> None:
+def _err(text: str) -> None:  # sys.stderr looked up at each call: callers may redirect it
     print(text, file=sys.stderr, flush=True)
 
 
@@ -90,9 +90,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``specloop validate``: the spec's checks (every command runs them), then those that
-    would otherwise surface only once a stage runs: each component's ``preflight`` (the
-    scikit-learn model checks its estimator's parameters there) and the model's task against
-    the data's (declared, known from the cached split, or inferred from the data read once)."""
+    would surface only once a stage runs: each component's ``preflight`` and the model's task
+    against the data's (declared, known from the cached split, or inferred from the data)."""
     from ._spec import check_task
 
     with _project(args) as ctx:
@@ -192,7 +191,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_records(fn: Callable[..., int], args: argparse.Namespace) -> int:
-    """``specloop runs …`` and ``specloop registry …``: ``fn`` of ``_cli_records``."""
     with _project(args) as ctx:
         return fn(ctx, args, _out)
 
@@ -276,13 +274,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """The ``specloop`` console script: :func:`main`, then exit with its code.
-
-    ``gc.freeze`` (registered first, so it runs after the other exit handlers) keeps every
-    object scikit-learn and pandas left alive out of the last collections at exit: ~9% of a
-    first run's CPU (docs/benchmarks.md). Only cyclic garbage is left to the operating system,
-    which CPython never promises to finalize at exit anyway. Never for callers of :func:`main`.
-    """
+    """The ``specloop`` console script: :func:`main`, then exit with its code. ``gc.freeze``
+    (registered first, so it runs after the other exit handlers) keeps what scikit-learn and
+    pandas left alive out of the last collections at exit: ~9% of a first run's CPU
+    (docs/benchmarks.md); only cyclic garbage, which CPython never promises to finalize at exit,
+    is left to the operating system. Not for in-process callers of :func:`main`."""
     atexit.register(gc.freeze)
     sys.exit(main())
 

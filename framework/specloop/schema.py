@@ -21,7 +21,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Interval", "Options", "param", "check_constraints"]
+__all__ = ["Interval", "Options", "param", "check_constraints", "SplitConf", "DataConf",
+           "RetrainConf"]
 
 
 class Interval:
@@ -152,9 +153,6 @@ def check_constraints(obj: Any, prefix: str, where: Any = None) -> None:
 
 
 # -- schemas the engine itself reads ---------------------------------------------------------
-
-__all__ += ["SplitConf", "DataConf", "RetrainConf"]
-
 
 @dataclasses.dataclass
 class SplitConf:
