@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import io
 import pickle
@@ -37,14 +38,20 @@ class SklearnModel:
 
     def _estimator_class(self) -> Any:
         path = self.config.estimator
-        module, _, name = path.rpartition(".")
+        module_name, _, name = path.rpartition(".")
         try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            raise ConfigError(f"cannot import estimator {path!r}", key="model.estimator",
-                              got=path, expected="an importable class, e.g. "
-                              "sklearn.ensemble.RandomForestClassifier",
-                              fix="check the spelling and the module") from None
+            module = importlib.import_module(module_name)
+        except (ImportError, ValueError):
+            module = None
+        if module is not None and isinstance(getattr(module, name, None), type):
+            return getattr(module, name)
+        close = _close_estimators(module, module_name, name)
+        raise ConfigError(f"cannot import estimator {path!r}", key="model.estimator",
+                          got=path, expected="an importable class, e.g. "
+                          "sklearn.ensemble.RandomForestClassifier",
+                          extra=[("did you mean", c) for c in close],
+                          fix=f"set model.estimator to {close[0]}" if close
+                          else "check the spelling and the module")
 
     def build(self) -> Any:
         """The unfitted estimator with its parameters (validated by scikit-learn)."""
@@ -53,10 +60,15 @@ class SklearnModel:
             est = cls(**self.config.params)
         except TypeError as exc:
             valid = sorted(getattr(cls, "_get_param_names", lambda: [])())
-            raise ConfigError(f"bad parameter for {cls.__name__}: {exc}", key="model.params",
+            unknown = [k for k in self.config.params if valid and k not in valid]
+            key = f"model.params.{unknown[0]}" if unknown else "model.params"
+            close = difflib.get_close_matches(unknown[0], valid, n=1) if unknown else []
+            raise ConfigError(f"bad parameter for {cls.__name__}: {exc}", key=key,
                               expected="parameters of " + cls.__name__ + (
                                   ": " + ", ".join(valid) if valid else ""),
-                              fix="remove or rename the parameter") from None
+                              extra=[("did you mean", c) for c in close],
+                              fix=f"rename it to {close[0]!r}" if close
+                              else "remove or rename the parameter") from None
         validate = getattr(est, "_validate_params", None)
         if callable(validate):
             try:
@@ -190,6 +202,26 @@ class SklearnModel:
             raise ArtifactError(
                 f"the model holds types that were not recorded when it was saved: {extra} "
                 f"(recorded: {sorted(trusted or [])}); refusing to load it") from None
+
+
+def _close_estimators(module: Any, module_name: str, name: str) -> list[str]:
+    """Estimator classes spelled like ``module_name.name``: in that module when it imports,
+    else in the scikit-learn module whose name is closest."""
+    if module is None:
+        if not module_name.startswith("sklearn."):
+            return []
+        import sklearn
+
+        near = difflib.get_close_matches(module_name.removeprefix("sklearn."),
+                                         sklearn.__all__, n=1)
+        if not near:
+            return []
+        module_name = f"sklearn.{near[0]}"
+        module = importlib.import_module(module_name)
+    names = [n for n in getattr(module, "__all__", dir(module))
+             if isinstance(getattr(module, n, None), type)]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return [f"{module_name}.{n}" for n in close]
 
 
 def _param_error(exc: Exception, cls_name: str) -> ConfigError:

@@ -39,7 +39,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # a Python outside the project's environment
+    sys.stderr.write(
+        f"generate.py: numpy is not installed for {sys.executable}\n"
+        "  fix: run it with the Python of specloop's environment, from the checkout:\n"
+        "         .venv/bin/python projects/fraud_detection/generate.py\n"
+        "       (set up with: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]')\n")
+    raise SystemExit(2) from None
 
 CATEGORIES = ["grocery", "fuel", "travel", "electronics", "restaurants",
               "online_retail", "entertainment", "gift_cards"]
@@ -205,7 +213,10 @@ def _dvc_command() -> list[str]:
         return [str(local)]
     found = shutil.which("dvc")
     if found is None:
-        raise SystemExit("generate.py: --dvc needs DVC: pip install 'specloop[dvc]'")
+        sys.stderr.write("generate.py: --dvc needs DVC, which is not installed for "
+                         f"{sys.executable}\n  fix: .venv/bin/pip install -e '.[dvc]' "
+                         "(from the checkout), or pip install 'specloop[dvc]'\n")
+        raise SystemExit(2)
     return [found]
 
 
