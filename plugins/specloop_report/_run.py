@@ -182,7 +182,7 @@ def _regression(model: Any, X: Any, y: Any, target: str) -> str:
                           y_label="actual − predicted", hline=0.0)
     fitted = svg.scatter("predicted-vs-actual", "Predicted vs actual (test rows)",
                          actual[idx].round(4), pred[idx].round(4), x_label=f"actual {target}",
-                         y_label=f"predicted {target}", colour=svg.PALETTE[2])
+                         y_label=f"predicted {target}", diagonal=True, colour=svg.PALETTE[2])
     counts, edges = np.histogram(resid, bins=30)
     hist = svg.histogram_overlay("residual-histogram", "Residual distribution", edges.tolist(),
                                  [("residuals", (counts / max(len(resid), 1)).tolist(),

@@ -293,7 +293,7 @@ def _hbars(name: str, title: str, labels: Sequence[str], values: Sequence[float 
     n = len(labels)
     row = 24
     height = PAD_T + n * row + 44
-    pad = min(260, 12 + 6 * max(len(_clip(lab, 40)) for lab in labels))
+    pad = min(290, 16 + int(6.6 * max(len(_clip(lab, 40)) for lab in labels)))
     f = Frame(name, title, extent, (n - 0.5, -0.5), height=height, pad_left=pad,
               pad_bottom=44)
     f.axes(x_label, "", y_ticks=list(range(n)),
@@ -427,9 +427,9 @@ def grouped_bars(name: str, title: str, categories: Sequence[str],
 
 def scatter(name: str, title: str, xs: Sequence[float], ys: Sequence[float], *,
             x_label: str = "", y_label: str = "", hline: float | None = None,
-            colour: str = PALETTE[0]) -> str:
+            diagonal: bool = False, colour: str = PALETTE[0]) -> str:
     """Points (downsampled by the caller), with an optional horizontal reference line (zero
-    residual)."""
+    residual) or the diagonal ``y = x`` (a perfect prediction)."""
     pts = [(float(x), float(y)) for x, y in zip(xs, ys)
            if math.isfinite(float(x)) and math.isfinite(float(y))]
     if not pts:
@@ -440,6 +440,12 @@ def scatter(name: str, title: str, xs: Sequence[float], ys: Sequence[float], *,
     if hline is not None:
         f.add(f'<line class="ref-line" x1="{f.left}" x2="{f.right}" y1="{f.sy(hline):.1f}" '
               f'y2="{f.sy(hline):.1f}" stroke="#dc2626" stroke-dasharray="5 4"/>')
+    if diagonal:
+        lo, hi = max(f.x0, f.y0), min(f.x1, f.y1)
+        if hi > lo:
+            f.add(f'<line class="ref-line" x1="{f.sx(lo):.1f}" y1="{f.sy(lo):.1f}" '
+                  f'x2="{f.sx(hi):.1f}" y2="{f.sy(hi):.1f}" stroke="#94a3b8" '
+                  'stroke-dasharray="5 4"/>')
     # one path of tiny circles: a thousand points stay a few dozen kB
     d = "".join(f"M{f.sx(x) - 2:.1f},{f.sy(y):.1f}a2,2 0 1,0 4,0a2,2 0 1,0 -4,0" for x, y in pts)
     f.add(f'<path class="mark points" d="{d}" fill="{colour}" fill-opacity="0.45">'

@@ -32,17 +32,19 @@ def build(ctx: Any, given: str) -> Page:
     what = "policy backtest" if board["kind"] == "backtest" else "sweep"
     ok = [r for r in rows if r.get("status") == "succeeded"]
     page = Page(board["kind"], f"{ctx.model_name}: {what} {folder.name}",
-                f"{len(ok)} of {len(rows)} member(s) succeeded; ranked by {primary}")
+                f"{len(ok)} of {len(rows)} member(s) succeeded"
+                + (f"; ranked by {primary}" if primary and ok else ""))
     best = ok[0] if ok else None
     page.add("summary", "Summary", tiles([("members", len(rows)), ("succeeded", len(ok)),
-                                          (f"best {primary}", (best or {}).get(primary))]),
+                                          *([(f"best {primary}", best.get(primary))]
+                                            if best and primary else [])]),
              kv([("best", (best or {}).get("overrides") or (f"job {best.get('job')}" if best
                                                              else None)),
                  ("folder", code(folder)), ("leaderboard", code(board["file"])),
                  ("registered", _registered(board.get("registered")))]))
     labels = [_label(r) for r in rows]
     figures = []
-    if primary:
+    if primary and ok:
         figures.append((svg.bar_chart(
             "leaderboard", f"{primary} per member (best first)", labels,
             [r.get(primary) if r.get("status") == "succeeded" else None for r in rows],
@@ -51,14 +53,15 @@ def build(ctx: Any, given: str) -> Page:
             titles=[f"#{r.get('rank') or '-'} {_label(r)}: {svg.fmt(r.get(primary), 4)}"
                     + (f" (failed: {r.get('error')})" if r.get("status") != "succeeded" else "")
                     for r in rows]), "green: the best member; failed members are marked"))
-    if any(r.get("seconds") is not None for r in rows):
-        figures.append((svg.bar_chart("member-seconds", "Seconds per member", labels,
-                                      [r.get("seconds") for r in rows], horizontal=True,
-                                      x_label="seconds"), "wall time of each member"))
+    if any(r.get("seconds") for r in ok):
+        figures.append((svg.bar_chart(
+            "member-seconds", "Seconds per member", labels,
+            [r.get("seconds") if r.get("status") == "succeeded" else None for r in rows],
+            horizontal=True, x_label="seconds"), "wall time of each member"))
     if board["kind"] == "backtest" and board.get("months"):
         figures.append((_months_chart(board["months"], primary), "R: retrained and promoted"))
     page.add("leaderboard", "Leaderboard", charts(*figures) if figures else
-             note("no metric to chart"))
+             note("no member succeeded, so there is nothing to chart; the errors are below"))
     shown = [{**r, "status": badge(r.get("status") or "-",
                                    "ok" if r.get("status") == "succeeded" else "bad")}
              for r in rows]
