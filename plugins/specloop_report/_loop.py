@@ -71,8 +71,10 @@ def _event_marks(batches: list[dict], history: list[dict]) -> list[tuple[float, 
         if h["alias"] != "champion" or h["action"] != "rollback":
             continue
         before = sum(1 for t in times if t and t <= h["at"])
-        marks.append((before - 0.5, f"rollback v{h['previous']} → v{h['version']}",
-                      svg.PALETTE[4]))
+        if before == 0:  # before the first batch: not on this timeline
+            continue
+        marks.append((min(before - 0.5, len(batches) - 0.5),
+                      f"rollback v{h['previous']} → v{h['version']}", svg.PALETTE[4]))
     return marks
 
 

@@ -138,3 +138,44 @@ def test_the_page_is_self_contained_and_escapes_its_text():
     assert "<script" not in html and html.count("&lt;script&gt;") >= 5
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
     assert 'class="num">1.235<' in html
+
+
+def test_promotions_and_rollbacks_are_placed_on_the_timeline():
+    from specloop_report._loop import _event_marks
+
+    batches = [{"batch": "b1", "processed_at": "2026-01-01T00:00:01"},
+               {"batch": "b2", "processed_at": "2026-01-01T00:00:02", "outcome": "promoted",
+                "new_version": 2},
+               {"batch": "b3", "processed_at": "2026-01-01T00:00:04"}]
+    history = [{"alias": "champion", "action": "promote", "version": 2, "previous": 1,
+                "at": "2026-01-01T00:00:02"},
+               {"alias": "champion", "action": "rollback", "version": 1, "previous": 2,
+                "at": "2026-01-01T00:00:03"},   # between b2 and b3
+               {"alias": "champion", "action": "rollback", "version": 2, "previous": 1,
+                "at": "2026-01-01T00:00:09"},   # after the last batch: at the right edge
+               {"alias": "champion", "action": "rollback", "version": 3, "previous": 1,
+                "at": "2025-01-01T00:00:00"}]   # before the first batch: not drawn
+    marks = _event_marks(batches, history)
+    assert [(x, label) for x, label, _ in marks] == [
+        (1, "v2 promoted"), (1.5, "rollback v2 → v1"), (2.5, "rollback v1 → v2")]
+
+
+def test_feature_distributions():
+    import numpy as np
+    import pandas as pd
+
+    from specloop_report._loop import categorical_chart, numeric_chart
+
+    rng = np.random.default_rng(0)
+    counts = numeric_chart("n", "tx in b", pd.Series(rng.poisson(2, 500)),
+                           pd.Series(rng.poisson(4, 300)))
+    bars = [e for e in marks(parse(counts))]
+    assert len(bars) == 2  # reference and current areas
+    steps = bars[0].get("d").count("L") // 2  # whole numbers: one bin per value
+    assert 5 <= steps <= 31
+    wide = numeric_chart("w", "amount in b", pd.Series(rng.lognormal(3, 1, 500)),
+                         pd.Series([np.nan] * 10 + list(rng.lognormal(3.5, 1, 300))))
+    assert len(marks(parse(wide))) == 2
+    many = pd.Series([f"c{i % 20}" for i in range(400)])
+    cats = parse(categorical_chart("c", "cat in b", many, many[:100]))
+    assert len(marks(cats)) == 2 * 13 and "(other)" in texts(cats)
