@@ -10,6 +10,7 @@ except under CI (``CI`` set), where it fails: .ci/run installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -163,3 +164,12 @@ def test_fraud_run_report_has_a_model_card(fraud_loop, tmp_path, capsys):
     assert "model version 1" in html and "data/train.csv" in html
     assert re.search(r"AUC 0\.9\d", html), "the ROC curve's AUC is not the recorded ~0.99"
     assert out.stat().st_size < MAX_BYTES
+
+    # the loop's run: the card of the version it retrained, which has no test split
+    loop_run = next(r for r in json.loads(specloop("runs", "list", "--json",
+                                                   cwd=fraud_loop).stdout)
+                    if r["command"] == "loop")
+    res = specloop("report", "--run", loop_run["run"], "-o", str(out), cwd=fraud_loop)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text()
+    assert "retrained by the loop on batch 2024-09" in html and "no test rows" in html

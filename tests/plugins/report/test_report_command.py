@@ -194,3 +194,17 @@ def test_a_tampered_manifest_is_refused(tmp_path):
     manifest.write_text(manifest.read_text().replace('"succeeded"', '"forged"'))
     code, output, html = report(p)
     assert code == 2 and "does not match the SHA-256" in output and html == ""
+
+
+def test_multiclass_run_report(tmp_path):
+    p = ProjectBuilder(tmp_path / "iris")
+    p.write_conf("config.yaml", {
+        "defaults": [{"model": "logistic"}, {"metrics": "classification"}, "_self_"],
+        "data": {"kind": "sklearn_dataset", "name": "iris", "target": "target"},
+        "project": {"name": "iris"}})
+    assert p.cli("run").exit_code == 0
+    code, output, html = report(p)
+    assert code == 0, output
+    charts = charts_of(html).charts
+    assert charts["confusion-matrix"] == 9 and charts["roc"] == 3  # one curve per class
+    assert "2 vs rest" in html
