@@ -116,7 +116,8 @@ def _timeline(ctx: Any, batches: list[dict], history: list[dict], primary: str |
 
 
 def _drift(ctx: Any, batches: list[dict]) -> str:
-    columns = list(dict.fromkeys(c["column"] for b in batches for c in b.get("drift_columns") or []))
+    columns = list(dict.fromkeys(c["column"] for b in batches
+                                 for c in b.get("drift_columns") or []))
     if not columns:
         return note("no monitor recorded per-feature drift (monitor: none?)")
     matrix, texts, flags = [], [], []

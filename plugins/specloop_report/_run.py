@@ -44,7 +44,7 @@ def _summary(doc: dict, v: dict | None, metrics: dict) -> str:
         ("model version", f"v{v['version']}" + (f" ({', '.join(v['aliases'])})"
                                                  if v.get("aliases") else "") if v else None),
         ("gate", (doc.get("gate") or (v or {}).get("gate") or {}).get("summary")),
-        ("error", doc.get("error"))])
+        ("error", rec.mask_overrides(doc["error"]) if doc.get("error") else None)])
 
 
 def _model_card(ctx: Any, doc: dict, v: dict | None, metrics: dict) -> list[str]:

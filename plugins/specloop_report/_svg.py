@@ -107,7 +107,7 @@ class Frame:
             label = y_tick_labels[i] if y_tick_labels is not None else fmt(t)
             out.append(f'<text x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                        f'{esc(label)}</text>')
-        rotate = x_tick_labels is not None and rotates(x_tick_labels, len(xt))
+        rotate = x_tick_labels is not None and rotates(x_tick_labels)
         for i, t in enumerate(xt):
             x = self.sx(t)
             label = x_tick_labels[i] if x_tick_labels is not None else fmt(t)
@@ -165,14 +165,14 @@ def _clip(text: object, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def rotates(labels: Sequence[str], slots: int) -> bool:
+def rotates(labels: Sequence[str]) -> bool:
     """Whether :meth:`Frame.axes` turns these x tick labels (too many, or too long)."""
     return len(labels) > 8 or max((len(str(s)) for s in labels), default=0) * len(labels) > 70
 
 
 def bottom_for(labels: Sequence[str]) -> int:
     """The bottom padding that fits these x tick labels and the axis label below them."""
-    if not rotates(labels, len(labels)):
+    if not rotates(labels):
         return PAD_B
     return min(110, 44 + int(3.8 * max(len(_clip(s, 18)) for s in labels)))
 
