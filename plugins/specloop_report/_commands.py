@@ -37,12 +37,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """``specloop report``."""
-    from specloop import __version__, make_context
+    import specloop
+    from specloop import make_context
 
     started = time.perf_counter()
     with closing(make_context(args.project, args.overrides, echo=print)) as ctx:
         page, name = build(ctx, args)
-        html = page.html(__version__)
+        html = page.html(specloop.__version__)
     out = Path(args.output) if args.output else \
         Path(ctx.project_dir) / ".specloop" / "reports" / f"{name}.html"
     write(out, html.encode())
