@@ -1,0 +1,89 @@
+"""``specloop report [--run RUN_ID | --loop | --sweep [DIR]] [-o FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from contextlib import closing
+from pathlib import Path
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``report``."""
+    p = subparsers.add_parser(
+        "report", help="write a self-contained HTML report of a run, the loop or a sweep",
+        description="Write one self-contained HTML file (inline SVG charts, no network): a "
+                    "run's model card, data fingerprint and lineage (default: the latest "
+                    "run), the loop's timeline and per-feature drift (--loop), or a sweep's "
+                    "leaderboard (--sweep).")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--run", metavar="RUN_ID", help="report this run (default: the latest)")
+    what.add_argument("--loop", action="store_true",
+                      help="report the loop: timeline, decisions, per-feature drift")
+    what.add_argument("--sweep", nargs="?", const="", metavar="DIR",
+                      help="report a sweep or policy backtest folder (default: the newest "
+                           "under .specloop/sweeps and .specloop/backtests)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write the HTML (default: .specloop/reports/<what>.html in "
+                        "the project)")
+    p.add_argument("--project", default=".", metavar="DIR",
+                   help="project folder holding conf/config.yaml (default: current folder)")
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                   help="Hydra overrides selecting the store and registry to read")
+    p.set_defaults(handler=report)
+
+
+def report(args: argparse.Namespace) -> int:
+    """``specloop report``."""
+    import specloop
+    from specloop import make_context
+
+    started = time.perf_counter()
+    with closing(make_context(args.project, args.overrides, echo=print)) as ctx:
+        page, name = build(ctx, args)
+        html = page.html(specloop.__version__)
+    out = Path(args.output) if args.output else \
+        Path(ctx.project_dir) / ".specloop" / "reports" / f"{name}.html"
+    write(out, html.encode())
+    size = out.stat().st_size
+    print(f"wrote {out} ({size / 1024:.0f} kB, {len(page.sections)} sections) in "
+          f"{time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def build(ctx, args: argparse.Namespace):
+    """The page and its default file name."""
+    if args.loop:
+        from . import _loop
+
+        return _loop.build(ctx), f"loop-{ctx.model_name}"
+    if args.sweep is not None:
+        from . import _sweep
+
+        page = _sweep.build(ctx, args.sweep)
+        return page, f"{page.kind}-{_safe(page.title.rsplit(' ', 1)[-1])}"
+    from . import _run
+
+    page = _run.build(ctx, args.run)
+    return page, f"run-{_safe(page.title.rsplit(' ', 1)[-1])}"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]
+
+
+def write(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically (a reader never sees half a report)."""
+    from specloop import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror or exc}",
+                          key="--output", got=str(path), expected="a writable file path",
+                          fix="choose another file with -o FILE") from None

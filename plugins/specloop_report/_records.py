@@ -1,0 +1,260 @@
+"""Reading what specloop recorded, for the report: run manifests (believed only while they have
+the SHA-256 the registry recorded), registered versions and their verified files, the loop's
+batch records and the frames it stored, and sweep leaderboards.
+
+Everything goes through the run context's registry and store: a file is read with
+``ctx.store.get`` against the hash the registry (or specloop's artifact index) recorded, a
+model is loaded with :func:`specloop.load_model`. Nothing is deserialised that specloop did
+not record; Parquet frames and JSON are the only formats read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from specloop import ArtifactError, ConfigError, RegistryError
+
+MASK = "***"
+# the credential names specloop's records mask (docs/architecture.md#secrets)
+_CREDENTIAL = re.compile(r"(^|_|-)(token|password|passwd|secret|api_?key|access_?key|"
+                         r"credentials?|private_?key|auth)($|_|-)", re.IGNORECASE)
+
+
+def frame(data: bytes) -> Any:
+    """A Parquet file's bytes as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(data))
+
+
+# -- runs -------------------------------------------------------------------------------------
+def runs(ctx: Any) -> list[dict]:
+    """Every recorded run, oldest first."""
+    return ctx.registry.runs()
+
+
+def pick_run(ctx: Any, run_id: str | None) -> dict:
+    """The registry's row of ``run_id``; by default the newest succeeded run that registered
+    a model (a pipeline run, not the loop's), else the newest succeeded one."""
+    rows = runs(ctx)
+    if run_id is not None:
+        match = [r for r in rows if r["run_id"] == run_id]
+        if not match:
+            newest = ", ".join(r["run_id"] for r in rows[-3:][::-1])
+            raise ConfigError(f"no run {run_id!r} is recorded for this project",
+                              key="--run", got=run_id,
+                              expected="a run id from 'specloop runs list'",
+                              fix="list runs with 'specloop runs list'" +
+                                  (f" (newest: {newest})" if newest else ""))
+        return match[0]
+    ok = [r for r in rows if r["status"] == "succeeded"]
+    chosen = next((r for r in reversed(ok) if r["command"] != "loop" and r["model_version"]),
+                  ok[-1] if ok else None)
+    if chosen is None:
+        raise ConfigError("the project has no successful run yet", key="--run",
+                          expected="a recorded run", fix="run the pipeline first: specloop run")
+    return chosen
+
+
+def manifest(ctx: Any, row: dict) -> dict:
+    """The manifest of a run, checked against the SHA-256 the registry recorded when it was
+    written (an altered or missing manifest is refused)."""
+    rel = f"runs/{row['run_id']}/manifest.json"
+    try:
+        body = ctx.store.read_bytes(rel)
+    except OSError:
+        raise RegistryError(f"the manifest of run {row['run_id']} is missing from the store",
+                            fix="restore the store from a backup") from None
+    if hashlib.sha256(body).hexdigest() != row["sha256"]:
+        raise RegistryError(f"the manifest of run {row['run_id']} does not match the SHA-256 "
+                            "recorded when it was written (altered); refusing to use it",
+                            fix="restore the store from a backup")
+    return json.loads(body)
+
+
+# -- versions ---------------------------------------------------------------------------------
+def version(ctx: Any, number: int | None) -> dict | None:
+    """The registry record of a version of the project's model (``None`` for none)."""
+    if number is None:
+        return None
+    try:
+        return ctx.registry.get(ctx.model_name, int(number))
+    except RegistryError:
+        return None
+
+
+def version_file(ctx: Any, v: dict, role: str, name: str) -> bytes | None:
+    """A file recorded with version ``v`` (``role`` model or reference), verified against the
+    registry's SHA-256; ``None`` if the version recorded no such file."""
+    rec = next((a for a in v.get("artifacts") or [] if a["role"] == role and a["file"] == name),
+               None)
+    if rec is None:
+        return None
+    return ctx.store.get(rec["key"], name, registered=rec["sha256"])
+
+
+def indexed_file(ctx: Any, key: str | None, name: str) -> bytes | None:
+    """A file of artifact ``key`` verified against specloop's index; ``None`` when the index
+    does not record it (or it is gone)."""
+    if not key:
+        return None
+    try:
+        return ctx.store.get(key, name)
+    except ArtifactError as exc:
+        if exc.missing or "not recorded" in str(exc.args[0]):
+            return None
+        raise  # tampered: say so rather than draw from it
+
+
+def artifact_meta(ctx: Any, key: str | None) -> dict:
+    """specloop's recorded metadata of an artifact (``{}`` when unrecorded)."""
+    try:
+        return ctx.store.meta(key) if key else {}
+    except ArtifactError:
+        return {}
+
+
+# -- the loop ---------------------------------------------------------------------------------
+def batch_key(batch_id: str, fingerprint: str) -> str:
+    """The store key the loop keeps a batch's frame under: specloop's cache key of
+    ``("batch", id, fingerprint)`` (SHA-256 of the canonical JSON, first 32 hex digits)."""
+    text = json.dumps(["batch", batch_id, fingerprint], sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def loop_batches(ctx: Any) -> list[dict]:
+    """The loop's batch records, in the order processed, each with ``processed_at`` when the
+    registry file can tell it."""
+    records = ctx.registry.processed_batches(ctx.model_name)
+    at = processed_at(ctx.registry.path, ctx.model_name)
+    return [{**r, "processed_at": at.get(b)} for b, r in records.items()]
+
+
+def processed_at(path: Path, name: str) -> dict[str, str]:
+    """``{batch: processed_at}`` read from the registry file, read-only (the public reader
+    returns the records without their times); ``{}`` if it cannot be read."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return dict(conn.execute("SELECT batch_id, processed_at FROM loop_batches WHERE "
+                                     "name=?", (name,)).fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+
+
+def batch_frame(ctx: Any, record: dict) -> Any:
+    """The frame the loop stored for a batch record (verified), or ``None``."""
+    data = indexed_file(ctx, batch_key(record["batch"], record.get("fingerprint")),
+                        "frame.parquet")
+    return None if data is None else frame(data)
+
+
+# -- sweeps -----------------------------------------------------------------------------------
+def sweep_dir(project_dir: Path, given: str) -> Path:
+    """The sweep folder: ``given``, or the newest under ``.specloop/sweeps`` and
+    ``.specloop/backtests`` when empty."""
+    if given:
+        path = Path(given)
+        path = path if path.is_absolute() or path.exists() else Path(project_dir) / path
+        if not path.is_dir():
+            raise ConfigError(f"no sweep folder {given!r}", key="--sweep", got=given,
+                              expected="a folder that `specloop run -m` or `loop --backtest "
+                                       "-m` wrote (it holds leaderboard.json or backtest.json)",
+                              fix="list them: ls .specloop/sweeps .specloop/backtests")
+        return path
+    found = [p.parent for kind in ("sweeps", "backtests")
+             for p in (Path(project_dir) / ".specloop" / kind).glob("*/*.json")
+             if p.name in ("leaderboard.json", "backtest.json")]
+    if not found:
+        raise ConfigError("the project has no sweep yet", key="--sweep",
+                          expected="a sweep folder under .specloop/sweeps or .specloop/backtests",
+                          fix="run one: specloop run -m model=logistic,random_forest")
+    return max(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def leaderboard(folder: Path) -> dict:
+    """``{"kind", "rows", "primary", "registered", "file"}`` from a sweep folder's
+    leaderboard.json (``run -m``) or backtest.json (``loop --backtest -m``)."""
+    for name, kind in (("leaderboard.json", "sweep"), ("backtest.json", "backtest")):
+        path = folder / name
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ConfigError(f"{path} is not valid JSON: {exc}", key="--sweep",
+                                  fix="run the sweep again") from None
+            return {"kind": kind, "rows": list(doc.get("rows") or []),
+                    "primary": (doc.get("primary") or [None])[0],
+                    "registered": doc.get("registered"), "months": doc.get("months"),
+                    "file": str(path)}
+    raise ConfigError(f"{folder} holds no leaderboard", key="--sweep", got=str(folder),
+                      expected="leaderboard.json (specloop run -m) or backtest.json (specloop "
+                               "loop --backtest -m)",
+                      fix="point --sweep at a sweep folder, or let the sweep finish")
+
+
+def secret_keys(ctx: Any) -> frozenset[str]:
+    """Dotted keys of the fields the spec's schemas declare secret (``param(secret=True)``)."""
+    import dataclasses
+
+    out = {"store.storage_options"}
+
+    def walk(obj: Any, prefix: str) -> None:
+        if not dataclasses.is_dataclass(obj):
+            return
+        for f in dataclasses.fields(obj):
+            key = f"{prefix}.{f.name}"
+            if f.metadata.get("secret"):
+                out.add(key)
+            value = getattr(obj, f.name, None)
+            for i, item in enumerate(value if isinstance(value, list) else [value]):
+                walk(getattr(item, "config", item), f"{key}.{i}" if isinstance(value, list)
+                     else key)
+
+    spec = ctx.spec
+    for name, resolved in (getattr(spec, "components", None) or {}).items():
+        if resolved is not None:
+            walk(resolved.config, name)
+    for name, settings in (getattr(spec, "settings", None) or {}).items():
+        walk(settings, f"plugins.{name}")
+    return frozenset(out)
+
+
+def is_secret(key: str, secrets: frozenset[str] = frozenset()) -> bool:
+    """Whether dotted ``key`` names a secret: a credential-like last part, anything under
+    ``storage_options``, or a declared secret field (or under one)."""
+    parts = key.lstrip("+~").split(".")
+    return (bool(_CREDENTIAL.search(parts[-1])) or "storage_options" in parts[:-1]
+            or any(".".join(parts[:i]) in secrets for i in range(1, len(parts) + 1)))
+
+
+def mask_overrides(text: str, secrets: frozenset[str] = frozenset()) -> str:
+    """``key=value`` pairs in ``text`` with the values of secret keys masked."""
+    return re.sub(r"(?P<key>[+~]*[A-Za-z_][\w.]*)=(?P<value>[^\s,\]'\"]+)",
+                  lambda m: f"{m['key']}={MASK}" if is_secret(m["key"], secrets) else m[0],
+                  str(text))
+
+
+def mask(value: Any, secrets: frozenset[str] = frozenset(), prefix: str = "") -> Any:
+    """A copy of a config-like value with secret values masked (records are masked already;
+    this is a second guard for anything shown)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            out[k] = MASK if not isinstance(v, (dict, list)) and v not in (None, "") and \
+                is_secret(key, secrets) else mask(v, secrets, key)
+        return out
+    if isinstance(value, list):
+        return [mask_overrides(v, secrets) if isinstance(v, str) else
+                mask(v, secrets, f"{prefix}.{i}") for i, v in enumerate(value)]
+    return value
