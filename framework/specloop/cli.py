@@ -55,21 +55,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with _project(args) as ctx:
         doc = execute(ctx, until=args.until)
+        _out(f"run {doc['run_id']}")
+        _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
+                   ["stage", "action", "seconds", "component"]))
+        if doc.get("metrics"):
+            _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in doc["metrics"].items()))
+        if doc.get("gate"):
+            _out(f"gate: {doc['gate']['summary']}")
+        for change in doc.get("alias_changes", []):
+            _out(f"alias {change['alias']}: " + (f"v{change['from']} " if change["from"]
+                                                 else "") + f"→ v{change['to']}")
+        if doc.get("deployment"):
+            where = doc["deployment"].get("location")
+            _out(f"deployed v{doc['deployment'].get('version', '?')}" + (
+                f" to {where}" if where else ""))
         _report(args, ctx, "run")
-    _out(f"run {doc['run_id']}")
-    _out(table([{**r, "seconds": f"{r['seconds']:.2f}"} for r in doc["rows"]],
-               ["stage", "action", "seconds", "component"]))
-    if doc.get("metrics"):
-        _out("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in doc["metrics"].items()))
-    if doc.get("gate"):
-        _out(f"gate: {doc['gate']['summary']}")
-    for change in doc.get("alias_changes", []):
-        _out(f"alias {change['alias']}: " + (f"v{change['from']} " if change["from"] else "")
-             + f"→ v{change['to']}")
-    if doc.get("deployment"):
-        where = doc["deployment"].get("location")
-        _out(f"deployed v{doc['deployment'].get('version', '?')}" + (f" to {where}" if where
-                                                                     else ""))
     return 0
 
 
@@ -159,6 +159,11 @@ def _report(args: argparse.Namespace, ctx: Any, what: str, source: Path | None =
     """``--report [FILE]``: the report of what the command did, by the plugin that writes it."""
     if args.report is None:
         return
+    if ctx is None:  # after a sweep: the project as its members share it (store, registry)
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        args.overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
     with nullcontext(ctx) if ctx is not None else _project(args) as ctx:
         path = call_hook(ctx.pm, "specloop_write_report", run=ctx, what=what, path=args.report
                          or None, source=None if source is None else str(source))

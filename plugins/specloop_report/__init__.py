@@ -18,3 +18,11 @@ def specloop_add_cli_commands(subparsers):
     from ._commands import add_commands
 
     add_commands(subparsers)
+
+
+@hookimpl
+def specloop_write_report(run, what, source, path):
+    """``--report`` of ``run``, ``run -m``, ``loop`` and ``loop --backtest``."""
+    from ._commands import write_report
+
+    return str(write_report(run, what, run.run_id if what == "run" else source, path)[0])

@@ -37,36 +37,45 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """``specloop report``."""
-    import specloop
     from specloop import make_context
 
     started = time.perf_counter()
+    what = "loop" if args.loop else "sweep" if args.sweep is not None else "run"
     with closing(make_context(args.project, args.overrides, echo=print)) as ctx:
-        page, name = build(ctx, args)
-        html = page.html(specloop.__version__)
-    out = Path(args.output) if args.output else \
-        Path(ctx.project_dir) / ".specloop" / "reports" / f"{name}.html"
-    write(out, html.encode())
-    size = out.stat().st_size
-    print(f"wrote {out} ({size / 1024:.0f} kB, {len(page.sections)} sections) in "
-          f"{time.perf_counter() - started:.2f} s")
+        out, page = write_report(ctx, what, args.sweep if what == "sweep" else args.run,
+                                 args.output)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} kB, {len(page.sections)} sections) "
+          f"in {time.perf_counter() - started:.2f} s")
     return 0
 
 
-def build(ctx, args: argparse.Namespace):
+def write_report(ctx, what: str, source: str | None, output: str | None):
+    """Write the report of ``what`` (``run``: the run ``source``, default the latest;
+    ``loop``; ``sweep``: the folder ``source``, default the newest) to ``output`` (default
+    ``.specloop/reports/`` in the project); return the file and the page."""
+    import specloop
+
+    page, name = build(ctx, what, source)
+    out = Path(output) if output else \
+        Path(ctx.project_dir) / ".specloop" / "reports" / f"{name}.html"
+    write(out, page.html(specloop.__version__).encode())
+    return out, page
+
+
+def build(ctx, what: str, source: str | None):
     """The page and its default file name."""
-    if args.loop:
+    if what == "loop":
         from . import _loop
 
         return _loop.build(ctx), f"loop-{ctx.model_name}"
-    if args.sweep is not None:
+    if what == "sweep":
         from . import _sweep
 
-        page = _sweep.build(ctx, args.sweep)
+        page = _sweep.build(ctx, source or "")
         return page, f"{page.kind}-{_safe(page.title.rsplit(' ', 1)[-1])}"
     from . import _run
 
-    page = _run.build(ctx, args.run)
+    page = _run.build(ctx, source)
     return page, f"run-{_safe(page.title.rsplit(' ', 1)[-1])}"
 
 

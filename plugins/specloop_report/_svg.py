@@ -96,7 +96,7 @@ class Frame:
              y_ticks: Sequence | None = None, x_tick_labels: Sequence[str] | None = None,
              y_tick_labels: Sequence[str] | None = None, grid: bool = True) -> None:
         """Axis lines, ticks, tick labels, grid lines and axis labels."""
-        out = [f'<g class="axes" font-size="11" fill="#334155">']
+        out = ['<g class="axes" font-size="11" fill="#334155">']
         xt = list(nice_ticks(self.x0, self.x1) if x_ticks is None else x_ticks)
         yt = list(nice_ticks(self.y0, self.y1) if y_ticks is None else y_ticks)
         for i, t in enumerate(yt):

@@ -207,3 +207,23 @@ def test_multiclass_run_report(tmp_path):
     charts = charts_of(html).charts
     assert charts["confusion-matrix"] == 9 and charts["roc"] == 3  # one curve per class
     assert "2 vs rest" in html
+
+
+def test_report_flag_writes_the_report_of_what_the_command_did(classifier, tmp_path):
+    res = classifier.cli("run", "--report", str(tmp_path / "run.html"), "model.params.C=0.3")
+    assert res.exit_code == 0, res.output
+    assert f"report: {tmp_path / 'run.html'}" in res.stdout
+    run_id = res.stdout.split("run ", 1)[1].split()[0]
+    assert f"run {run_id}" in (tmp_path / "run.html").read_text()  # this run, not another
+
+    res = classifier.cli("run", "-m", "hydra/launcher=basic", "model.params.C=0.02,0.2",
+                         "--report")
+    assert res.exit_code == 0, res.output
+    page = res.stdout.split("report: ", 1)[1].split()[0]
+    assert "/sweeps/" not in page and "sweep-" in page
+    assert charts_of(open(page).read()).charts["leaderboard"] == 2
+
+    res = classifier.cli("run", "--report", "model.params.C=0.3",
+                         "+plugins.disable=[report]")
+    assert res.exit_code == 2 and "no installed plugin writes reports" in res.output
+    assert "Traceback" not in res.output
