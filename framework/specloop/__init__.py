@@ -82,6 +82,18 @@ def load_model(ctx, version):
     return _load(ctx, version["model_key"], version)
 
 
+def read_manifest(ctx, run_id):
+    """A recorded run's manifest, once its bytes match the SHA-256 the registry recorded.
+
+    Raises:
+        RegistryError: no such run, or its manifest is missing or altered.
+        ConfigError: a newer specloop wrote it.
+    """
+    from ._manifest import read_manifest as _read
+
+    return _read(ctx, run_id)
+
+
 def run(ctx, *, until=None):
     """Run the project's pipeline the way ``specloop run`` does (planned, cached, recorded).
 
@@ -157,6 +169,6 @@ __all__ = [
     "DataConf", "Decision", "Interval", "NodeContext", "Observation", "Options", "PluginError",
     "RegistryError", "RetrainConf", "RunContext", "SpecloopError", "SplitConf", "Stage",
     "StageError", "UnknownKindError", "__version__", "file_md5", "hookimpl", "hookspec",
-    "load_model", "make_context", "open_url", "param", "progress", "promote", "remote_errors",
-    "rollback", "run",
+    "load_model", "make_context", "open_url", "param", "progress", "promote", "read_manifest",
+    "remote_errors", "rollback", "run",
 ]

@@ -238,7 +238,7 @@ class Loop:
                                        "labels to retrain on", decision.details)
         d = drift or {"drift_share": None, "columns": []}  # no monitor declared
         record: dict[str, Any] = {
-            "batch": batch_id, "fingerprint": fingerprint, "rows": len(frame),
+            "batch": batch_id, "fingerprint": fingerprint, "key": batch_key, "rows": len(frame),
             "labelled": n_labelled, "champion": champion["version"],
             "drift_share": d["drift_share"], "drift_status": d.get("status"),
             "drifted_columns": [c["column"] for c in d["columns"] if c["drifted"]],

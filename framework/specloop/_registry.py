@@ -265,10 +265,12 @@ class Registry:
 
     # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:
-        """``{batch_id: record}`` of the batches the loop already processed."""
-        return {r["batch_id"]: r["record"] for r in self._rows(
-            "SELECT batch_id, record FROM loop_batches WHERE name=? ORDER BY processed_at, "
-            "rowid", (name,), record="null")}
+        """``{batch_id: record}`` of the batches the loop already processed, in that order
+        (each record with its ``processed_at``)."""
+        return {r["batch_id"]: {**r["record"], "processed_at": r["processed_at"]}
+                for r in self._rows("SELECT batch_id, record, processed_at FROM loop_batches "
+                                    "WHERE name=? ORDER BY processed_at, rowid", (name,),
+                                    record="null")}
 
     def record_batch(self, name: str, batch_id: str, champion: int | None,
                      record: dict[str, Any]) -> None:

@@ -10,11 +10,9 @@ not record; Parquet frames and JSON are the only formats read.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +63,9 @@ def pick_run(ctx: Any, run_id: str | None) -> dict:
 def manifest(ctx: Any, row: dict) -> dict:
     """The manifest of a run, checked against the SHA-256 the registry recorded when it was
     written (an altered or missing manifest is refused)."""
-    rel = f"runs/{row['run_id']}/manifest.json"
-    try:
-        body = ctx.store.read_bytes(rel)
-    except OSError:
-        raise RegistryError(f"the manifest of run {row['run_id']} is missing from the store",
-                            fix="restore the store from a backup") from None
-    if hashlib.sha256(body).hexdigest() != row["sha256"]:
-        raise RegistryError(f"the manifest of run {row['run_id']} does not match the SHA-256 "
-                            "recorded when it was written (altered); refusing to use it",
-                            fix="restore the store from a backup")
-    return json.loads(body)
+    from specloop import read_manifest
+
+    return read_manifest(ctx, row["run_id"])
 
 
 # -- versions ---------------------------------------------------------------------------------
@@ -121,40 +111,16 @@ def artifact_meta(ctx: Any, key: str | None) -> dict:
 
 
 # -- the loop ---------------------------------------------------------------------------------
-def batch_key(batch_id: str, fingerprint: str) -> str:
-    """The store key the loop keeps a batch's frame under: specloop's cache key of
-    ``("batch", id, fingerprint)`` (SHA-256 of the canonical JSON, first 32 hex digits)."""
-    text = json.dumps(["batch", batch_id, fingerprint], sort_keys=True, separators=(",", ":"),
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def loop_batches(ctx: Any) -> list[dict]:
-    """The loop's batch records, in the order processed, each with ``processed_at`` when the
-    registry file can tell it."""
-    records = ctx.registry.processed_batches(ctx.model_name)
-    at = processed_at(ctx.registry.path, ctx.model_name)
-    return [{**r, "processed_at": at.get(b)} for b, r in records.items()]
-
-
-def processed_at(path: Path, name: str) -> dict[str, str]:
-    """``{batch: processed_at}`` read from the registry file, read-only (the public reader
-    returns the records without their times); ``{}`` if it cannot be read."""
-    try:
-        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            return dict(conn.execute("SELECT batch_id, processed_at FROM loop_batches WHERE "
-                                     "name=?", (name,)).fetchall())
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return {}
+    """The loop's batch records, in the order processed, each with its ``processed_at``."""
+    return list(ctx.registry.processed_batches(ctx.model_name).values())
 
 
 def batch_frame(ctx: Any, record: dict) -> Any:
     """The frame the loop stored for a batch record (verified), or ``None``."""
-    data = indexed_file(ctx, batch_key(record["batch"], record.get("fingerprint")),
-                        "frame.parquet")
+    data = indexed_file(ctx, record.get("key"), "frame.parquet")  # none before 0.3
     return None if data is None else frame(data)
 
 

@@ -48,6 +48,7 @@ PUBLIC = [
     "param",
     "progress",
     "promote",
+    "read_manifest",
     "remote_errors",
     "rollback",
     "run",

@@ -126,7 +126,8 @@ def test_backup_is_a_consistent_copy(tmp_path):
 def test_loop_batches_are_recorded_once(tmp_path):
     reg = _reg(tmp_path)
     reg.record_batch("m", "2024-07", 1, {"x": 1})
-    assert reg.processed_batches("m") == {"2024-07": {"x": 1}}
+    [(batch, record)] = reg.processed_batches("m").items()
+    assert batch == "2024-07" and record["x"] == 1 and record["processed_at"].startswith("20")
     with pytest.raises(sqlite3.IntegrityError):
         reg.record_batch("m", "2024-07", 1, {"x": 2})
 
