@@ -69,16 +69,14 @@ class SweepJob:
                 "model_key": doc["stages"]["train"]["key"]}
 
     @staticmethod
-    def objective(result: dict) -> float:
-        """The number a non-basic sweeper (Optuna) optimizes: the primary metric."""
-        return float(result["metrics"][result["primary"]])
-
-    def sweeper_value(self, result: dict, sweeper: Any) -> float:
-        """The value handed back to a non-basic sweeper; a failed member is the worst value
-        of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
-        maximize = "max" in str(sweeper.get("direction", "minimize")).lower()
-        value = self.objective(result) if result.get("status") == "succeeded" else math.nan
-        return (-math.inf if maximize else math.inf) if math.isnan(value) else value
+    def sweeper_value(result: dict, sweeper: Any) -> float:
+        """The primary metric, handed back to a non-basic sweeper (Optuna); a failed member or
+        one without a value is the worst of the sweeper's direction (Optuna 2.10 refuses
+        ``NaN`` and stops the study)."""
+        value = (result.get("metrics") or {}).get(result.get("primary"))
+        if result.get("status") == "succeeded" and value is not None and not math.isnan(value):
+            return float(value)
+        return -math.inf if "max" in str(sweeper.get("direction", "minimize")).lower() else math.inf
 
     def warm_up(self, cfg: Any) -> None:
         """Before the members start (``hydra/launcher=specloop``): compute ``data`` and

@@ -169,10 +169,6 @@ class BacktestJob(SweepJob):
         return summarize(records, loop.metrics_c.primary, loop.metrics_c.greater_is_better,
                          ctx.spec.choices.get("retrain"), start)
 
-    @staticmethod
-    def objective(result: dict) -> float:
-        return math.nan if result.get("mean") is None else float(result["mean"])
-
 
 def summarize(records: list[dict], primary: str, greater: bool, policy: str | None,
               start: str) -> dict:
