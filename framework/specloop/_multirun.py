@@ -30,7 +30,6 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 DEFAULT_LAUNCHER = "specloop"
 # Hydra plugins a sweep may select, the module that provides each, and specloop's extra
 PLUGIN_OPTIONS = {
-    ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
     ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
     ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
     ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),

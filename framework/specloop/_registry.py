@@ -54,12 +54,10 @@ class ArtifactIndex:
         self._registry = registry
 
     def get(self, key: str) -> dict | None:
-        """The record of ``key``, or ``None``."""
         return next((r["record"] for r in self._registry._rows(
             "SELECT record FROM artifacts WHERE key=?", (key,), record="null")), None)
 
     def put(self, key: str, record: dict) -> None:
-        """Record ``key`` (replacing an earlier record of the same key)."""
         self._registry._insert("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)", key,
                                _json(record), now())
 
@@ -105,7 +103,6 @@ class Registry:
         with self._locks[name]:
             yield
 
-    # -- reading -----------------------------------------------------------------------------
     def versions(self, name: str) -> list[dict]:
         """All versions of model ``name``, oldest first, with their aliases and artifacts."""
         return self._versions(name)
@@ -155,7 +152,6 @@ class Registry:
         """The audit log of model ``name``, oldest first."""
         return self._rows("SELECT * FROM audit WHERE name=? ORDER BY id", (name,), gate="null")
 
-    # -- writing -----------------------------------------------------------------------------
     def register(self, name: str, *, model_key: str, metrics: dict, reference_key: str | None,
                  data_fingerprint: str | None, run_id: str | None, config: dict | None,
                  gate: dict | None, source: dict | None = None,
@@ -235,7 +231,6 @@ class Registry:
                                                "'specloop registry promote VERSION'")
         return current, stack[-1]
 
-    # -- deployments and runs ----------------------------------------------------------------
     def record_deployment(self, name: str, target: str, version: int, result: dict) -> None:
         """Record what ``target`` (a deploy component's key) now serves, and audit it."""
         with self.transaction() as c:
@@ -263,7 +258,6 @@ class Registry:
                 and not pid_alive(r["pid"]) else r
                 for r in self._rows("SELECT * FROM runs ORDER BY run_id", overrides="[]")]
 
-    # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:
         """``{batch_id: record}`` of the batches the loop already processed."""
         return {r["batch_id"]: r["record"] for r in self._rows(

@@ -1,9 +1,7 @@
-"""What sweeps report: the leaderboards of ``specloop run -m`` and ``loop --backtest -m`` (best
-first, failed last; printed, and saved as CSV and JSON in the sweep folder), and
-``sweep.register``: ``best`` (default) registers the winner once as ``challenger`` (never
-champion), ``all`` every member as ``specloop run`` does, ``none`` nothing. A backtest member
-replays the batches with its policy as ``specloop loop`` would, in a fresh registry over a
-copy-on-write store, never deploying; it ranks by the mean metric of each month's model."""
+"""The leaderboards of ``specloop run -m`` and ``loop --backtest -m`` (printed; CSV and JSON in the
+sweep folder) and ``sweep.register`` (``best``: the winner once, as ``challenger``; ``all``: as
+``specloop run``; ``none``). A backtest member replays the batches as ``specloop loop`` with its
+policy, in a fresh registry over a copy-on-write store, never deploying."""
 
 from __future__ import annotations
 
@@ -107,8 +105,7 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> int:
     failed = show(out, rows, metric_cols, ["rank", "job", "overrides", "status", *metric_cols,
                                            "seconds", "cache_hits", "version"])
     out(f"{len(rows) - failed} of {len(rows)} member(s) succeeded; leaderboard: {paths[0]}")
-    best = next((r for r in results if rows[0]["rank"] and r.get("job") == rows[0]["job"]),
-                None)
+    best = next((r for r in results if rows[0]["rank"] and r.get("job") == rows[0]["job"]), None)
     if best is not None and best.get("register") == "best":
         # the winner's spec composed again: every stage up to evaluate is a cache hit, and
         # register judges it against the champion on the same test rows
