@@ -97,11 +97,9 @@ class SweepJob:
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        hc = HydraConfig.get()
-        overrides, job_dir = _overrides(hc), Path(hc.runtime.output_dir)
-        start = time.perf_counter()
+        hc, start = HydraConfig.get(), time.perf_counter()
         try:
-            out = self.member(cfg, overrides, job_dir)
+            out = self.member(cfg, _overrides(hc), Path(hc.runtime.output_dir))
         except SpecloopError as exc:
             rendered = exc.render()
             print(rendered, file=sys.stderr, flush=True)

@@ -151,9 +151,7 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
     try:
         with thread_limits(ctx.spec.project.threads if work else None):
             rows = pipe.run()
-        evaluated = manifest.doc["stages"].get("evaluate")
-        metrics = json.loads(ctx.store.get(evaluated["key"], "metrics.json")) \
-            if evaluated else None
+        metrics = pipe.load("evaluate") if "evaluate" in pipe.plans else None
     except BaseException as exc:
         call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest=manifest.finish("failed", exc))
         raise
@@ -171,9 +169,8 @@ def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
     if not callable(take):
         return source.load(node)
     frame, read = take(node)
-    changed = sorted(p for p in set(planned) | set(read) if planned.get(p) != read.get(p))
-    if changed:
-        path = changed[0]
+    path = min((p for p in {*planned, *read} if planned.get(p) != read.get(p)), default=None)
+    if path is not None:
         raise ConfigError(f"the data changed while the run was starting: {path} (md5 "
                           f"{str(planned.get(path))[:8]} → {str(read.get(path))[:8]})",
                           key="data", file=ctx.spec.provenance.where("data"),
@@ -261,8 +258,7 @@ def unseen_by(ctx: RunContext, champion: dict, test: Any, cols: dict) -> Any:
 
 
 def run_register(pipe: Pipeline, stage: StagePlan) -> None:
-    """Judge the new model against the champion, register it, and give it the pipeline's
-    alias if it passes (compare-and-set against the champion judged)."""
+    """Judge the new model against the champion, register it, and alias it if it passes."""
     ctx, plans, manifest = pipe.ctx, pipe.plans, pipe.manifest
     metrics = pipe.load("evaluate")
     champion = ctx.registry.resolve(ctx.model_name, "champion")

@@ -152,8 +152,7 @@ class ArtifactStore:
         return record
 
     def _sweep_leftovers(self) -> None:
-        """Remove the fsynced ``.tmp-<key>-<pid>-<rand>/`` folders of writers that died (once
-        per store object)."""
+        """Remove the ``.tmp-<key>-<pid>-<rand>/`` folders of dead writers (once per store)."""
         if self._swept:
             return
         self._swept = True

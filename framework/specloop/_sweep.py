@@ -64,8 +64,7 @@ def save(sweep_dir: Path, name: str, rows: list[dict], extra: dict | None = None
     csv_path, json_path = (Path(sweep_dir) / f"{name}.{ext}" for ext in ("csv", "json"))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)),
-                                extrasaction="ignore")
+        writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)))
         writer.writeheader()
         writer.writerows({k: json.dumps(v) if isinstance(v, (list, dict)) else v
                           for k, v in r.items()} for r in rows)
