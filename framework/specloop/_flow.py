@@ -1,7 +1,6 @@
-"""The train → evaluate → register → promote → deploy flow that ``run``, the loop, sweeps, the
-backtest and the registry commands share. Callers hold :meth:`Registry.model_lock` around
-"read the champion, judge, move the alias, deploy"; alias moves are compare-and-set against
-the champion the gate judged, and every deployment is recorded in the registry."""
+"""The train → evaluate → register → promote → deploy flow every command shares. Callers hold
+:meth:`Registry.model_lock` around "read the champion, judge, move the alias, deploy"; alias moves
+are compare-and-set against the champion the gate judged; every deployment is recorded."""
 
 from __future__ import annotations
 

@@ -40,9 +40,8 @@ PLUGIN_OPTIONS = {
 
 
 class SweepJob:
-    """The task function Hydra runs once per sweep member (picklable for launchers).
-    Subclasses implement :meth:`member`; a member that fails is recorded ``failed`` with its
-    error and never stops the others."""
+    """The task function Hydra runs once per sweep member (picklable for launchers); subclasses
+    implement :meth:`member`. A failed member is recorded with its error, never stopping others."""
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
@@ -69,9 +68,8 @@ class SweepJob:
 
     @staticmethod
     def sweeper_value(result: dict, sweeper: Any) -> float:
-        """The primary metric, handed back to a non-basic sweeper (Optuna); a failed member or
-        one without a value is the worst of the sweeper's direction (Optuna 2.10 refuses
-        ``NaN`` and stops the study)."""
+        """The primary metric for a non-basic sweeper (Optuna); a failed member or one without a
+        value is the worst of the sweeper's direction (Optuna 2.10 stops the study on ``NaN``)."""
         value = (result.get("metrics") or {}).get(result.get("primary"))
         if result.get("status") == "succeeded" and value is not None and not math.isnan(value):
             return float(value)

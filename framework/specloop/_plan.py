@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ._redact import is_secret_key, secret_fields
 from ._spec import Resolved, plain
@@ -95,15 +95,14 @@ def deployment_status(ctx: Any) -> tuple[bool, str]:
     return True, "unchanged"
 
 
-def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
-    """Every stage's key and whether it is cached, with the reason; ``previous`` is the
-    manifest of the last successful run (or a function of ``ctx`` returning it, called once
-    the data is found), to explain what changed."""
+def plan(ctx: Any, previous: Callable[[Any], dict | None] | None = None) -> list[StagePlan]:
+    """Every stage's key and whether it is cached, with the reason: what changed since
+    ``previous(ctx)``, the manifest of the last successful run (called once the data is found)."""
     secrets = secret_fields(ctx.spec)
     comps, seed = ctx.spec.components, ctx.spec.project.seed
     source = ctx.component("data").fingerprint(ctx.node("data"))
     store = ctx.store  # opens the registry: only once the data is known to be there
-    prev_stages = ((previous(ctx) if callable(previous) else previous) or {}).get("stages", {})
+    prev_stages = ((previous(ctx) if previous else None) or {}).get("stages", {})
     plans: list[StagePlan] = []
 
     def add(name: str, comp: Resolved | None, config: dict, inputs: dict[str, str]) -> str:

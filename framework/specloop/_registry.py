@@ -46,9 +46,8 @@ def _json(value: Any) -> str:
 
 
 class ArtifactIndex:
-    """specloop's record of every artifact it wrote: key → files with their SHA-256, and its
-    metadata. The store is trusted only as far as this record goes: an artifact it does not
-    list is not read, whatever the store holds under its key."""
+    """specloop's record of every artifact it wrote (key → files with their SHA-256, metadata):
+    the store is trusted only as far as it goes; what it does not list is never read."""
 
     def __init__(self, registry: "Registry") -> None:
         self._registry = registry
@@ -296,10 +295,9 @@ class Registry:
 
 def open_registry(url: str | None, default: Path, base_dir: Path, *,
                   store_root: str | None = None) -> Registry:
-    """Open the registry ``store.registry`` names (``default`` when unset); refuse an
-    unsupported URL, a broken file (see ``_database``) or one inside the local store folder
-    (whoever writes the store could rewrite it). A relative ``sqlite:///path`` is under
-    ``base_dir``."""
+    """Open the registry ``store.registry`` names (``default`` when unset; a relative path is under
+    ``base_dir``); refuse an unsupported URL, a broken file (see ``_database``) or one inside the
+    local store folder (whoever writes the store could rewrite it)."""
     if url and not url.startswith("sqlite:///"):
         raise RegistryError(f"unsupported registry URL {url!r}",
                             fix="use sqlite:///path/to/registry.db")

@@ -52,10 +52,9 @@ def open_url(url: str, storage_options: dict | None = None, *,
 @contextmanager
 def remote_errors(url: str, storage_options: dict | None = None, *,
                   key: str = "store.url") -> Iterator[None]:
-    """A context manager that re-raises what a remote filesystem raises for a user's mistake
-    (unreachable endpoint, refused credentials, missing driver) as a :class:`ConfigError`
-    quoting ``url``, the endpoint from ``storage_options`` and the spec ``key``; every other
-    exception passes through unchanged."""
+    """Re-raise what a remote filesystem raises for a user's mistake (unreachable endpoint,
+    refused credentials, missing driver) as a :class:`ConfigError` quoting ``url``, the endpoint
+    from ``storage_options`` and the spec ``key``; other exceptions pass through unchanged."""
     try:
         yield
     except ConfigError:
