@@ -1,7 +1,6 @@
-"""The train → evaluate → register → promote → deploy flow that ``run``, the loop, sweeps, the
-backtest and the registry commands share. Callers hold :meth:`Registry.model_lock` around
-"read the champion, judge, move the alias, deploy"; alias moves are compare-and-set against
-the champion the gate judged, and every deployment is recorded in the registry."""
+"""The train → evaluate → register → promote → deploy flow every command shares. Callers hold
+:meth:`Registry.model_lock` around "read the champion, judge, move the alias, deploy"; alias moves
+are compare-and-set against the champion the gate judged; every deployment is recorded."""
 
 from __future__ import annotations
 
@@ -127,9 +126,8 @@ def move_alias(ctx: Any, alias: str, version: int, *, expect: Any, reason: str,
 
 def give_alias(ctx: Any, alias: str, version: int, champion: dict | None, gate: dict,
                reason: str) -> int | None:
-    """Move ``alias`` to a newly judged ``version``: ``champion`` only if it still is the
-    ``champion`` the gate judged (``promote``); another alias as it stands
-    (``register-<alias>``). Returns the previous holder."""
+    """Move ``alias`` to a newly judged ``version``: ``champion`` only if it still is the one the
+    gate judged (``promote``), another alias as it stands (``register-<alias>``)."""
     main = alias == "champion"
     return move_alias(ctx, alias, version, expect=(champion or {}).get("version") if main else ...,
                       reason=reason, gate=gate, action="promote" if main else f"register-{alias}")

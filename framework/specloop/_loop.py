@@ -174,9 +174,8 @@ class Loop:
 
     def _settled(self, listed: list[Batch], relist: Callable[[], Iterable[Any]],
                  done: Any) -> Iterator[Batch]:
-        """The settle rule: a batch not in ``done`` that changed less than
-        ``loop.settle_seconds`` ago is taken only if it is unchanged once that time has passed
-        (``relist`` after a wait); one still changing is left for a later pass."""
+        """The settle rule: a batch not in ``done`` changed less than ``loop.settle_seconds`` ago
+        is taken only if ``relist`` after that wait shows it unchanged."""
         settle, now = self.spec.loop.settle_seconds, time.time()
         fresh = {b.id: now - b.modified for b in listed
                  if b.id not in done and b.modified is not None and now - b.modified < settle}

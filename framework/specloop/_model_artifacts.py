@@ -15,13 +15,6 @@ MODEL_FILE = "model.bin"
 UNSAFE_FORMATS = ("pickle", "joblib", "cloudpickle")
 
 
-def component_record(resolved: Any) -> dict:
-    """How a model artifact names the component that wrote it."""
-    s = resolved.spec
-    return {"stage": str(s.stage), "kind": s.kind, "version": s.version, "plugin": s.plugin,
-            "distribution": s.distribution, "node": plain(resolved.node)}
-
-
 def model_files(component: Any, fitted: Any, name: str = "the model component") -> tuple:
     """Serialize ``fitted`` with ``component``; return its bytes and what to record with them
     (``format`` and ``trusted_types``, checked against what the component allows)."""
@@ -42,9 +35,11 @@ def save_model(store: Any, key: str, resolved: Any, component: Any, fitted: Any,
                files: dict[str, bytes], meta: dict) -> dict:
     """Serialize ``fitted`` with ``component`` and store it as ``model.bin`` (plus ``files``)
     under ``key``; return the recorded metadata."""
-    data, model_meta = model_files(component, fitted, resolved.spec.name)
-    return store.put(key, {MODEL_FILE: data, **files},
-                     {**meta, **model_meta, "component": component_record(resolved)})
+    s = resolved.spec
+    data, model_meta = model_files(component, fitted, s.name)
+    origin = {"stage": str(s.stage), "kind": s.kind, "version": s.version, "plugin": s.plugin,
+              "distribution": s.distribution, "node": plain(resolved.node)}
+    return store.put(key, {MODEL_FILE: data, **files}, {**meta, **model_meta, "component": origin})
 
 
 def _refused(component: Any, types: list[str]) -> list[str]:

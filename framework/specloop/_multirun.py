@@ -30,7 +30,6 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 DEFAULT_LAUNCHER = "specloop"
 # Hydra plugins a sweep may select, the module that provides each, and specloop's extra
 PLUGIN_OPTIONS = {
-    ("hydra/launcher", "specloop"): ("hydra_plugins.specloop_launcher", None),
     ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
     ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
     ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
@@ -41,9 +40,8 @@ PLUGIN_OPTIONS = {
 
 
 class SweepJob:
-    """The task function Hydra runs once per sweep member (picklable for launchers).
-    Subclasses implement :meth:`member`; a member that fails is recorded ``failed`` with its
-    error and never stops the others."""
+    """The task function Hydra runs once per sweep member (picklable for launchers); subclasses
+    implement :meth:`member`. A failed member is recorded with its error, never stopping others."""
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
@@ -69,16 +67,13 @@ class SweepJob:
                 "model_key": doc["stages"]["train"]["key"]}
 
     @staticmethod
-    def objective(result: dict) -> float:
-        """The number a non-basic sweeper (Optuna) optimizes: the primary metric."""
-        return float(result["metrics"][result["primary"]])
-
-    def sweeper_value(self, result: dict, sweeper: Any) -> float:
-        """The value handed back to a non-basic sweeper; a failed member is the worst value
-        of the sweeper's direction (Optuna 2.10 refuses ``NaN`` and stops the study)."""
-        maximize = "max" in str(sweeper.get("direction", "minimize")).lower()
-        value = self.objective(result) if result.get("status") == "succeeded" else math.nan
-        return (-math.inf if maximize else math.inf) if math.isnan(value) else value
+    def sweeper_value(result: dict, sweeper: Any) -> float:
+        """The primary metric for a non-basic sweeper (Optuna); a failed member or one without a
+        value is the worst of the sweeper's direction (Optuna 2.10 stops the study on ``NaN``)."""
+        value = (result.get("metrics") or {}).get(result.get("primary"))
+        if result.get("status") == "succeeded" and value is not None and not math.isnan(value):
+            return float(value)
+        return -math.inf if "max" in str(sweeper.get("direction", "minimize")).lower() else math.inf
 
     def warm_up(self, cfg: Any) -> None:
         """Before the members start (``hydra/launcher=specloop``): compute ``data`` and
@@ -100,11 +95,9 @@ class SweepJob:
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        hc = HydraConfig.get()
-        overrides, job_dir = _overrides(hc), Path(hc.runtime.output_dir)
-        start = time.perf_counter()
+        hc, start = HydraConfig.get(), time.perf_counter()
         try:
-            out = self.member(cfg, overrides, job_dir)
+            out = self.member(cfg, _overrides(hc), Path(hc.runtime.output_dir))
         except SpecloopError as exc:
             rendered = exc.render()
             print(rendered, file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ._redact import is_secret_key, secret_fields
 from ._spec import Resolved, plain
@@ -95,11 +95,10 @@ def deployment_status(ctx: Any) -> tuple[bool, str]:
     return True, "unchanged"
 
 
-def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
-    """Every stage's key and whether it is cached, with the reason; ``previous`` lists the
-    manifests of earlier runs, newest first (or is a function of ``ctx`` returning them,
-    called once the data is found): a stage to run is explained against the nearest output
-    of theirs that is still cached."""
+def plan(ctx: Any, previous: Callable[[Any], list[dict]] | None = None) -> list[StagePlan]:
+    """Every stage's key and whether it is cached, with the reason: a stage to run is explained
+    against the nearest output still cached of the runs ``previous(ctx)`` lists, newest first
+    (called once the data is found and a stage is not cached)."""
     secrets = secret_fields(ctx.spec)
     comps, seed = ctx.spec.components, ctx.spec.project.seed
     source = ctx.component("data").fingerprint(ctx.node("data"))
@@ -108,7 +107,7 @@ def plan(ctx: Any, previous: Any = None) -> list[StagePlan]:
 
     def nearest(name: str, config: dict) -> dict | None:
         if not earlier:
-            earlier.append((previous(ctx) if callable(previous) else previous) or [])
+            earlier.append((previous(ctx) if previous else None) or [])
         return _nearest(earlier[0], name, config, store)
     plans: list[StagePlan] = []
 

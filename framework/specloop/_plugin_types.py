@@ -73,13 +73,10 @@ class Decision:
     details: dict = field(default_factory=dict)
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_md5(path: str | os.PathLike) -> str:
     """MD5 of a file's bytes, as DVC records it for a file output (a data fingerprint)."""
-    h = hashlib.md5()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def progress(items: Iterable | None = None, *, total: int | None = None, desc: str = "",

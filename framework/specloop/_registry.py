@@ -46,20 +46,17 @@ def _json(value: Any) -> str:
 
 
 class ArtifactIndex:
-    """specloop's record of every artifact it wrote: key → files with their SHA-256, and its
-    metadata. The store is trusted only as far as this record goes: an artifact it does not
-    list is not read, whatever the store holds under its key."""
+    """specloop's record of every artifact it wrote (key → files with their SHA-256, metadata):
+    the store is trusted only as far as it goes; what it does not list is never read."""
 
     def __init__(self, registry: "Registry") -> None:
         self._registry = registry
 
     def get(self, key: str) -> dict | None:
-        """The record of ``key``, or ``None``."""
         return next((r["record"] for r in self._registry._rows(
             "SELECT record FROM artifacts WHERE key=?", (key,), record="null")), None)
 
     def put(self, key: str, record: dict) -> None:
-        """Record ``key`` (replacing an earlier record of the same key)."""
         self._registry._insert("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)", key,
                                _json(record), now())
 
@@ -105,7 +102,6 @@ class Registry:
         with self._locks[name]:
             yield
 
-    # -- reading -----------------------------------------------------------------------------
     def versions(self, name: str) -> list[dict]:
         """All versions of model ``name``, oldest first, with their aliases and artifacts."""
         return self._versions(name)
@@ -155,7 +151,6 @@ class Registry:
         """The audit log of model ``name``, oldest first."""
         return self._rows("SELECT * FROM audit WHERE name=? ORDER BY id", (name,), gate="null")
 
-    # -- writing -----------------------------------------------------------------------------
     def register(self, name: str, *, model_key: str, metrics: dict, reference_key: str | None,
                  data_fingerprint: str | None, run_id: str | None, config: dict | None,
                  gate: dict | None, source: dict | None = None,
@@ -235,7 +230,6 @@ class Registry:
                                                "'specloop registry promote VERSION'")
         return current, stack[-1]
 
-    # -- deployments and runs ----------------------------------------------------------------
     def record_deployment(self, name: str, target: str, version: int, result: dict) -> None:
         """Record what ``target`` (a deploy component's key) now serves, and audit it."""
         with self.transaction() as c:
@@ -263,7 +257,6 @@ class Registry:
                 and not pid_alive(r["pid"]) else r
                 for r in self._rows("SELECT * FROM runs ORDER BY run_id", overrides="[]")]
 
-    # -- loop state --------------------------------------------------------------------------
     def processed_batches(self, name: str) -> dict[str, dict]:
         """``{batch_id: record}`` of the batches the loop already processed, in that order
         (each record with its ``processed_at``)."""
@@ -304,10 +297,9 @@ class Registry:
 
 def open_registry(url: str | None, default: Path, base_dir: Path, *,
                   store_root: str | None = None) -> Registry:
-    """Open the registry ``store.registry`` names (``default`` when unset); refuse an
-    unsupported URL, a broken file (see ``_database``) or one inside the local store folder
-    (whoever writes the store could rewrite it). A relative ``sqlite:///path`` is under
-    ``base_dir``."""
+    """Open the registry ``store.registry`` names (``default`` when unset; a relative path is under
+    ``base_dir``); refuse an unsupported URL, a broken file (see ``_database``) or one inside the
+    local store folder (whoever writes the store could rewrite it)."""
     if url and not url.startswith("sqlite:///"):
         raise RegistryError(f"unsupported registry URL {url!r}",
                             fix="use sqlite:///path/to/registry.db")

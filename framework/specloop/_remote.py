@@ -9,8 +9,7 @@ from typing import Any, Iterator
 
 from .errors import ConfigError
 
-# Object stores with buckets (or containers) whose absence is a configuration mistake.
-BUCKET_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+# object stores with buckets (a missing one is a configuration mistake) and their fsspec drivers
 _DRIVER = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
            "abfs": "adlfs", "abfss": "adlfs"}
 _UNREACHABLE = {"EndpointConnectionError", "ConnectionError", "ConnectTimeoutError",
@@ -22,21 +21,17 @@ _CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError"}
 def open_url(url: str, storage_options: dict | None = None, *,
              key: str = "store.url") -> tuple[Any, str]:
     """Open the filesystem of an fsspec URL (``s3://bucket/prefix`` …) and check that its
-    bucket exists; return ``(filesystem, path without the protocol)``.
-
-    ``storage_options`` go to the filesystem (endpoint, credentials …); ``key`` is the spec key
-    holding ``url``, which errors name (with its ``storage_options`` sibling).
-
-    Raises:
-        ConfigError: a missing driver or bucket, an unreachable endpoint, refused credentials.
-    """
+    bucket exists; return ``(filesystem, path without the protocol)``. ``storage_options`` go to
+    the filesystem (endpoint, credentials …). A missing driver or bucket, an unreachable endpoint
+    or refused credentials raise a :class:`ConfigError` naming ``key``, the spec key holding
+    ``url`` (and its ``storage_options`` sibling)."""
     import fsspec  # ~90 ms: `specloop --help` imports this module (via specloop)
 
     opts = dict(storage_options or {})
     with remote_errors(url, opts, key=key):
         fs, path = fsspec.core.url_to_fs(url, **opts)
         protocol = url.split("://", 1)[0]
-        if protocol in BUCKET_PROTOCOLS:
+        if protocol in _DRIVER:
             bucket = path.split("/", 1)[0]
             try:
                 head = getattr(fs, "call_s3", None)  # s3fs: one HEAD, whatever the bucket holds
@@ -57,10 +52,9 @@ def open_url(url: str, storage_options: dict | None = None, *,
 @contextmanager
 def remote_errors(url: str, storage_options: dict | None = None, *,
                   key: str = "store.url") -> Iterator[None]:
-    """A context manager that re-raises what a remote filesystem raises for a user's mistake
-    (unreachable endpoint, refused credentials, missing driver) as a :class:`ConfigError`
-    quoting ``url``, the endpoint from ``storage_options`` and the spec ``key``; every other
-    exception passes through unchanged."""
+    """Re-raise what a remote filesystem raises for a user's mistake (unreachable endpoint,
+    refused credentials, missing driver) as a :class:`ConfigError` quoting ``url``, the endpoint
+    from ``storage_options`` and the spec ``key``; other exceptions pass through unchanged."""
     try:
         yield
     except ConfigError:

@@ -1,8 +1,6 @@
-"""Running ``specloop run``: plan, then compute each stage that is not cached, between the
-lifecycle hooks, with a manifest. ``data``, ``split``, ``train`` and ``evaluate`` read their inputs
-through the pipeline and write one artifact under their planned key, under the store's per-key
-lock (a key is computed once, whoever runs); ``register`` and ``deploy`` go through
-:mod:`._flow` under the model's lock."""
+"""``specloop run``: plan, then compute each stage that is not cached between the lifecycle hooks,
+with a manifest. An artifact stage writes its planned key under the store's per-key lock (computed
+once, whoever runs); ``register`` and ``deploy`` go through :mod:`._flow` under the model's lock."""
 
 from __future__ import annotations
 
@@ -27,30 +25,28 @@ from .errors import ArtifactError, ConfigError, SpecloopError, StageError
 class Pipeline:
     """One run of the stages: the plans, the manifest, and the outputs loaded so far."""
 
-    def __init__(self, ctx: RunContext, plans: list[StagePlan], manifest: Any = None,
-                 alias: str = "champion") -> None:
-        self.ctx, self.manifest, self.alias = ctx, manifest, alias  # alias: a passing version's
+    def __init__(self, ctx: RunContext, plans: list[StagePlan], alias: str = "champion") -> None:
+        self.ctx, self.manifest, self.alias = ctx, None, alias  # alias: a passing version's
         self.plans = {p.name: p for p in plans}
         self.loaded: dict[str, Any] = {}
 
     def load(self, stage: str) -> Any:
         """The output of ``stage``: from this run, or read (and verified) from the store."""
-        if stage in self.loaded:
-            return self.loaded[stage]
-        key, get = self.plans[stage].key, self.ctx.store.get
-        if stage == "data":
-            out = from_parquet(get(key, "frame.parquet"))
-        elif stage == "split":
-            out = {"train": from_parquet(get(key, "train.parquet")),
-                   "test": from_parquet(get(key, "test.parquet")),
-                   "columns": json.loads(get(key, "columns.json"))}
-        elif stage == "train":
-            out = {"model": load_model(self.ctx, key),
-                   "signature": json.loads(get(key, "signature.json"))}
-        else:  # evaluate: register and deploy have no output to load
-            out = json.loads(get(key, "metrics.json"))
-        self.loaded[stage] = out
-        return out
+        if stage not in self.loaded:
+            key, get = self.plans[stage].key, self.ctx.store.get
+            if stage == "data":
+                out = from_parquet(get(key, "frame.parquet"))
+            elif stage == "split":
+                out = {"train": from_parquet(get(key, "train.parquet")),
+                       "test": from_parquet(get(key, "test.parquet")),
+                       "columns": json.loads(get(key, "columns.json"))}
+            elif stage == "train":
+                out = {"model": load_model(self.ctx, key),
+                       "signature": json.loads(get(key, "signature.json"))}
+            else:  # evaluate: register and deploy have no output to load
+                out = json.loads(get(key, "metrics.json"))
+            self.loaded[stage] = out
+        return self.loaded[stage]
 
     def run(self) -> list[dict]:
         """Run every stage that is not cached; return the per-stage rows."""
@@ -149,7 +145,7 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
                                   "deploy" if alias == "champion" else "register")))
     plans = [p for p in plan_run(ctx) if STAGES.index(p.name) <= last]
     work = any(not p.cached for p in plans)
-    pipe = Pipeline(ctx, plans, None, alias)
+    pipe = Pipeline(ctx, plans, alias)
     pipe.preflight()  # a bad parameter is a user error: no run is recorded
     manifest = pipe.manifest = Manifest(ctx, command, eager=work)
     if "data" in pipe.plans:  # what the data component says of each file's version (DVC …)
@@ -160,9 +156,7 @@ def execute(ctx: RunContext, command: str = "run", until: str | None = None, *,
     try:
         with thread_limits(ctx.spec.project.threads if work else None):
             rows = pipe.run()
-        evaluated = manifest.doc["stages"].get("evaluate")
-        metrics = json.loads(ctx.store.get(evaluated["key"], "metrics.json")) \
-            if evaluated else None
+        metrics = pipe.load("evaluate") if "evaluate" in pipe.plans else None
     except BaseException as exc:
         call_hook(ctx.pm, "specloop_after_run", run=ctx, manifest=manifest.finish("failed", exc))
         raise
@@ -180,9 +174,8 @@ def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
     if not callable(take):
         return source.load(node)
     frame, read = take(node)
-    changed = sorted(p for p in set(planned) | set(read) if planned.get(p) != read.get(p))
-    if changed:
-        path = changed[0]
+    path = min((p for p in {*planned, *read} if planned.get(p) != read.get(p)), default=None)
+    if path is not None:
         raise ConfigError(f"the data changed while the run was starting: {path} (md5 "
                           f"{str(planned.get(path))[:8]} → {str(read.get(path))[:8]})",
                           key="data", file=ctx.spec.provenance.where("data"),
@@ -191,7 +184,6 @@ def snapshot(ctx: Any, planned: dict[str, str]) -> Any:
 
 
 def run_data(pipe: Pipeline, stage: StagePlan) -> None:
-    """Read the source and keep it as Parquet, keyed by its fingerprint."""
     ctx = pipe.ctx
     frame = pipe.loaded["data"] = snapshot(ctx, stage.files)
     columns_for(frame, ctx.spec.components["data"].config, ctx.spec.provenance.where)
@@ -200,7 +192,6 @@ def run_data(pipe: Pipeline, stage: StagePlan) -> None:
 
 
 def run_split(pipe: Pipeline, stage: StagePlan) -> None:
-    """Choose the columns and split the rows (seeded)."""
     ctx, frame = pipe.ctx, pipe.load("data")
     conf = ctx.spec.components["data"].config
     columns = columns_for(frame, conf, ctx.spec.provenance.where)
@@ -216,7 +207,6 @@ def run_split(pipe: Pipeline, stage: StagePlan) -> None:
 
 
 def run_train(pipe: Pipeline, stage: StagePlan) -> None:
-    """Fit the model on the training rows and store it with its signature."""
     split = pipe.load("split")
     cols = split["columns"]
     check_task(pipe.ctx.spec, pipe.ctx.component("model"), cols["task"], cols["target"])
@@ -225,7 +215,6 @@ def run_train(pipe: Pipeline, stage: StagePlan) -> None:
 
 
 def run_evaluate(pipe: Pipeline, stage: StagePlan) -> None:
-    """Score the model on the test rows."""
     split = pipe.load("split")
     metrics = pipe.loaded["evaluate"] = measure(pipe.ctx, pipe.load("train")["model"],
                                                 split["test"], split["columns"])
@@ -243,10 +232,12 @@ def champion_metrics(pipe: Pipeline, champion: dict) -> dict:
         if ctx.store.has(key):
             return json.loads(ctx.store.get(key, "metrics.json"))
     split = pipe.load("split")
+    test, cols = split["test"], split["columns"]
     try:
         model = load_model(ctx, champion["model_key"], champion)
-        test = unseen_by(pipe, champion, split["test"], split["columns"], split_key)
-        return measure(ctx, model, test, split["columns"])
+        if champion.get("reference_key") not in (None, split_key):
+            test = unseen_by(ctx, champion, test, cols)
+        return measure(ctx, model, test, cols)
     except (ArtifactError, KeyboardInterrupt):
         raise  # a tampered champion is never silently replaced by its record
     except Exception as exc:  # another feature set or model kind: use its record
@@ -256,28 +247,23 @@ def champion_metrics(pipe: Pipeline, champion: dict) -> dict:
         return champion["metrics"]
 
 
-def unseen_by(pipe: Pipeline, champion: dict, test: Any, cols: dict, split_key: str) -> Any:
-    """The rows of ``test`` the champion was not trained on (all of them on the same split);
-    scoring it on rows it trained on would flatter it."""
-    if champion.get("reference_key") in (None, split_key):
-        return test
+def unseen_by(ctx: RunContext, champion: dict, test: Any, cols: dict) -> Any:
+    """The rows of ``test`` the champion was not trained on (scoring those would flatter it)."""
     import pandas as pd  # the split's frames are already loaded: no import cost here
 
-    seen = from_parquet(read_file(pipe.ctx, champion["reference_key"], "train.parquet",
-                                  champion))
+    seen = from_parquet(read_file(ctx, champion["reference_key"], "train.parquet", champion))
     on = [c for c in [*cols["features"], cols["target"]] if c in seen.columns]
     trained = set(pd.util.hash_pandas_object(seen[on], index=False))
     unseen = test[(~pd.util.hash_pandas_object(test[on], index=False).isin(trained)).to_numpy()]
-    pipe.ctx.say(f"champion v{champion['version']} re-scored on the {len(unseen)} of "
-                 f"{len(test)} test rows it was not trained on")
+    ctx.say(f"champion v{champion['version']} re-scored on the {len(unseen)} of {len(test)} "
+            "test rows it was not trained on")
     if len(unseen) == 0:
         raise ValueError("every test row was in the champion's training data")
     return unseen
 
 
 def run_register(pipe: Pipeline, stage: StagePlan) -> None:
-    """Judge the new model against the champion, register it, and give it the pipeline's
-    alias if it passes (compare-and-set against the champion judged)."""
+    """Judge the new model against the champion, register it, and alias it if it passes."""
     ctx, plans, manifest = pipe.ctx, pipe.plans, pipe.manifest
     metrics = pipe.load("evaluate")
     champion = ctx.registry.resolve(ctx.model_name, "champion")
@@ -297,7 +283,6 @@ def run_register(pipe: Pipeline, stage: StagePlan) -> None:
 
 
 def run_deploy(pipe: Pipeline, stage: StagePlan) -> None:
-    """Deploy the champion unless the record and the target agree it is deployed."""
     ctx = pipe.ctx
     if ctx.registry.resolve(ctx.model_name, "champion") is None:
         ctx.say("deploy: skipped, the model has no champion (the gate did not pass)")

@@ -23,7 +23,6 @@ LEFTOVER_AGE = 3600.0  # seconds after which a temporary folder is surely a dead
 
 
 def sha256(data: bytes) -> str:
-    """The hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -75,7 +74,6 @@ class ArtifactStore:
         """A path inside the store (local path or bucket path; parts may hold ``/``)."""
         return "/".join([self.root, *parts])
 
-    # -- artifacts ---------------------------------------------------------------------------
     def _below(self, key: str) -> ArtifactStore | None:
         """``base``, if ``key`` is read there (this store has not written it)."""
         return None if self.base is None or self.index.get(key) is not None else self.base
@@ -154,8 +152,7 @@ class ArtifactStore:
         return record
 
     def _sweep_leftovers(self) -> None:
-        """Remove the fsynced ``.tmp-<key>-<pid>-<rand>/`` folders of writers that died (once
-        per store object)."""
+        """Remove the ``.tmp-<key>-<pid>-<rand>/`` folders of dead writers (once per store)."""
         if self._swept:
             return
         self._swept = True
@@ -213,17 +210,15 @@ class ArtifactStore:
                                     "again ('specloop registry check' lists every file)")
         return data
 
-    # -- small JSON documents (manifests) ---------------------------------------------------
     def write_json(self, relpath: str, doc: dict) -> bytes:
         """Write a JSON document atomically (temporary file, then rename); return its bytes."""
         path = self.path(relpath)
         body = json.dumps(doc, indent=2, sort_keys=False, default=str).encode()
         if self.local:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            with open(tmp, "wb") as fh:
-                fh.write(body)
-            os.replace(tmp, path)
+            tmp = Path(f"{path}.tmp-{uuid.uuid4().hex[:8]}")
+            tmp.write_bytes(body)
+            tmp.replace(path)
         else:
             with self._remote():
                 self.fs.pipe_file(path, body)  # one PUT: an object store never shows half
@@ -232,8 +227,7 @@ class ArtifactStore:
     def read_bytes(self, relpath: str) -> bytes:
         """The bytes of a file of the store (unverified: :meth:`get` checks artifacts)."""
         if self.local:
-            with open(self.path(relpath), "rb") as fh:
-                return fh.read()
+            return Path(self.path(relpath)).read_bytes()
         with self._remote():
             return self.fs.cat_file(self.path(relpath))
 

@@ -1,9 +1,7 @@
-"""What sweeps report: the leaderboards of ``specloop run -m`` and ``loop --backtest -m`` (best
-first, failed last; printed, and saved as CSV and JSON in the sweep folder), and
-``sweep.register``: ``best`` (default) registers the winner once as ``challenger`` (never
-champion), ``all`` every member as ``specloop run`` does, ``none`` nothing. A backtest member
-replays the batches with its policy as ``specloop loop`` would, in a fresh registry over a
-copy-on-write store, never deploying; it ranks by the mean metric of each month's model."""
+"""The leaderboards of ``specloop run -m`` and ``loop --backtest -m`` (printed; CSV and JSON in the
+sweep folder) and ``sweep.register`` (``best``: the winner once, as ``challenger``; ``all``: as
+``specloop run``; ``none``). A backtest member replays the batches as ``specloop loop`` with its
+policy, in a fresh registry over a copy-on-write store, never deploying."""
 
 from __future__ import annotations
 
@@ -66,8 +64,7 @@ def save(sweep_dir: Path, name: str, rows: list[dict], extra: dict | None = None
     csv_path, json_path = (Path(sweep_dir) / f"{name}.{ext}" for ext in ("csv", "json"))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)),
-                                extrasaction="ignore")
+        writer = csv.DictWriter(fh, list(dict.fromkeys(c for r in rows for c in r)))
         writer.writeheader()
         writer.writerows({k: json.dumps(v) if isinstance(v, (list, dict)) else v
                           for k, v in r.items()} for r in rows)
@@ -107,8 +104,7 @@ def run_sweep(project_dir: Path, overrides: list[str], out: Any) -> tuple[int, P
     failed = show(out, rows, metric_cols, ["rank", "job", "overrides", "status", *metric_cols,
                                            "seconds", "cache_hits", "version"])
     out(f"{len(rows) - failed} of {len(rows)} member(s) succeeded; leaderboard: {paths[0]}")
-    best = next((r for r in results if rows[0]["rank"] and r.get("job") == rows[0]["job"]),
-                None)
+    best = next((r for r in results if rows[0]["rank"] and r.get("job") == rows[0]["job"]), None)
     if best is not None and best.get("register") == "best":
         # the winner's spec composed again: every stage up to evaluate is a cache hit, and
         # register judges it against the champion on the same test rows
@@ -168,10 +164,6 @@ class BacktestJob(SweepJob):
             records = loop.run(limit=self.limit)
         return summarize(records, loop.metrics_c.primary, loop.metrics_c.greater_is_better,
                          ctx.spec.choices.get("retrain"), start)
-
-    @staticmethod
-    def objective(result: dict) -> float:
-        return math.nan if result.get("mean") is None else float(result["mean"])
 
 
 def summarize(records: list[dict], primary: str, greater: bool, policy: str | None,

@@ -28,7 +28,6 @@ def columns_for(frame, conf: Any, where: Any, key: str = "data") -> dict[str, An
     import pandas as pd
 
     cols = list(frame.columns)
-    _no_duplicates(frame, where, key)
     if len(frame) == 0:
         raise ConfigError("the data set is empty", key=key, file=where(key),
                           expected="at least one row", fix="check the data file or its filters")
@@ -63,20 +62,16 @@ def columns_for(frame, conf: Any, where: Any, key: str = "data") -> dict[str, An
             "task": task, "time_column": conf.time_column}
 
 
-def _no_duplicates(frame, where: Any, key: str) -> None:
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-    if duplicated:
-        raise ConfigError(f"the data has duplicate column names: {duplicated}", key=key,
-                          file=where(key), expected="every column name once",
-                          fix="rename or drop the duplicate columns in the data")
-
-
 def check_frame(frame, features: list[str], conf: Any, where: Any, key: str) -> None:
     """Refuse data the model would misread: duplicate column names, and numeric feature
     columns with a few text cells (unless ``coerce`` declares how to read them)."""
     import pandas as pd
 
-    _no_duplicates(frame, where, key)
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise ConfigError(f"the data has duplicate column names: {duplicated}", key=key,
+                          file=where(key), expected="every column name once",
+                          fix="rename or drop the duplicate columns in the data")
     for name, kind in (getattr(conf, "coerce", None) or {}).items():
         if name not in frame.columns or kind != "numeric":
             raise ConfigError(f"cannot coerce {name!r} to {kind!r}", key=f"{key}.coerce.{name}",
@@ -84,34 +79,24 @@ def check_frame(frame, features: list[str], conf: Any, where: Any, key: str) -> 
                               expected="a column of the data, coerced to 'numeric'",
                               fix=f"use {key}.coerce: {{<column>: numeric}}")
         frame[name] = pd.to_numeric(frame[name], errors="coerce")  # bad cells: missing values
-    for name in features:
-        if name in frame.columns:
-            _check_cells(frame, name, conf, where, key)
-
-
-def _check_cells(frame, name: str, conf: Any, where: Any, key: str) -> None:
-    """Refuse a numeric column that a few text cells turned into text (it would otherwise be
-    guessed categorical, with one category per distinct number)."""
-    import pandas as pd
-
-    column = frame[name]
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or \
-            name in (conf.categorical or []):
-        return
-    values = column.dropna()
-    if len(values) == 0 or pd.to_numeric(values.head(200), errors="coerce").notna().mean() < 0.9:
-        return  # text, not numbers
-    parsed = pd.to_numeric(values, errors="coerce")
-    bad = values[parsed.isna()]
-    if len(bad) == 0 or len(bad) > 0.05 * len(values):
-        return
-    rows = ", ".join(f"{int(i) + 1} ({v!r})" for i, v in bad.head(5).items())
-    raise ConfigError(f"column {name!r} holds numbers and {len(bad)} cell(s) that are not",
-                      key=f"{key}.coerce", file=where(key),
-                      got=f"data rows {rows}" + (" …" if len(bad) > 5 else ""),
-                      expected=f"numbers in every cell of {name!r}, or a declared coercion",
-                      fix=f"fix those cells, or set {key}.coerce: {{{name}: numeric}} to read "
-                          "them as missing values")
+    # a few text cells make a numeric column text: it would pass for one category per number
+    for name in (n for n in features if n not in (conf.categorical or []) and n in frame.columns):
+        if pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+            continue
+        values = frame[name].dropna()
+        head = pd.to_numeric(values.head(200), errors="coerce")
+        if len(values) == 0 or head.notna().mean() < 0.9:
+            continue  # text, not numbers
+        bad = values[pd.to_numeric(values, errors="coerce").isna()]
+        if len(bad) == 0 or len(bad) > 0.05 * len(values):
+            continue
+        rows = ", ".join(f"{int(i) + 1} ({v!r})" for i, v in bad.head(5).items())
+        raise ConfigError(f"column {name!r} holds numbers and {len(bad)} cell(s) that are not",
+                          key=f"{key}.coerce", file=where(key),
+                          got=f"data rows {rows}" + (" …" if len(bad) > 5 else ""),
+                          expected=f"numbers in every cell of {name!r}, or a declared coercion",
+                          fix=f"fix those cells, or set {key}.coerce: {{{name}: numeric}} to "
+                              "read them as missing values")
 
 
 def split_frame(frame, columns: dict, split: Any, seed: int):
