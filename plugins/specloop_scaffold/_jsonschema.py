@@ -225,10 +225,10 @@ class SchemaBuilder:
                                + (", ".join(opts) or "(none installed)")}
         pattern_props[r"^(override |optional )?/?hydra/"] = {
             "type": ["string", "null"], "description": "a Hydra config group"}
-        item = {"anyOf": [
-            {"type": "string", "description": "_self_, or a config in the same folder"},
-            {"type": "object", "minProperties": 1, "maxProperties": 1,
-             "patternProperties": pattern_props, "additionalProperties": False}]}
+        # one schema for both forms: the object keywords do not apply to a string item
+        item = {"type": ["string", "object"], "minProperties": 1, "maxProperties": 1,
+                "patternProperties": pattern_props, "additionalProperties": False,
+                "description": "_self_, a config of the same folder, or {group: option}"}
         return {"type": "array", "items": item,
                 "description": "the options Hydra composes, in order; _self_ places this file"}
 
