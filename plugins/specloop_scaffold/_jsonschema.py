@@ -139,7 +139,7 @@ def dataclass_schema(cls: type, *, skip: tuple[str, ...] = ()) -> dict:
     props = {f.name: field_schema(f, hints.get(f.name, Any)) for f in dataclasses.fields(cls)
              if f.name not in skip and not f.name.startswith("_")}
     out = {"type": "object", "properties": props, "additionalProperties": False}
-    doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("``", "`")
     if doc and not doc.startswith(cls.__name__ + "("):
         out["description"] = doc
     return out
