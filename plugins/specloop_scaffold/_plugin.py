@@ -10,11 +10,11 @@ import os
 import re
 import shutil
 import tempfile
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from importlib.resources import files
 from pathlib import Path
 
-from specloop import ConfigError, __version__
+from specloop import ConfigError
 
 SKIP = {"__pycache__", "build", "dist"}
 
@@ -55,7 +55,7 @@ def _check_free(n: dict[str, str]) -> None:
 
 
 def _rename(text: str, n: dict[str, str]) -> str:
-    major, minor = (int(p) for p in __version__.split(".")[:2])
+    major, minor = (int(p) for p in version("specloop").split(".")[:2])
     text = text.replace("specloop-example", n["dist"]).replace("specloop_example", n["package"])
     text = text.replace("SizedDrift", n["camel"]).replace("sized_drift", n["kind"])
     text = text.replace("An example specloop plugin", "A specloop plugin")
