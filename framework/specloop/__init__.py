@@ -14,7 +14,8 @@ from .components import ComponentSpec, Stage
 from .errors import (ArtifactError, BatchNotReady, BusyError, ConfigError, PluginError,
                      RegistryError, SpecloopError, StageError, UnknownKindError)
 from .hookspecs import hookimpl, hookspec
-from .schema import DataConf, Interval, Options, RetrainConf, SplitConf, param
+from .schema import (ENGINE_NODES, NAME_PATTERN, ROOT_KEYS, DataConf, Interval, Options,
+                     RetrainConf, SplitConf, param)
 
 __version__ = "0.2.0"
 
@@ -80,6 +81,23 @@ def load_model(ctx, version):
     from ._model_artifacts import load_model as _load
 
     return _load(ctx, version["model_key"], version)
+
+
+def plugin_manager():
+    """The plugin manager the ``specloop`` command uses: every installed plugin's entry point
+    (less ``SPECLOOP_DISABLE_PLUGINS``; only ``SPECLOOP_PLUGINS`` if set), for plugin commands
+    that work without a project (its ``component_table()`` lists every component)."""
+    from ._manager import make_plugin_manager
+
+    return make_plugin_manager()
+
+
+def command_parser(pm=None):
+    """The ``specloop`` command line's ``argparse`` parser, with the sub-commands of the
+    plugins of ``pm`` (default: :func:`plugin_manager`), e.g. for shell completion."""
+    from .cli import build_parser
+
+    return build_parser(pm or plugin_manager())
 
 
 def read_manifest(ctx, run_id):
@@ -165,10 +183,11 @@ def rollback(ctx, *, alias="champion", reason=None, deploy=True):
 
 
 __all__ = [
-    "ArtifactError", "Batch", "BatchNotReady", "BusyError", "ComponentSpec", "ConfigError",
-    "DataConf", "Decision", "Interval", "NodeContext", "Observation", "Options", "PluginError",
-    "RegistryError", "RetrainConf", "RunContext", "SpecloopError", "SplitConf", "Stage",
-    "StageError", "UnknownKindError", "__version__", "file_md5", "hookimpl", "hookspec",
-    "load_model", "make_context", "open_url", "param", "progress", "promote", "read_manifest",
-    "remote_errors", "rollback", "run",
+    "ENGINE_NODES", "NAME_PATTERN", "ROOT_KEYS", "ArtifactError", "Batch", "BatchNotReady",
+    "BusyError", "ComponentSpec", "ConfigError", "DataConf", "Decision", "Interval",
+    "NodeContext", "Observation", "Options", "PluginError", "RegistryError", "RetrainConf",
+    "RunContext", "SpecloopError", "SplitConf", "Stage", "StageError", "UnknownKindError",
+    "__version__", "command_parser", "file_md5", "hookimpl", "hookspec", "load_model",
+    "make_context", "open_url", "param", "plugin_manager", "progress", "promote",
+    "read_manifest", "remote_errors", "rollback", "run",
 ]

@@ -17,10 +17,9 @@ import yaml
 
 from ._redact import MASK, is_secret_key
 from .errors import ConfigError
+from .schema import ROOT_KEYS
 from .schema import check_constraints
 
-ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
-             "retrain", "loop", "sweep", "plugins", "allow_python_targets")
 _MISSING = object()
 
 

@@ -18,8 +18,9 @@ from typing import Any, Iterator
 from . import _database
 from ._store import pid_alive
 from .errors import RegistryError
+from .schema import NAME_PATTERN
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NAME = re.compile(NAME_PATTERN)
 NAME_RULE = ("1-128 letters, digits, '_', '.' or '-', starting with a letter or digit "
              "(no '/', '\\' or '..')")
 
@@ -31,7 +32,7 @@ def now() -> str:
 
 def valid_name(value: object) -> bool:
     """Whether ``value`` is a safe model or alias name (no path separators, no ``..``)."""
-    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
+    return isinstance(value, str) and bool(_NAME.match(value))
 
 
 def check_name(value: str, what: str) -> str:

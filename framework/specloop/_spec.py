@@ -11,64 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._config import ROOT_KEYS, Composed, Provenance, typed, unknown_root_key
+from ._config import Composed, Provenance, typed, unknown_root_key
 from ._manager import Guarded, guarded_call
 from ._registry import NAME_RULE, valid_name
 from .components import ComponentSpec, ComponentTable, Stage
 from .errors import ConfigError, PluginError, SpecloopError
-from .schema import Interval, Options, param
+from .schema import ENGINE_NODES, ROOT_KEYS, LoopConf, ProjectConf, StoreConf, SweepConf
 
 STAGES = {str(stage): stage for stage in Stage}  # in the order they are validated
 REQUIRED = ("data", "model", "metrics")
 METRIC_READERS = ("gate", "retrain", "monitor", "deploy")
-
-
-@dataclass
-class ProjectConf:
-    """The ``project:`` node."""
-
-    name: str = param("project", help="model name in the registry")
-    seed: int = param(0, check=Interval(int, 0, 2**32 - 1),  # what numpy's RandomState takes
-                      help="the seed every stage derives its randomness from")
-    description: str = param("", help="one line for the model card")
-    threads: int | None = param(None, check=Interval(int, 1, None, allow_none=True),
-                                help="threads native libraries (OpenMP, BLAS) may use while "
-                                     "stages run (default: their own choice)")
-
-
-@dataclass
-class StoreConf:
-    """The ``store:`` node: where artifacts, manifests and the registry live."""
-
-    url: str = param(".specloop/store", help="artifact store: a folder (relative to the "
-                                             "project) or an fsspec URL (s3://bucket/prefix)")
-    registry: str | None = param(None, help="the registry's SQLite file: a path or "
-                                            "sqlite:///PATH (default: .specloop/registry.db "
-                                            "in the project, never inside the store)")
-    storage_options: dict[str, Any] = param(default_factory=dict, secret=True,
-                                            help="passed to fsspec (endpoint, credentials …)")
-
-
-@dataclass
-class LoopConf:
-    """The ``loop:`` node: incoming batches and how a challenger is judged."""
-
-    evaluate_on: str = param("recent", check=Options("recent", "window"),
-                             help="judge challenger and champion on a holdout of the recent "
-                                  "batches, or of the whole training window")
-    holdout: float = param(0.25, check=Interval(float, 0, 1, closed="neither"),
-                           help="fraction of each window part held out to judge models")
-    settle_seconds: float = param(1.0, check=Interval(float, 0, None),
-                                  help="a batch changed less than this long ago is read only "
-                                       "if it stays unchanged for this long (else it is "
-                                       "still being written: left for a later pass)")
-
-
-@dataclass
-class SweepConf:
-    """The ``sweep:`` node (used by multirun)."""
-
-    register: str = param("best", check=Options("best", "all", "none"))
 
 
 @dataclass
@@ -218,7 +170,6 @@ def _settings(raw: dict, schemas: dict[str, type], prov: Provenance,
     return out
 
 
-ENGINE_NODES = {"project": ProjectConf, "store": StoreConf, "sweep": SweepConf, "loop": LoopConf}
 # what a ``loop.incoming`` node of another kind than ``data`` takes over from ``data``
 COLUMN_CHOICES = ("target", "features", "drop", "categorical", "time_column", "task", "coerce")
 

@@ -1,4 +1,5 @@
-"""Declarative parameter constraints for component schemas.
+"""Declarative parameter constraints for component schemas, and the engine's own nodes
+(``project``, ``store``, ``loop``, ``sweep``) declared the same way.
 
 A component declares its configuration as a dataclass. OmegaConf checks key names and types
 when the YAML node is merged into it; the constraints declared here check *values*, using one
@@ -22,7 +23,8 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["Interval", "Options", "param", "check_constraints", "SplitConf", "DataConf",
-           "RetrainConf"]
+           "RetrainConf", "ProjectConf", "StoreConf", "LoopConf", "SweepConf", "ENGINE_NODES",
+           "ROOT_KEYS", "NAME_PATTERN"]
 
 
 class Interval:
@@ -196,3 +198,61 @@ class RetrainConf:
         None, check=Interval(int, 1, None, allow_none=True),
         help="train on the last N incoming batches (default: all seen so far)")
     include_base: bool = param(True, help="also train on the project's original training data")
+
+
+# -- the engine's own nodes ------------------------------------------------------------------
+ROOT_KEYS = ("project", "data", "model", "metrics", "gate", "store", "deploy", "monitor",
+             "retrain", "loop", "sweep", "plugins", "allow_python_targets")
+# a model or alias name: no path separator, no ``..`` (also a JSON Schema ``pattern``)
+NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+@dataclasses.dataclass
+class ProjectConf:
+    """The ``project:`` node."""
+
+    name: str = param("project", help="model name in the registry")
+    seed: int = param(0, check=Interval(int, 0, 2**32 - 1),  # what numpy's RandomState takes
+                      help="the seed every stage derives its randomness from")
+    description: str = param("", help="one line for the model card")
+    threads: int | None = param(None, check=Interval(int, 1, None, allow_none=True),
+                                help="threads native libraries (OpenMP, BLAS) may use while "
+                                     "stages run (default: their own choice)")
+
+
+@dataclasses.dataclass
+class StoreConf:
+    """The ``store:`` node: where artifacts, manifests and the registry live."""
+
+    url: str = param(".specloop/store", help="artifact store: a folder (relative to the "
+                                             "project) or an fsspec URL (s3://bucket/prefix)")
+    registry: str | None = param(None, help="the registry's SQLite file: a path or "
+                                            "sqlite:///PATH (default: .specloop/registry.db "
+                                            "in the project, never inside the store)")
+    storage_options: dict[str, Any] = param(default_factory=dict, secret=True,
+                                            help="passed to fsspec (endpoint, credentials …)")
+
+
+@dataclasses.dataclass
+class LoopConf:
+    """The ``loop:`` node: incoming batches and how a challenger is judged."""
+
+    evaluate_on: str = param("recent", check=Options("recent", "window"),
+                             help="judge challenger and champion on a holdout of the recent "
+                                  "batches, or of the whole training window")
+    holdout: float = param(0.25, check=Interval(float, 0, 1, closed="neither"),
+                           help="fraction of each window part held out to judge models")
+    settle_seconds: float = param(1.0, check=Interval(float, 0, None),
+                                  help="a batch changed less than this long ago is read only "
+                                       "if it stays unchanged for this long (else it is "
+                                       "still being written: left for a later pass)")
+
+
+@dataclasses.dataclass
+class SweepConf:
+    """The ``sweep:`` node (used by multirun)."""
+
+    register: str = param("best", check=Options("best", "all", "none"))
+
+
+ENGINE_NODES = {"project": ProjectConf, "store": StoreConf, "sweep": SweepConf, "loop": LoopConf}

@@ -1,13 +1,10 @@
 """What a project can be configured with: config groups and their options (from the conf
 search path), the installed components and their schemas, the plugins' settings schemas.
 
-Everything is read through public interfaces: the plugin manager the testing kit builds
-(``specloop.testing.make_test_plugin_manager``), its hooks (``specloop_add_conf_dirs``,
-``specloop_register_components``, ``specloop_settings_schema``), the ``specloop.conf``
-package, and the entry points of the ``specloop.plugins`` group.
-
-The engine's own root schemas (``project``, ``store``, ``loop``, ``sweep``) are not part of
-the public API yet; :mod:`specloop_scaffold._engine_schemas` mirrors them.
+Everything is read through public interfaces: ``specloop.plugin_manager()`` and its hooks
+(``specloop_add_conf_dirs``, ``specloop_register_components``, ``specloop_settings_schema``),
+the ``specloop.conf`` package, the entry points of the ``specloop.plugins`` group, and the
+engine's own nodes (``specloop.ENGINE_NODES``, ``ROOT_KEYS``).
 """
 
 from __future__ import annotations
@@ -109,10 +106,10 @@ class Catalog:
     """
 
     def __init__(self, project: Path | str | None = None) -> None:
-        from specloop.testing import make_test_plugin_manager
+        from specloop import plugin_manager
 
         self.project = Path(project).resolve() if project is not None else None
-        self.pm = make_test_plugin_manager(entrypoints=True)
+        self.pm = plugin_manager()
         self.dists = _distributions()
         for name in _project_disable(self.project):  # as the engine blocks them
             if self.pm.get_plugin(name) is not None:

@@ -8,7 +8,6 @@ import argparse
 import re
 import shlex
 from pathlib import Path
-from typing import Any
 
 BASH = r"""# bash completion for specloop: source <(specloop completion bash)
 # or: specloop completion bash > ~/.local/share/bash-completion/completions/specloop
@@ -56,55 +55,11 @@ def script(shell: str) -> str:
 
 
 # -- the parser --------------------------------------------------------------------------------
-# The engine's own commands: (options taking a value, flags, takes overrides, sub-commands).
-# The engine does not expose its parser to plugins, so the command tree is mirrored here;
-# tests/plugins/test_scaffold.py holds it to the engine's parser. Plugin commands come from
-# the plugins' own specloop_add_cli_commands hooks.
-_STAGES = ("data", "split", "train", "evaluate", "register", "deploy")
-_RECORD = (("--project",), ("--json",), True, {})
-BUILTIN: dict[str, tuple] = {
-    "run": (("--project", "--until"), ("-m", "--multirun"), True, {}),
-    "plan": (("--project",), ("--json",), True, {}),
-    "validate": (("--project",), ("--show",), True, {}),
-    "loop": (("--project", "--limit"), ("--backtest", "-m", "--multirun", "--status"), True, {}),
-    "plugins": ((), ("--json",), False, {}),
-    "runs": ((), (), False, {"list": _RECORD, "show": _RECORD}),
-    "registry": ((), (), False, {
-        "list": _RECORD, "show": (("--project", "--alias"), ("--json",), True, {}),
-        "promote": (("--project", "--alias", "--reason"), ("--force", "--no-deploy"), True, {}),
-        "rollback": (("--project", "--alias", "--reason"), ("--no-deploy",), True, {}),
-        "history": _RECORD, "check": _RECORD, "backup": (("--project",), (), True, {})}),
-    "reproduce": (("--project", "--tolerance"), ("--json",), False, {}),
-}
-CHOICES = {("run", "--until"): _STAGES}
-
-
-def _add(sub: Any, name: str, spec: tuple, path: tuple = ()) -> None:
-    valued, flags, overrides, children = spec
-    p = sub.add_parser(name)
-    for opt in valued:
-        p.add_argument(opt, choices=CHOICES.get((*path, name, opt)))
-    for opt in flags:
-        p.add_argument(opt, action="store_true")
-    if overrides:
-        p.add_argument("overrides", nargs="*")
-    if children:
-        inner = p.add_subparsers(dest="sub")
-        for child, child_spec in children.items():
-            _add(inner, child, child_spec, (*path, name))
-
-
 def _parser() -> argparse.ArgumentParser:
     """The ``specloop`` command tree: the engine's commands and every plugin's."""
-    from specloop.testing import make_test_plugin_manager
+    from specloop import command_parser
 
-    parser = argparse.ArgumentParser(prog="specloop", add_help=True)
-    parser.add_argument("--version", action="store_true")
-    sub = parser.add_subparsers(dest="command")
-    for name, spec in BUILTIN.items():
-        _add(sub, name, spec)
-    make_test_plugin_manager(entrypoints=True).hook.specloop_add_cli_commands(subparsers=sub)
-    return parser
+    return command_parser()
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

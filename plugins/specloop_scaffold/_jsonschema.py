@@ -23,7 +23,7 @@ from typing import Any
 from specloop import Interval, Options
 
 from ._catalog import OPTIONAL_STAGES, STAGE_GROUPS, Catalog
-from ._engine_schemas import ENGINE_NODES, NAME_PATTERN
+from specloop import ENGINE_NODES, NAME_PATTERN
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 INTERPOLATION = {"type": "string", "pattern": r"\$\{",

@@ -17,7 +17,7 @@ from typing import Any
 
 from specloop import ConfigError
 
-from ._engine_schemas import NAME_PATTERN
+from specloop import NAME_PATTERN
 
 TARGET_NAMES = ("target", "label", "y", "class", "outcome")
 MIN_ROWS = 10

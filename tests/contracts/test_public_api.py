@@ -52,6 +52,11 @@ PUBLIC = [
     "remote_errors",
     "rollback",
     "run",
+    "ENGINE_NODES",
+    "NAME_PATTERN",
+    "ROOT_KEYS",
+    "command_parser",
+    "plugin_manager",
 ]
 
 
