@@ -100,6 +100,17 @@ def command_parser(pm=None):
     return build_parser(pm or plugin_manager())
 
 
+def redact(ctx, value):
+    """``value`` with every secret masked as ``***``, by the rule records are written with:
+    the fields the spec's schemas declare secret, anything under ``storage_options`` and
+    credential-like key names. ``value`` is a config (nested dicts and lists), a list of
+    overrides, or text holding ``key=value`` pairs (an error message, ``override_dirname``)."""
+    from ._redact import redact as _redact, redact_text, secret_fields
+
+    keys = secret_fields(ctx.spec)
+    return redact_text(value, keys) if isinstance(value, str) else _redact(value, keys)
+
+
 def read_manifest(ctx, run_id):
     """A recorded run's manifest, once its bytes match the SHA-256 the registry recorded.
 
@@ -189,5 +200,5 @@ __all__ = [
     "RunContext", "SpecloopError", "SplitConf", "Stage", "StageError", "UnknownKindError",
     "__version__", "command_parser", "file_md5", "hookimpl", "hookspec", "load_model",
     "make_context", "open_url", "param", "plugin_manager", "progress", "promote",
-    "read_manifest", "remote_errors", "rollback", "run",
+    "read_manifest", "redact", "remote_errors", "rollback", "run",
 ]

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from specloop import ArtifactError, ConfigError, RegistryError
 
-MASK = "***"
-# the credential names specloop's records mask (docs/architecture.md#secrets)
-_CREDENTIAL = re.compile(r"(^|_|-)(token|password|passwd|secret|api_?key|access_?key|"
-                         r"credentials?|private_?key|auth)($|_|-)", re.IGNORECASE)
 
 
 def frame(data: bytes) -> Any:
@@ -166,61 +161,3 @@ def leaderboard(folder: Path) -> dict:
                       expected="leaderboard.json (specloop run -m) or backtest.json (specloop "
                                "loop --backtest -m)",
                       fix="point --sweep at a sweep folder, or let the sweep finish")
-
-
-def secret_keys(ctx: Any) -> frozenset[str]:
-    """Dotted keys of the fields the spec's schemas declare secret (``param(secret=True)``)."""
-    import dataclasses
-
-    out = {"store.storage_options"}
-
-    def walk(obj: Any, prefix: str) -> None:
-        if not dataclasses.is_dataclass(obj):
-            return
-        for f in dataclasses.fields(obj):
-            key = f"{prefix}.{f.name}"
-            if f.metadata.get("secret"):
-                out.add(key)
-            value = getattr(obj, f.name, None)
-            for i, item in enumerate(value if isinstance(value, list) else [value]):
-                walk(getattr(item, "config", item), f"{key}.{i}" if isinstance(value, list)
-                     else key)
-
-    spec = ctx.spec
-    for name, resolved in (getattr(spec, "components", None) or {}).items():
-        if resolved is not None:
-            walk(resolved.config, name)
-    for name, settings in (getattr(spec, "settings", None) or {}).items():
-        walk(settings, f"plugins.{name}")
-    return frozenset(out)
-
-
-def is_secret(key: str, secrets: frozenset[str] = frozenset()) -> bool:
-    """Whether dotted ``key`` names a secret: a credential-like last part, anything under
-    ``storage_options``, or a declared secret field (or under one)."""
-    parts = key.lstrip("+~").split(".")
-    return (bool(_CREDENTIAL.search(parts[-1])) or "storage_options" in parts[:-1]
-            or any(".".join(parts[:i]) in secrets for i in range(1, len(parts) + 1)))
-
-
-def mask_overrides(text: str, secrets: frozenset[str] = frozenset()) -> str:
-    """``key=value`` pairs in ``text`` with the values of secret keys masked."""
-    return re.sub(r"(?P<key>[+~]*[A-Za-z_][\w.]*)=(?P<value>[^\s,\]'\"]+)",
-                  lambda m: f"{m['key']}={MASK}" if is_secret(m["key"], secrets) else m[0],
-                  str(text))
-
-
-def mask(value: Any, secrets: frozenset[str] = frozenset(), prefix: str = "") -> Any:
-    """A copy of a config-like value with secret values masked (records are masked already;
-    this is a second guard for anything shown)."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            out[k] = MASK if not isinstance(v, (dict, list)) and v not in (None, "") and \
-                is_secret(key, secrets) else mask(v, secrets, key)
-        return out
-    if isinstance(value, list):
-        return [mask_overrides(v, secrets) if isinstance(v, str) else
-                mask(v, secrets, f"{prefix}.{i}") for i, v in enumerate(value)]
-    return value

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from specloop import redact
+
 from . import _records as rec
 from . import _svg as svg
 from ._html import Page, badge, charts, code, details, kv, note, pre, table, tiles
@@ -22,19 +24,18 @@ def build(ctx: Any, run_id: str | None) -> Page:
     row = rec.pick_run(ctx, run_id)
     doc = rec.manifest(ctx, row)
     v = rec.version(ctx, doc.get("model_version"))
-    secrets = rec.secret_keys(ctx)
     page = Page("run", f"{doc.get('project') or ctx.model_name}: run {doc['run_id']}",
                 f"{doc['command']} · {doc['status']} · started {doc.get('started')}"
                 + (f" · model version {v['version']}" if v else ""))
     metrics = doc.get("metrics") or (v or {}).get("metrics") or {}
-    page.add("summary", "Summary", _summary(doc, v, metrics))
+    page.add("summary", "Summary", _summary(ctx, doc, v, metrics))
     page.add("model", "Model card", *_model_card(ctx, doc, v, metrics))
     page.add("data", "Data", _data(ctx, doc, v))
-    page.add("lineage", "Lineage", _lineage(doc, v, secrets))
+    page.add("lineage", "Lineage", _lineage(ctx, doc, v))
     return page
 
 
-def _summary(doc: dict, v: dict | None, metrics: dict) -> str:
+def _summary(ctx: Any, doc: dict, v: dict | None, metrics: dict) -> str:
     items = [(k, x) for k, x in metrics.items() if isinstance(x, (int, float))]
     status = doc["status"]
     return tiles(items[:8]) + kv([
@@ -44,7 +45,7 @@ def _summary(doc: dict, v: dict | None, metrics: dict) -> str:
         ("model version", f"v{v['version']}" + (f" ({', '.join(v['aliases'])})"
                                                  if v.get("aliases") else "") if v else None),
         ("gate", (doc.get("gate") or (v or {}).get("gate") or {}).get("summary")),
-        ("error", rec.mask_overrides(doc["error"]) if doc.get("error") else None)])
+        ("error", redact(ctx, doc["error"]) if doc.get("error") else None)])
 
 
 def _model_card(ctx: Any, doc: dict, v: dict | None, metrics: dict) -> list[str]:
@@ -222,7 +223,7 @@ def _data(ctx: Any, doc: dict, v: dict | None) -> str:
     return "".join(parts)
 
 
-def _lineage(doc: dict, v: dict | None, secrets: frozenset[str]) -> str:
+def _lineage(ctx: Any, doc: dict, v: dict | None) -> str:
     stages = [{"stage": name, "component": s.get("component"),
                "distribution": s.get("distribution"),
                "status": badge(s.get("status") or "-",
@@ -233,8 +234,8 @@ def _lineage(doc: dict, v: dict | None, secrets: frozenset[str]) -> str:
               for name, s in (doc.get("stages") or {}).items()]
     env = doc.get("environment") or {}
     git = doc.get("git") or {}
-    overrides = rec.mask(list(doc.get("overrides") or []), secrets)
-    config = rec.mask(doc.get("config") or (v or {}).get("config") or {}, secrets)
+    overrides = redact(ctx, list(doc.get("overrides") or []))
+    config = redact(ctx, doc.get("config") or (v or {}).get("config") or {})
     packages = [{"package": k, "version": x} for k, x in (env.get("packages") or {}).items() if x]
     return "".join([
         kv([("run id", code(doc["run_id"])), ("specloop", doc.get("specloop_version")),

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from specloop import redact
+
 from . import _records as rec
 from . import _svg as svg
 from ._html import Page, badge, charts, code, kv, note, table, tiles
@@ -18,9 +20,8 @@ SKIP = {"rank", "job", "overrides", "status", "seconds", "cache_hits", "version"
 def build(ctx: Any, given: str) -> Page:
     folder = rec.sweep_dir(Path(ctx.project_dir), given)
     board = rec.leaderboard(folder)
-    secrets = rec.secret_keys(ctx)
-    rows = [{**r, "overrides": rec.mask_overrides(r.get("overrides") or "", secrets),
-             "error": rec.mask_overrides(r["error"], secrets) if r.get("error") else None}
+    rows = [{**r, "overrides": redact(ctx, r.get("overrides") or ""),
+             "error": redact(ctx, r["error"]) if r.get("error") else None}
             for r in board["rows"]]
     metric_cols = list(dict.fromkeys(k for r in rows for k in r if k not in SKIP))
     primary = board["primary"] if board["primary"] in metric_cols else \

@@ -49,6 +49,7 @@ PUBLIC = [
     "progress",
     "promote",
     "read_manifest",
+    "redact",
     "remote_errors",
     "rollback",
     "run",

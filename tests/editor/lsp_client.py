@@ -140,6 +140,19 @@ class YamlLanguageServer:
             self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         return {path: self.diagnostics.get(uri, []) for path, uri in uris.items()}
 
+    def ready(self, probe: str = "conf/model/__probe__.yaml",
+              text: str = "kind: sklearn\nno_such_key: 1\n", timeout: float = 60) -> None:
+        """Wait until the server validates against the schema: a probe document with a known
+        mistake gets its diagnostic. Before that an empty result would prove nothing (a busy
+        server may publish a document's syntax check before its schema is loaded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = max(1.0, deadline - time.monotonic())
+            if self.diagnose({probe: text}, timeout=left)[probe]:
+                return
+            time.sleep(0.2)
+        raise TimeoutError("the language server never validated against the schema")
+
     def close(self) -> None:
         try:
             self.request("shutdown", None, timeout=5)

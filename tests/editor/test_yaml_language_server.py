@@ -40,6 +40,7 @@ def conf_files(project: Path) -> dict[str, str]:
 
 def diagnose(project: Path, files: dict[str, str]) -> dict[str, list[dict]]:
     with YamlLanguageServer(project, settings_of(project)) as server:
+        server.ready()
         return server.diagnose(files)
 
 
