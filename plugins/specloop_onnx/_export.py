@@ -123,6 +123,7 @@ def convert(model: Any, signature: dict, conf: OnnxConf, threads: int = 1) -> "O
     :class:`specloop.ConfigError` naming the step that cannot be converted)."""
     from skl2onnx import to_onnx
 
+    model = _string_nulls_as_empty(model)
     why = refusal(model)
     if why:
         raise ConfigError(f"the model cannot be exported to ONNX: {why}", key="deploy.kind",
@@ -149,6 +150,31 @@ def convert(model: Any, signature: dict, conf: OnnxConf, threads: int = 1) -> "O
     raise ConfigError("skl2onnx could not convert the model: " + _short(text),
                       key="deploy.kind", expected="a pipeline skl2onnx converts",
                       fix="choose another model or preprocessing, or another deploy target")
+
+
+def _string_nulls_as_empty(model: Any) -> Any:
+    """A copy of the pipeline whose string imputers look for ``""`` instead of ``NaN``: ONNX
+    string inputs cannot carry ``NaN``, and :class:`OnnxModel` sends a missing string as
+    ``""``, so the imputer then does what the pipeline's does with ``NaN`` (the parity check
+    confirms it). skl2onnx converts string imputers only for a string ``missing_values``."""
+    import copy
+
+    from sklearn.impute import SimpleImputer
+
+    def string_nan(step: Any) -> bool:
+        if not isinstance(step, SimpleImputer):
+            return False
+        mv = step.missing_values
+        return getattr(step.statistics_, "dtype", None) == object and (
+            mv is None or (isinstance(mv, float) and mv != mv))
+
+    if not any(string_nan(step) for _, step in _steps(model, "") if not isinstance(step, str)):
+        return model
+    model = copy.deepcopy(model)
+    for _, step in _steps(model, ""):
+        if not isinstance(step, str) and string_nan(step):
+            step.missing_values = ""
+    return model
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -229,9 +255,10 @@ def _runner(data: bytes, signature: dict, meta: dict, threads: int) -> OnnxModel
 
 
 # -- parity ----------------------------------------------------------------------------------
-def test_sample(ctx: Any, version: dict, rows: int) -> tuple[Any, str]:
+def test_sample(ctx: Any, version: dict, rows: int, signature: dict) -> tuple[Any, str]:
     """Up to ``rows`` of the version's recorded test rows (seeded sample), read through the
-    store's verified reads, and where they came from."""
+    store's verified reads, and where they came from; probe records built from the signature
+    when the version recorded no rows (registered without a split)."""
     import pandas as pd
 
     ref = version.get("reference_key")
@@ -239,14 +266,34 @@ def test_sample(ctx: Any, version: dict, rows: int) -> tuple[Any, str]:
                 if r["role"] == "reference" and r["key"] == ref}
     name = next((n for n in ("test.parquet", "train.parquet") if n in recorded), None)
     if ref is None or name is None:
-        raise ConfigError(f"version {version['version']} has no recorded test rows to check "
-                          "its ONNX export on", key="deploy.kind",
-                          fix="register the model with 'specloop run' (the split is recorded "
-                              "with it)")
+        return probes(signature, rows), "probe records from the signature (no recorded rows)"
     frame = pd.read_parquet(io.BytesIO(ctx.store.get(ref, name, registered=recorded[name])))
     if len(frame) > rows:
         frame = frame.sample(n=rows, random_state=0).sort_index()
     return frame, f"{name} of {ref}"
+
+
+def probes(signature: dict, rows: int) -> Any:
+    """Records covering every training category and numbers of several signs and scales."""
+    import numpy as np
+    import pandas as pd
+
+    numbers = [0.0, 1.0, -1.0, 0.5, 2.5, -3.0, 10.0, -10.0, 100.0, 1000.0, 0.01]
+    n = min(rows, max(len(numbers), *(len(f.get("values") or []) + 1
+                                       for f in signature["inputs"])))
+    cols = {}
+    for k, f in enumerate(signature["inputs"]):
+        if f["type"] == "string":
+            values = list(f.get("values") or []) + ["<unseen>"]
+            cols[f["name"]] = np.array([values[(i + k) % len(values)] for i in range(n)],
+                                       dtype=object)
+        elif f["type"] == "boolean":
+            cols[f["name"]] = np.array([(i + k) % 2 == 0 for i in range(n)])
+        else:
+            vals = [numbers[(i + k) % len(numbers)] for i in range(n)]
+            cols[f["name"]] = np.array(vals, dtype=np.int64 if f["type"] == "integer"
+                                       else float)
+    return pd.DataFrame(cols)
 
 
 def parity(model: Any, onnx_model: OnnxModel, frame: Any, conf: OnnxConf) -> dict:
@@ -308,7 +355,7 @@ def ensure_export(ctx: Any, version: dict, signature: dict, conf: OnnxConf,
             return (*found, key)
         model = load()
         onnx_model = convert(model, signature, conf, threads)
-        frame, source = test_sample(ctx, version, conf.sample_rows)
+        frame, source = test_sample(ctx, version, conf.sample_rows, signature)
         check = {**parity(model, onnx_model, frame, conf), "sample": source}
         if not check["passed"]:
             raise StageError(f"the ONNX export of v{version['version']} does not match its "
