@@ -71,6 +71,7 @@ class Server:
         self.settings = serve_settings(self.ctx.spec)
         self.alias = options.get("alias")
         self.pinned = options.get("version")
+        self.runtime = options.get("runtime") or "sklearn"
         self.metrics = Metrics()
         self.shared = SharedMetrics(options["metrics_dir"], self.metrics) \
             if options.get("metrics_dir") else None
@@ -83,7 +84,8 @@ class Server:
         record = reg.get(self.name, self.pinned) if self.pinned is not None else \
             reg.resolve(self.name, self.alias)
         self.model: LoadedModel | None = load_version(
-            self.ctx, record, self.alias, self.settings.fast_path) if record is not None else None
+            self.ctx, record, self.alias, self.settings.fast_path,
+            self.runtime) if record is not None else None
         self._limit_threads()  # after the model's native libraries are loaded
         self.ctx.close()  # reopened by the thread that polls the registry
 
@@ -105,7 +107,8 @@ class Server:
             loop = asyncio.get_running_loop()
             try:
                 loaded = await loop.run_in_executor(None, load_version, self.ctx, record,
-                                                    self.alias, self.settings.fast_path)
+                                                    self.alias, self.settings.fast_path,
+                                                    self.runtime)
             except Exception:
                 self.metrics.reload_errors += 1
                 raise

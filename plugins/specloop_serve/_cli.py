@@ -42,6 +42,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--runtime", choices=("sklearn", "onnx"), default="sklearn",
+                   help="score with the scikit-learn pipeline (default) or its ONNX export "
+                        "in ONNX Runtime (extra onnx)")
     _common(p)
     p.set_defaults(handler=cmd_serve)
 
@@ -96,6 +99,19 @@ def _needs_serving_stack() -> None:
                           plugin="serve", fix="pip install 'specloop[serve]'")
 
 
+def _needs_onnx() -> None:
+    """``--runtime onnx`` needs the onnx plugin and its extra (a ConfigError, exit 2)."""
+    from specloop import ConfigError
+
+    try:
+        from specloop_onnx import require
+    except ImportError:
+        raise ConfigError("--runtime onnx needs the onnx plugin, which is not installed or "
+                          "is disabled", key="--runtime", fix="pip install 'specloop[onnx]'; "
+                          "check SPECLOOP_DISABLE_PLUGINS and plugins.disable") from None
+    require(key="--runtime", where="command line: --runtime onnx")
+
+
 def _context(args: argparse.Namespace) -> Any:
     from specloop import make_context
 
@@ -116,6 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               expected="a port in [0, 65535]" if flag == "--port"
                               else "an integer in [1, 64]", fix=f"pass a valid {flag}")
     _needs_serving_stack()
+    if args.runtime == "onnx":
+        _needs_onnx()
     from ._listener import bind
     from ._settings import OPTIONS_ENV
 
@@ -135,7 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _out(f"serving {record.get('name', options['project'])} {which} on "
              f"http://{args.host}:{port} ({args.workers} worker(s)); request logs: "
              f"{store_root + '/logs' if settings.log.enabled else 'off'}; "
-             f"admin routes: {'on' if settings.token else 'off'}")
+             f"admin routes: {'on' if settings.token else 'off'}; runtime: {args.runtime}")
         try:
             return _run_uvicorn(sock, args.host, port, args.workers)
         finally:
@@ -166,7 +184,8 @@ def _what_to_serve(args: argparse.Namespace) -> tuple[Any, dict, dict, str]:
                                     "serve", fix="run 'specloop run' (a version that passes "
                                     "the gate becomes champion), or pass --version N")
         options = {"project": str(ctx.project_dir), "overrides": list(ctx.spec.overrides),
-                   "alias": alias, "version": args.model_version}
+                   "alias": alias, "version": args.model_version,
+                   "runtime": getattr(args, "runtime", "sklearn")}
         store_root = ctx.store.root
     finally:
         ctx.close()

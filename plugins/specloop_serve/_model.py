@@ -199,6 +199,7 @@ class LoadedModel:
     alias: str | None
     loaded_at: float = field(default_factory=time.time)
     fast: Any = None  # a compiled FastPath when the pipeline's steps allow one
+    runtime: str = "sklearn"  # or "onnx": ``model`` and ``fast`` are the ONNX Runtime session
 
     @property
     def classes(self) -> list | None:
@@ -250,7 +251,10 @@ class LoadedModel:
                 "task": self.contract.signature.get("task"),
                 "target": self.contract.signature.get("target"),
                 "classes": self._classes, "signature": self.contract.signature,
-                "fast_path": self.fast is not None,
+                "fast_path": self.fast is not None and self.runtime == "sklearn",
+                "runtime": self.runtime,
+                **({"onnx": getattr(self.model, "record", None)} if self.runtime == "onnx"
+                   else {}),
                 "record_schema": self.contract.json_schema(),
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
 
@@ -268,10 +272,15 @@ def _plain(value: Any) -> Any:
 
 
 def load_version(ctx: Any, record: dict, alias: str | None,
-                 fast_path: bool = True) -> LoadedModel:
+                 fast_path: bool = True, runtime: str = "sklearn") -> LoadedModel:
     """Load a registry version for serving: the model through ``specloop.load_model`` (the
     registry's SHA-256 checked first, skops with recorded trusted types), its signature and,
     with ``fast_path``, the compiled scoring path when the pipeline allows one.
+
+    With ``runtime="onnx"`` the version's ONNX export is scored in ONNX Runtime instead
+    (``specloop_onnx.load_onnx``: the recorded export, read only if its bytes match their
+    recorded SHA-256, else converted and parity-checked now); it takes records directly, so
+    it stands in for both the model and the compiled path.
 
     This is the only place the server deserializes a model.
     """
@@ -280,8 +289,14 @@ def load_version(ctx: Any, record: dict, alias: str | None,
     from ._fastpath import compile_fast_path
 
     store = ctx.store
-    model = load_model(ctx, record)
     signature = json.loads(store.get(record["model_key"], "signature.json"))
+    if runtime == "onnx":
+        from specloop_onnx import load_onnx
+
+        onnx_model = load_onnx(ctx, record, signature)
+        return LoadedModel(ctx.model_name, int(record["version"]), record, onnx_model,
+                           Contract(signature), alias, fast=onnx_model, runtime="onnx")
+    model = load_model(ctx, record)
     return LoadedModel(ctx.model_name, int(record["version"]), record, model,
                        Contract(signature), alias,
                        fast=compile_fast_path(model, signature) if fast_path else None)

@@ -54,6 +54,9 @@ SCHEMAS: dict[str, dict] = {
             "metrics": {"type": "object"}, "task": {"type": ["string", "null"]},
             "target": {"type": ["string", "null"]}, "classes": {"type": ["array", "null"]},
             "signature": {"type": "object"}, "fast_path": {"type": "boolean"},
+            "runtime": {"type": "string", "enum": ["sklearn", "onnx"]},
+            "onnx": {"type": "object", "description": "runtime onnx: the export's key, "
+                                                      "SHA-256, input type, opset, parity"},
             "record_schema": {"type": "object"}, "loaded_at": {"type": "string"}}},
     "AdminResult": {
         "type": "object", "title": "AdminResult", "required": ["changed", "version"],

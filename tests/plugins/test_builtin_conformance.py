@@ -10,6 +10,7 @@ import pytest
 import specloop_bundle
 import specloop_drift
 import specloop_gates
+import specloop_onnx
 import specloop_retrain
 import specloop_serve
 import specloop_sklearn
@@ -155,6 +156,14 @@ class TestBundle(DeployerSuite):
     kind = "bundle"
     plugin = specloop_bundle
     config = {"path": "deploy/champion"}
+
+
+class TestOnnx(DeployerSuite):
+    """The bundle's small scikit-learn model, exported and checked against its pipeline."""
+
+    kind = "onnx"
+    plugin = specloop_onnx
+    config = {"path": "deploy/onnx", "sample_rows": 50}
 
 
 class TestObjectStoreFolder(DeployerSuite):
