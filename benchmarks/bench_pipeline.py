@@ -475,8 +475,8 @@ def report(rounds: list[dict], rows: int, per_month: int, meta: dict, notes: lis
         f"{statistics.median(per_sec) * 100:.1f} % of a core in the benchmark's own process, "
         f"outside the figures); largest process: its `ru_maxrss`, which Linux floors at the "
         f"RSS of the process that spawned it (this benchmark: {meta['own_rss'] / MIB:.0f} MiB)",
-        f"- verdicts use the paired medians; the one-parameter change necessarily follows the "
-        f"first run it changes, so its order does not alternate",
+        "- verdicts use the paired medians; the one-parameter change necessarily follows the "
+        "first run it changes, so its order does not alternate",
         f"- ROC AUC on the test rows: specloop {'/'.join(sorted(map(str, aucs['run'])))}, plain "
         f"script {'/'.join(sorted(map(str, aucs['plain'])))}"
         + (f", baseline {'/'.join(sorted(map(str, aucs['baseline'])))}" if "baseline" in labels

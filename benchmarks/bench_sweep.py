@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU and memory of the whole process tree (orphans "
           f"{'counted' if subreaper else 'NOT counted: no subreaper'}: "
           + ", ".join(f"{k} {max(r[k]['orphans'] for r in rounds)}" for k in names)
-          + " at most per sweep), memory "
-          f"sampled every 20 ms\n")
+          + " at most per sweep), memory sampled every 20 ms\n")
     left = max(r[k]["left"] for r in rounds for k in names)
     if left:
         print(f"WARNING: up to {left} process(es) of a sweep were still running 120 s after it "

@@ -1,10 +1,7 @@
 """Small inline-SVG charts for the HTML report: line, bar, ROC curve, heat-map, histogram
-overlay and scatter. Pure Python (numbers in, an ``<svg>`` string out), every text escaped.
-
-Each chart is ``<svg class="chart" data-chart=NAME>`` with a ``<title>``; every data mark
-(a point, a bar, a cell, a line) carries ``class="mark"``, so a test or a reader of the DOM
-can tell an empty chart from a drawn one. Callers downsample: the helpers draw what they get.
-"""
+overlay and scatter; numbers in, an ``<svg class="chart" data-chart=NAME>`` string out, every
+text escaped. Every data mark carries ``class="mark"``, so the DOM tells an empty chart from
+a drawn one. Callers downsample: the helpers draw what they get."""
 
 from __future__ import annotations
 
@@ -172,9 +169,8 @@ def rotates(labels: Sequence[str]) -> bool:
 
 def bottom_for(labels: Sequence[str]) -> int:
     """The bottom padding that fits these x tick labels and the axis label below them."""
-    if not rotates(labels):
-        return PAD_B
-    return min(110, 44 + int(3.8 * max(len(_clip(s, 18)) for s in labels)))
+    return min(110, 44 + int(3.8 * max(len(_clip(s, 18)) for s in labels))) \
+        if rotates(labels) else PAD_B
 
 
 def empty(name: str, title: str, why: str) -> str:

@@ -40,7 +40,7 @@ def test_credentials_never_reach_a_record_or_an_output(project):
     doc = json.loads(shown.stdout)
     assert doc["config"]["store"]["storage_options"]["secret"] == "***"
     assert doc["config"]["plugins"]["serve"]["token"] == "***"
-    assert f"+store.storage_options.secret=***" in doc["overrides"]
+    assert "+store.storage_options.secret=***" in doc["overrides"]
     _assert_nowhere(project.root, shown.output, *outputs)
 
 
