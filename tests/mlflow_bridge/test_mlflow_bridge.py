@@ -84,19 +84,39 @@ def test_runs_versions_and_aliases_are_mirrored(project, mlflow_server):
     assert len(api.versions(model)) == 2
 
 
-def test_a_server_that_is_down_is_one_warning(project, dead_url):
-    mirror_to(project, dead_url, timeout=2, retries=0)
+def test_a_server_that_is_down_is_one_warning_and_sync_catches_up(project, dead_url,
+                                                                    mlflow_server):
+    with_password = dead_url.replace("//", "//ops:s3cret@")
+    mirror_to(project, with_password, timeout=2, retries=0)
     result = project.cli("run")
     assert result.exit_code == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "mlflow" in line]
     assert len(lines) == 1, result.stderr
-    assert "could not mirror" in lines[0] and "127.0.0.1" in lines[0]
-    assert "record is committed" in lines[0] and "fix:" in lines[0]
+    assert lines[0].startswith("specloop: warning: mlflow: could not mirror")
+    assert dead_url in lines[0] and "connection refused" in lines[0]
+    assert "record is committed" in lines[0] and "specloop mlflow sync" in lines[0]
+    assert "s3cret" not in result.stderr + result.stdout
     ctx = project.context()
     try:
         assert ctx.registry.get("small", 1)["version"] == 1  # specloop's record is whole
+        assert ctx.registry.aliases("small") == {"champion": 1}
     finally:
         ctx.close()
+
+    # the server is back (here: another one): sync mirrors what the record holds, once
+    names = mirror_to(project, mlflow_server.url)
+    for _ in range(2):
+        synced = project.cli("mlflow", "sync", "--project", str(project.root))
+        assert synced.exit_code == 0, synced.stderr
+        assert "1 runs, 1 versions, 1 aliases" in synced.stdout
+    assert len(mlflow_server.runs(names["experiment"])) == 1
+    (v1,) = mlflow_server.versions(names["registered_model"])
+    assert mlflow_server.alias(names["registered_model"], "champion")["version"] == v1["version"]
+
+
+def test_sync_needs_a_tracking_uri(project):
+    result = project.cli("mlflow", "sync", "--project", str(project.root))
+    assert result.exit_code == 2 and "plugins.mlflow.tracking_uri" in result.stderr
 
 
 def test_fail_error_names_the_plugin_after_the_record_committed(project, dead_url):

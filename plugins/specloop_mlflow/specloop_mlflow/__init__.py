@@ -85,3 +85,11 @@ def specloop_after_alias_change(run, name, alias, version, previous, action, rea
 
         mirror(run, settings, "alias", name=name, alias=alias, version=version,
                previous=previous, action=action, reason=reason)
+
+
+@hookimpl
+def specloop_add_cli_commands(subparsers):
+    """``specloop mlflow sync``."""
+    from ._command import add_commands
+
+    add_commands(subparsers)

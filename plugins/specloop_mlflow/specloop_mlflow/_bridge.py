@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
+import re
 import tempfile
 import warnings
 from datetime import datetime
@@ -60,26 +60,42 @@ def http_limits(settings: Any):
                 os.environ[k] = v
 
 
-def mirror(run: Any, settings: Any, what: str, **event: Any) -> None:
-    """Mirror one event; a failure is a warning (``fail: warn``) or a PluginError."""
+def describe(exc: BaseException, settings: Any) -> str:
+    """One short line for what went wrong, with no credentials in it."""
+    text = " ".join(str(exc).split())
+    if "Connection refused" in text or "NewConnectionError" in text:
+        text = "connection refused"
+    elif "timed out" in text.lower() or "ReadTimeout" in text:
+        text = f"no answer within {settings.timeout} s"
+    elif "Max retries exceeded" in text:
+        text = text.split("Caused by", 1)[-1].strip(" ()")
+    return re.sub(r"//[^/@\s]+@", "//", text)[:300] or type(exc).__name__
+
+
+def failure(settings: Any, what: str, exc: BaseException) -> PluginError:
     uri = public_uri(settings.tracking_uri)
+    return PluginError(
+        f"mlflow: could not mirror the {what} to MLflow at {uri} ({describe(exc, settings)}); "
+        "specloop's record is committed and unaffected", plugin="mlflow", distribution=DIST,
+        fix="check that the server answers (curl <tracking_uri>/health) and the "
+            "MLFLOW_TRACKING_* credentials, then run `specloop mlflow sync`")
+
+
+def mirror(run: Any, settings: Any, what: str, **event: Any) -> None:
+    """Mirror one event; a failure is one warning (``fail: warn``) or a PluginError."""
     if run.run_id in _down:
-        return  # already reported for this command
+        return  # already reported for this command: no second wait on a server that is down
     try:
         with http_limits(settings):
             bridge = Bridge(run, settings)
             {"run": bridge.mirror_run, "version": bridge.mirror_version,
              "alias": bridge.mirror_alias}[what](**event)
     except Exception as exc:  # noqa: BLE001 - whatever MLflow raised, the record stands
-        cause = " ".join(str(exc).split())[:300] or type(exc).__name__
-        _down[run.run_id] = cause
-        message = (f"mlflow: could not mirror the {what} to MLflow at {uri} ({cause}); "
-                   "specloop's record is committed and unaffected")
-        fix = ("check that the server answers (curl <tracking_uri>/health) and the "
-               "MLFLOW_TRACKING_* credentials, then run `specloop mlflow sync`")
+        error = failure(settings, what, exc)
+        _down[run.run_id] = error.args[0]
         if settings.fail == "error":
-            raise PluginError(message, plugin="mlflow", distribution=DIST, fix=fix) from exc
-        warnings.warn(f"{message}; fix: {fix}", stacklevel=2)
+            raise error from None  # MLflow's own message may hold the URI's credentials
+        warnings.warn(f"{error.args[0]}; fix: {error.fix}", stacklevel=2)
 
 
 def _ms(iso: str | None) -> int | None:
@@ -292,13 +308,17 @@ class Bridge:
 
     # -- aliases ----------------------------------------------------------------------------
 
-    def mirror_alias(self, name: str, alias: str, version: int, previous: int | None,
-                     action: str, reason: str) -> None:
+    def mirror_alias(self, name: str, alias: str, version: int, previous: int | None = None,
+                     action: str | None = None, reason: str | None = None) -> None:
+        """Point the MLflow ``alias`` at the mirror of ``version``; record specloop's action
+        and reason as tags (``action=None``: the alias only, as ``sync`` does)."""
         self.ensure_model()
         target = self.find_version(version)
         if target is None:  # the version was registered while MLflow was away: mirror it now
             target = self.mirror_version(self.run.registry.get(name, version))
         self.client.set_registered_model_alias(self.model, alias, target.version)
+        if action is None:
+            return
         for key, value in ((f"specloop.{alias}.action", action),
                            (f"specloop.{alias}.reason", reason),
                            (f"specloop.{alias}.previous", previous)):
@@ -307,3 +327,22 @@ class Bridge:
         self.client.set_registered_model_tag(
             self.model, f"specloop.{alias}",
             _short(f"v{version} ({action}{f' from v{previous}' if previous else ''}): {reason}"))
+
+
+def sync(run: Any, settings: Any) -> dict[str, int]:
+    """Mirror what the record holds (every finished run, every version, the aliases as they
+    stand), skipping what is mirrored already: the fix after MLflow was away."""
+    done = {"runs": 0, "versions": 0, "aliases": 0}
+    with http_limits(settings):
+        bridge = Bridge(run, settings)
+        for rec in run.registry.runs():
+            if rec["status"] in ("succeeded", "failed") and rec["command"] != "loop":
+                bridge.mirror_run(specloop.read_manifest(run, rec["run_id"]))
+                done["runs"] += 1
+        for version in run.registry.versions(run.model_name):
+            bridge.mirror_version(version)
+            done["versions"] += 1
+        for alias, number in run.registry.aliases(run.model_name).items():
+            bridge.mirror_alias(run.model_name, alias, number)
+            done["aliases"] += 1
+    return done
