@@ -55,9 +55,9 @@ class MlflowRest:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def get(self, path: str, **query) -> dict:
+    def get(self, endpoint: str, **query) -> dict:
         q = urllib.parse.urlencode(query)
-        with urllib.request.urlopen(f"{self.url}/api/2.0/mlflow/{path}?{q}", timeout=10) as r:
+        with urllib.request.urlopen(f"{self.url}/api/2.0/mlflow/{endpoint}?{q}", timeout=10) as r:
             return json.loads(r.read() or b"{}")
 
     def post(self, path: str, body: dict) -> dict:

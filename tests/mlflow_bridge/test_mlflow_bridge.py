@@ -45,26 +45,38 @@ def test_runs_versions_and_aliases_are_mirrored(project, mlflow_server):
     assert tags["specloop.model_artifact"].startswith("file://")
     assert "specloop.data_fingerprint" in tags and "specloop.specloop_version" in tags
 
-    (v1,) = api.versions(model)
+    (v1,) = [v for v in api.versions(model)
+             if {t["key"]: t["value"] for t in v["tags"]}["specloop.version"] == "1"]
     assert v1["run_id"] == mrun["info"]["run_id"]
     assert v1["source"] == "specloop://small/versions/1"
     vtags = {t["key"]: t["value"] for t in v1["tags"]}
     assert vtags["specloop.version"] == "1" and len(vtags["specloop.sha256"]) > 64
     assert api.alias(model, "champion")["version"] == v1["version"]
 
+    # MLflow's client prints nothing into specloop's output
+    quiet = project.cli("run", "model.params.C=0.5", "-q")
+    assert quiet.exit_code == 0 and "mlflow" not in (quiet.stdout + quiet.stderr).lower()
+
     # a second version, forced to champion, then rolled back: MLflow follows
     assert project.cli("run", "model.params.C=0.05").exit_code == 0
-    assert len(api.versions(model)) == 2
-    promoted = project.cli("registry", "promote", "2", "--force", "--reason", "hotfix",
+    assert len(api.versions(model)) == 3
+    promoted = project.cli("registry", "promote", "3", "--force", "--reason", "hotfix",
                            "--no-deploy")
     assert promoted.exit_code == 0, promoted.stderr
     champion = api.alias(model, "champion")
-    assert {t["key"]: t["value"] for t in champion["tags"]}["specloop.version"] == "2"
+    assert {t["key"]: t["value"] for t in champion["tags"]}["specloop.version"] == "3"
     back = project.cli("registry", "rollback", "--reason", "bad canary", "--no-deploy")
     assert back.exit_code == 0, back.stderr
+    ctx = project.context()
+    try:
+        expected = ctx.registry.aliases("small")["champion"]  # the record decides
+    finally:
+        ctx.close()
+    assert expected != 3
     champion = api.alias(model, "champion")
     ctags = {t["key"]: t["value"] for t in champion["tags"]}
-    assert ctags["specloop.version"] == "1"
+    assert ctags["specloop.version"] == str(expected)
+    assert ctags["specloop.champion.previous"] == "3"
     assert ctags["specloop.champion.action"] == "rollback"
     assert ctags["specloop.champion.reason"] == "bad canary"
 
@@ -76,12 +88,13 @@ def test_runs_versions_and_aliases_are_mirrored(project, mlflow_server):
         specloop_mlflow.specloop_after_run(run=ctx, manifest=first.manifest)
         specloop_mlflow.specloop_after_register(run=ctx, version=ctx.registry.get("small", 1))
         specloop_mlflow.specloop_after_alias_change(
-            run=ctx, name="small", alias="champion", version=1, previous=2, action="rollback",
+            run=ctx, name="small", alias="champion", version=expected, previous=3,
+            action="rollback",
             reason="bad canary")
     finally:
         ctx.close()
     assert len(api.runs(names["experiment"], f"tags.`specloop.run_id` = '{run_id}'")) == 1
-    assert len(api.versions(model)) == 2
+    assert len(api.versions(model)) == 3
 
 
 def test_a_server_that_is_down_is_one_warning_and_sync_catches_up(project, dead_url,
@@ -136,3 +149,16 @@ def test_settings_are_checked(project):
     mirror_to(project, "http://127.0.0.1:1", fail="maybe")
     result = project.cli("validate")
     assert result.exit_code == 2 and "plugins.mlflow.fail" in result.stderr
+
+
+def test_log_model_uploads_the_verified_files(project, mlflow_server):
+    api = mlflow_server
+    names = mirror_to(project, api.url, log_model=True)
+    run_id = project.run().manifest["run_id"]
+    (mrun,) = api.runs(names["experiment"], f"tags.`specloop.run_id` = '{run_id}'")
+    listed = api.get("artifacts/list", run_id=mrun["info"]["run_id"], path="specloop-model")
+    uploaded = {f["path"].rsplit("/", 1)[-1] for f in listed.get("files", [])}
+    (v1,) = api.versions(names["registered_model"])
+    vtags = {t["key"]: t["value"] for t in v1["tags"]}
+    assert uploaded and uploaded == set(__import__("json").loads(vtags["specloop.sha256"]))
+    assert v1["source"].endswith("/specloop-model")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -43,16 +44,24 @@ def public_uri(uri: str) -> str:
 @contextlib.contextmanager
 def http_limits(settings: Any):
     """MLflow's client reads its timeout and retry policy from the environment on each request:
-    bound them for the bridge's calls (and restore whatever was set before)."""
-    values = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.timeout),
+    bound them for the bridge's calls (and restore whatever was set before). Its links to the
+    UI on stdout and its INFO lines are silenced: specloop's own output stays clean."""
+    values = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.timeout),
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.retries),
               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.3"}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
+    import mlflow  # noqa: F401 - configures its loggers when first imported: before the change
+
+    log = logging.getLogger("mlflow")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
     try:
         yield
     finally:
+        log.setLevel(level)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
