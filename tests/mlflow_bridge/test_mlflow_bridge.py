@@ -7,6 +7,10 @@ import uuid
 
 import pytest
 
+# the server fixtures (a module of their own: a second conftest.py would shadow tests/conftest.py
+# for the suites that import helpers from it)
+from mlflow_fixtures import _mlflow_installed, dead_url, mlflow_server  # noqa: F401
+
 
 def mirror_to(project, url: str, **settings) -> dict:
     """Point ``project`` at ``url``; a fresh experiment and registered model for each test."""
