@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,19 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # composed specs are cached per user; the suite keeps its own cache (child processes inherit it)
 os.environ.setdefault("SPECLOOP_CACHE_DIR", tempfile.mkdtemp(prefix="specloop-test-cache-"))
+
+
+def pip_install_target(source: Path, target: Path) -> None:
+    """``pip install --target`` of a distribution's source folder: a local build with the
+    environment's setuptools, else an isolated build."""
+    base = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+            "--disable-pip-version-check", "--target", str(target)]
+    done = subprocess.run([*base, "--no-build-isolation", str(source)], capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        done = subprocess.run([*base, str(source)], capture_output=True, text=True,
+                              timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def small_csv(path: Path, rows: int = 300, seed: int = 0, shift: float = 0.0) -> Path:

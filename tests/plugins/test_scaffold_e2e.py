@@ -12,21 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import pip_install_target
+
 pytestmark = pytest.mark.slow
 _SCRIPT = Path(sys.executable).with_name("specloop")
 SPECLOOP = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "specloop.cli"]
-
-
-def _pip_install(source: Path, target: Path) -> None:
-    """``pip install --target``: a local build with the venv's setuptools, else isolated."""
-    base = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-            "--disable-pip-version-check", "--target", str(target)]
-    done = subprocess.run([*base, "--no-build-isolation", str(source)], capture_output=True,
-                          text=True, timeout=300)
-    if done.returncode != 0:
-        done = subprocess.run([*base, str(source)], capture_output=True, text=True,
-                              timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def specloop(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -61,7 +51,7 @@ def test_new_plugin_installs_and_passes_its_conformance_suite(tmp_path):
     specloop("new", "plugin", "key-drift", cwd=tmp_path)
     source = tmp_path / "specloop-key-drift"
     target = tmp_path / "site"
-    _pip_install(source, target)
+    pip_install_target(source, target)
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("SPECLOOP_PLUGINS", None)
     env.pop("SPECLOOP_DISABLE_PLUGINS", None)

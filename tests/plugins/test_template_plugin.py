@@ -11,22 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import pip_install_target
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "plugins" / "_template"
 _SCRIPT = Path(sys.executable).with_name("specloop")
 SPECLOOP = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "specloop.cli"]
-
-
-def _pip_install(source: Path, target: Path) -> None:
-    base = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-            "--disable-pip-version-check", "--target", str(target)]
-    # a local build with the venv's setuptools; fall back to an isolated build
-    done = subprocess.run([*base, "--no-build-isolation", str(source)], capture_output=True,
-                          text=True, timeout=300)
-    if done.returncode != 0:
-        done = subprocess.run([*base, str(source)], capture_output=True, text=True,
-                              timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +26,7 @@ def installed(tmp_path_factory) -> dict:
     shutil.copytree(TEMPLATE, source, ignore=shutil.ignore_patterns(
         "build", "dist", "*.egg-info", "__pycache__"))
     target = tmp_path_factory.mktemp("site")
-    _pip_install(source, target)
+    pip_install_target(source, target)
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("SPECLOOP_PLUGINS", None)
     env.pop("SPECLOOP_DISABLE_PLUGINS", None)
