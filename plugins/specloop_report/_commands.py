@@ -41,6 +41,8 @@ def report(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     what = "loop" if args.loop else "sweep" if args.sweep is not None else "run"
+    if args.sweep and "=" in args.sweep:  # `--sweep stack=s3`: an override, not a folder
+        args.overrides, args.sweep = [args.sweep, *args.overrides], ""
     with closing(make_context(args.project, args.overrides, echo=print)) as ctx:
         out, page = write_report(ctx, what, args.sweep if what == "sweep" else args.run,
                                  args.output)

@@ -130,6 +130,8 @@ def test_sweep_report(classifier):
     charts = charts_of(html).charts
     assert charts["leaderboard"] == 2 and charts["member-seconds"] == 2
     assert "model.params.C=0.01" in html and "model.params.C=1.0" in html
+    code, output, html = report(classifier, "--sweep", "project.seed=0")  # an override
+    assert code == 0 and 'data-chart="leaderboard"' in html, output
     folder = next((classifier.root / ".specloop" / "sweeps").iterdir())
     code, output, again = report(classifier, "--sweep", str(folder))
     assert code == 0 and 'data-chart="leaderboard"' in again
