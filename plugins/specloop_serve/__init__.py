@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from specloop import ComponentSpec, DataConf, Interval, Stage, hookimpl, param
+from specloop import ComponentSpec, DataConf, Interval, Options, Stage, hookimpl, param
 
 _HINT = "pip install 'specloop[serve]'"
 
@@ -29,6 +29,9 @@ class LocalServerConf:
                       help="TCP port (0: a free port chosen at start)")
     workers: int = param(1, check=Interval(int, 1, 64), help="uvicorn worker processes")
     alias: str = param("champion", help="the registry alias the server follows")
+    runtime: str = param("sklearn", check=Options("sklearn", "onnx"),
+                         help="what scores requests: the pipeline, or its parity-checked ONNX "
+                              "export (extra onnx)")
     ready_timeout: float = param(60.0, check=Interval(float, 0, None, closed="neither"),
                                  help="seconds to wait for /ready before the stage fails")
     state_dir: str = param(".specloop-serve",

@@ -122,7 +122,7 @@ class LocalServer:
         log = d / f"{ctx.model_name}.log"
         cmd = [sys.executable, "-m", "specloop.cli", "serve", "--project", str(ctx.project_dir),
                "--host", c.host, "--port", str(port), "--workers", str(c.workers),
-               "--alias", c.alias, *ctx.spec.overrides]
+               "--alias", c.alias, "--runtime", c.runtime, *ctx.spec.overrides]
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,

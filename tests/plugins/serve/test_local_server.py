@@ -79,3 +79,18 @@ def test_deploy_fails_with_the_server_log_when_the_port_is_taken(tmp_path):
         assert p.cli("server", "status", "--project", str(p.root), *deploy).exit_code == 1
     finally:
         blocker.close()
+
+
+def test_the_managed_server_runs_the_onnx_runtime_when_asked(tmp_path):
+    pytest.importorskip("onnxruntime")
+    p = build_project(tmp_path / "proj", versions=1)
+    root = p.root
+    deploy = ["deploy=local_server", "deploy.port=0", "deploy.runtime=onnx"]
+    try:
+        res = specloop("run", *deploy, "--project", str(root), cwd=root)
+        assert res.returncode == 0, res.stdout + res.stderr
+        state = json.loads((root / ".specloop-serve" / "small.json").read_text())
+        code, meta = Client(state["port"]).json("GET", "/metadata")
+        assert code == 200 and meta["runtime"] == "onnx", meta
+    finally:
+        p.cli("server", "stop", "--project", str(root), *deploy)
