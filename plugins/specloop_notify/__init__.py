@@ -56,13 +56,9 @@ class _SinksCheck:
                     raise ConfigError(f"invalid value for {key}.{name}", key=f"{key}.{name}",
                                       got=getattr(sink, name), expected=check.describe(),
                                       fix=f"set {key}.{name} to {check.describe()}")
-            if sink.kind in ("webhook", "chat") and not sink.url:
-                raise ConfigError(f"{key} ({sink.kind}) has no url", key=f"{key}.url",
-                                  expected="an http(s) URL",
-                                  fix="set it, e.g. url: ${oc.env:SPECLOOP_NOTIFY_URL} "
-                                      "(notify=webhook reads SPECLOOP_NOTIFY_URL, notify=chat "
-                                      "SPECLOOP_CHAT_WEBHOOK_URL)")
-            if sink.kind in ("webhook", "chat") and not str(sink.url).startswith(
+            # no url is allowed (a preset reading an unset variable): that sink sends nothing
+            # and says so once per event; a url that is not http(s) is refused
+            if sink.kind in ("webhook", "chat") and sink.url and not str(sink.url).startswith(
                     ("http://", "https://")):
                 raise ConfigError(f"{key}.url is not an http(s) URL", key=f"{key}.url",
                                   got="***", expected="http://… or https://…",
@@ -109,6 +105,11 @@ def _send(run: Any, events: list[dict]) -> None:
     for index, sink in enumerate(settings.sinks):
         for event in events:
             if not wants(sink, event["event"]):
+                continue
+            if sink.kind != "log" and not sink.url:
+                warn(f"notify: {sink.kind} sink {index} has no url (plugins.notify.sinks."
+                     f"{index}.url; notify=webhook reads SPECLOOP_NOTIFY_URL, notify=chat "
+                     f"SPECLOOP_CHAT_WEBHOOK_URL): event {event['event']!r} not sent")
                 continue
             try:
                 deliver(sink, event, project_dir)

@@ -191,8 +191,10 @@ def test_the_notify_group_and_bad_sinks(tmp_path):
     res = specloop("validate", "--show", "+notify=log", cwd=p.root)
     assert res.returncode == 0, res.stderr
     assert ".specloop/notify/events.jsonl" in res.stdout
-    res = specloop("validate", "+notify=webhook", cwd=p.root, env={"SPECLOOP_NOTIFY_URL": ""})
-    assert res.returncode == 2 and "plugins.notify.sinks.0" in res.stderr
+    res = specloop("validate", "+notify=webhook", cwd=p.root,
+                   env={"SPECLOOP_NOTIFY_URL": "ftp://x/token=zz"})
+    assert res.returncode == 2 and "plugins.notify.sinks.0.url" in res.stderr
+    assert "zz" not in res.stderr
     res = specloop("validate", "+notify=webhook", cwd=p.root,
                    env={"SPECLOOP_NOTIFY_URL": "https://example.invalid/x?token=zz"})
     assert res.returncode == 0, res.stderr
