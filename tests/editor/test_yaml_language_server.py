@@ -38,10 +38,12 @@ def conf_files(project: Path) -> dict[str, str]:
             for p in sorted((project / "conf").rglob("*.yaml"))}
 
 
-def diagnose(project: Path, files: dict[str, str]) -> dict[str, list[dict]]:
+def diagnose(project: Path, files: dict[str, str], expect: bool = False
+             ) -> dict[str, list[dict]]:
+    """Each file's diagnostics; ``expect``: every file has a mistake, so wait for each one's."""
     with YamlLanguageServer(project, settings_of(project)) as server:
         server.ready()
-        return server.diagnose(files)
+        return server.diagnose(files, expect=expect)
 
 
 def messages(found: dict[str, list[dict]]) -> dict[str, list[str]]:
@@ -137,7 +139,7 @@ def test_typical_mistakes_are_flagged(made):
         stem, suffix = path.rsplit(".", 1)
         files[f"{stem}_{i}.{suffix}" if path != "conf/config.yaml" else f"conf/config_{i}.yaml"] = text
         expect[name] = (list(files)[-1], says, line)
-    found = diagnose(project, files)
+    found = diagnose(project, files, expect=True)
     flagged = 0
     for name, (path, says, line) in expect.items():
         diags = found[path]
@@ -156,7 +158,7 @@ def test_mistakes_are_reported_on_their_line(made):
         "conf/retrain/b.yaml": "kind: any_of\npolicies:\n  - kind: on_drift\n  - kind: every\n"
                                "    batches: -2\n",
     }
-    found = diagnose(project, files)
+    found = diagnose(project, files, expect=True)
     assert [d["range"]["start"]["line"] for d in found["conf/model/a.yaml"]] == [3]
     assert [d["range"]["start"]["line"] for d in found["conf/retrain/b.yaml"]] == [4]
 
